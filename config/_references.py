@@ -1,0 +1,138 @@
+"""Cross-field checks of a deployment: unique names and resolvable references.
+
+Each problem is raised as :class:`ReferenceProblem`, which carries the path of the
+offending field so the YAML loader can point at the exact line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from pydantic import TypeAdapter, ValidationError
+
+from config.types import EvmAddress, SolanaAddress
+
+if TYPE_CHECKING:
+    from config.models import Deployment
+
+Path = tuple[str | int, ...]
+
+_EVM = TypeAdapter(EvmAddress)
+_SOLANA = TypeAdapter(SolanaAddress)
+
+
+class ReferenceProblem(ValueError):
+    """A deployment-level inconsistency at `path` (e.g. an unknown planner name)."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean X?)' hint, or the valid choices when nothing is close."""
+    options = sorted(set(choices))
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; valid names: {', '.join(options)}" if options else "; none are defined"
+
+
+def _unknown(path: Path, kind: str, name: str, known: Iterable[str]) -> ReferenceProblem:
+    return ReferenceProblem(path, f"unknown {kind} {name!r}{did_you_mean(name, known)}")
+
+
+def _check_unique(section: str, names: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            raise ReferenceProblem(
+                (section, index, "name"), f"duplicate {section} name {name!r}; names must be unique"
+            )
+        seen.add(name)
+
+
+def check_references(deployment: Deployment) -> None:
+    """Raise :class:`ReferenceProblem` for the first inconsistency found."""
+    for section in ("chains", "planners", "agents", "address_book"):
+        _check_unique(section, [item.name for item in getattr(deployment, section)])
+    _check_chain_ids(deployment)
+    _check_assets(deployment)
+    _check_address_book(deployment)
+    _check_agents(deployment)
+
+
+def _check_chain_ids(deployment: Deployment) -> None:
+    seen: dict[int, str] = {}
+    for index, chain in enumerate(deployment.chains):
+        if chain.family != "evm":
+            continue
+        if chain.chain_id in seen:
+            raise ReferenceProblem(
+                ("chains", index, "chain_id"),
+                f"chain id {chain.chain_id} is used by both {seen[chain.chain_id]!r} and "
+                f"{chain.name!r}; each EVM chain needs its own chain id",
+            )
+        seen[chain.chain_id] = chain.name
+
+
+def _check_assets(deployment: Deployment) -> None:
+    families = {chain.name: chain.family for chain in deployment.chains}
+    seen: set[tuple[str, str]] = set()
+    for index, asset in enumerate(deployment.assets):
+        if asset.chain not in families:
+            raise _unknown(("assets", index, "chain"), "chain", asset.chain, families)
+        family = families[asset.chain]
+        if asset.erc20 is not None and family != "evm":
+            raise ReferenceProblem(
+                ("assets", index, "erc20"), f"erc20 token on non-EVM chain {asset.chain!r}"
+            )
+        if asset.spl_mint is not None and family != "solana":
+            raise ReferenceProblem(
+                ("assets", index, "spl_mint"), f"spl_mint on non-Solana chain {asset.chain!r}"
+            )
+        if (asset.symbol, asset.chain) in seen:
+            raise ReferenceProblem(
+                ("assets", index, "symbol"),
+                f"asset {asset.symbol} is defined twice on chain {asset.chain!r}",
+            )
+        seen.add((asset.symbol, asset.chain))
+
+
+def _check_address_book(deployment: Deployment) -> None:
+    families = {chain.name: chain.family for chain in deployment.chains}
+    agents = [agent.name for agent in deployment.agents]
+    for index, party in enumerate(deployment.address_book):
+        if party.agent is not None and party.agent not in agents:
+            raise _unknown(("address_book", index, "agent"), "agent", party.agent, agents)
+        for chain, address in party.addresses.items():
+            path: Path = ("address_book", index, "addresses", chain)
+            if chain not in families:
+                raise _unknown(path, "chain", chain, families)
+            try:
+                (_EVM if families[chain] == "evm" else _SOLANA).validate_python(address)
+            except ValidationError as exc:
+                raise ReferenceProblem(path, exc.errors()[0]["msg"].removeprefix("Value error, "))
+
+
+def _check_agents(deployment: Deployment) -> None:
+    planners = [planner.name for planner in deployment.planners]
+    chains = [chain.name for chain in deployment.chains]
+    parties = [party.name for party in deployment.address_book]
+    for index, agent in enumerate(deployment.agents):
+        base: Path = ("agents", index)
+        if agent.planner not in planners:
+            raise _unknown((*base, "planner"), "planner", agent.planner, planners)
+        for position, chain in enumerate(agent.chains):
+            if chain not in chains:
+                raise _unknown((*base, "chains", position), "chain", chain, chains)
+        symbols = {a.symbol for a in deployment.assets if a.chain in agent.chains}
+        for position, symbol in enumerate(agent.assets):
+            if symbol not in symbols:
+                raise _unknown((*base, "assets", position), "asset", symbol, symbols)
+        for position, party in enumerate(agent.counterparties):
+            if party not in parties:
+                raise _unknown((*base, "counterparties", position), "counterparty", party, parties)

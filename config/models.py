@@ -1,0 +1,356 @@
+"""Pydantic models of a whole deployment: operator, chains, assets, address book,
+planners, agents and store.
+
+Every model is frozen and forbids unknown keys, so a typo in YAML is an error rather
+than a silently ignored setting. Cross-references (an agent naming a chain, a planner or
+a counterparty) are checked in :mod:`config._references` once the whole file is parsed.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from config.types import (
+    CronExpression,
+    Duration,
+    EvmAddress,
+    Name,
+    NonNegativeAmount,
+    PositiveAmount,
+    SolanaAddress,
+)
+
+
+class Model(BaseModel):
+    """Base of every configuration model: frozen, strict about unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Operator(Model):
+    """Who runs the deployment. Secrets never live here: the keystore holds them."""
+
+    name: Name
+    keystore: str | None = Field(
+        default=None,
+        description="Directory of encrypted keystore files; default <data_dir>/keystore.",
+    )
+    did: str | None = Field(
+        default=None,
+        pattern=r"^did:key:z[1-9A-HJ-NP-Za-km-z]+$",
+        description="The operator's did:key, printed by `keys init`; credentials from any "
+        "other issuer are rejected.",
+    )
+
+
+class ConfirmationsFinality(Model):
+    """A transaction is final after this many blocks on top of it."""
+
+    confirmations: int = Field(ge=0, le=10_000)
+
+
+class BlockTagFinality(Model):
+    """A transaction is final once included at or below the `safe`/`finalized` block."""
+
+    block_tag: Literal["safe", "finalized"]
+
+
+def _key_tag(*keys: str) -> Any:
+    """Pick a union member by which key a mapping has, so errors name one model."""
+
+    def tag(value: Any) -> str | None:
+        for key in keys:
+            if (isinstance(value, dict) and key in value) or hasattr(value, key):
+                return key
+        return None
+
+    return Discriminator(
+        tag,
+        custom_error_type="missing_key",
+        custom_error_message=f"expected a mapping with one of the keys {', '.join(keys)}",
+    )
+
+
+EvmFinality = Annotated[
+    Annotated[ConfirmationsFinality, Tag("confirmations")]
+    | Annotated[BlockTagFinality, Tag("block_tag")],
+    _key_tag("confirmations", "block_tag"),
+]
+
+
+class EvmFees(Model):
+    """Caps on EIP-1559 fees, in gwei. Transactions above a cap are not sent."""
+
+    max_fee_gwei: PositiveAmount = Decimal(100)
+    max_priority_fee_gwei: NonNegativeAmount = Decimal(2)
+
+    @model_validator(mode="after")
+    def _priority_below_max(self) -> EvmFees:
+        if self.max_priority_fee_gwei > self.max_fee_gwei:
+            raise ValueError(
+                f"max_priority_fee_gwei {self.max_priority_fee_gwei} exceeds max_fee_gwei "
+                f"{self.max_fee_gwei}; the priority fee is part of the max fee"
+            )
+        return self
+
+
+class LocalChain(Model):
+    """Settings used only when `rpc: local` (devnet or in-process chains)."""
+
+    fund_agents: NonNegativeAmount = Field(
+        default=Decimal(100), description="Native coins given to each agent at start."
+    )
+
+
+class EvmChain(Model):
+    """An EVM chain (Arbitrum, Optimism, Base or any chain id)."""
+
+    name: Name
+    family: Literal["evm"]
+    chain_id: int = Field(gt=0, lt=2**63)
+    rpc: str = Field(description="An http(s) URL, or `local` for a devnet chain.")
+    finality: EvmFinality = ConfirmationsFinality(confirmations=1)
+    fees: EvmFees = EvmFees()
+    local: LocalChain = LocalChain()
+
+    @field_validator("rpc")
+    @classmethod
+    def _rpc_url(cls, value: str) -> str:
+        return _check_rpc(value)
+
+
+SolanaCluster = Literal["mainnet-beta", "devnet", "testnet", "localnet"]
+
+
+class SolanaFinality(Model):
+    """Commitment at which a Solana transaction counts as final."""
+
+    commitment: Literal["confirmed", "finalized"] = "confirmed"
+
+
+class SolanaFees(Model):
+    """Compute budget for every transaction."""
+
+    compute_unit_limit: int = Field(default=200_000, gt=0, le=1_400_000)
+    priority_fee_microlamports: int = Field(default=0, ge=0, le=10**12)
+
+
+class SolanaChain(Model):
+    """A Solana cluster."""
+
+    name: Name
+    family: Literal["solana"]
+    cluster: SolanaCluster
+    rpc: str = Field(description="An http(s) URL, or `local` for a devnet chain.")
+    finality: SolanaFinality = SolanaFinality()
+    fees: SolanaFees = SolanaFees()
+    local: LocalChain = LocalChain()
+
+    @field_validator("rpc")
+    @classmethod
+    def _rpc_url(cls, value: str) -> str:
+        return _check_rpc(value)
+
+
+def _check_rpc(value: str) -> str:
+    if value == "local" or value.startswith(("http://", "https://")):
+        return value
+    raise ValueError(f"rpc {value!r} must be an http(s):// URL or the word 'local'")
+
+
+Chain = Annotated[EvmChain | SolanaChain, Field(discriminator="family")]
+
+
+class Asset(Model):
+    """A coin or token on one chain. Exactly one of native, erc20, spl_mint is set."""
+
+    symbol: str = Field(pattern=r"^[A-Z][A-Z0-9.]{0,15}$")
+    chain: Name
+    decimals: int = Field(ge=0, le=36)
+    native: bool = False
+    erc20: EvmAddress | None = None
+    spl_mint: SolanaAddress | None = None
+    usd_price: PositiveAmount | None = Field(
+        default=None, description="Fixed USD price used by USD-normalised limits."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Asset:
+        kinds = [self.native, self.erc20 is not None, self.spl_mint is not None]
+        if sum(kinds) != 1:
+            raise ValueError(
+                f"asset {self.symbol} must set exactly one of native: true, erc20, spl_mint"
+            )
+        return self
+
+
+class Counterparty(Model):
+    """A named recipient: fixed addresses per chain, or another agent of this deployment."""
+
+    name: Name
+    addresses: dict[Name, str] = Field(default_factory=dict)
+    agent: Name | None = None
+    note: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _addresses_or_agent(self) -> Counterparty:
+        if bool(self.addresses) == (self.agent is not None):
+            raise ValueError(
+                f"counterparty {self.name} must set either addresses (per chain) or agent"
+            )
+        return self
+
+
+class OllamaPlanner(Model):
+    """A model served by Ollama, called through LangChain's ChatOllama."""
+
+    name: Name
+    kind: Literal["ollama"]
+    base_url: str = "http://127.0.0.1:11434"
+    model: str = Field(min_length=1)
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    samples: int = Field(default=3, ge=1, le=16)
+    timeout: Duration = Decimal(120)
+
+
+class EmbeddedPlanner(Model):
+    """llama.cpp in-process with a GGUF model (default: Gemma 3 270M from PyPI)."""
+
+    name: Name
+    kind: Literal["embedded"]
+    model_path: str | None = Field(
+        default=None, description="GGUF file; default is the gemma3-270m package's model."
+    )
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    samples: int = Field(default=2, ge=1, le=16)
+    max_tokens: int = Field(default=256, ge=16, le=4096)
+
+
+class ScriptedPlanner(Model):
+    """Plans read from YAML, in order, one per tick; for tests and rule-based agents."""
+
+    name: Name
+    kind: Literal["scripted"]
+    plans: list[dict[str, Any]] = Field(default_factory=list)
+    repeat: bool = False
+
+
+Planner = Annotated[
+    OllamaPlanner | EmbeddedPlanner | ScriptedPlanner, Field(discriminator="kind")
+]
+
+
+class IntervalSchedule(Model):
+    """Wake every `every` (e.g. '30s', '5m'), with up to `jitter` random delay."""
+
+    every: Duration
+    jitter: Duration | None = None
+
+
+class CronSchedule(Model):
+    """Wake on a crontab expression."""
+
+    cron: CronExpression
+    jitter: Duration | None = None
+
+
+PolicySpec = dict[str, dict[str, Any] | None]
+"""One policy: `{Name: {params}}`, by registry name or `package.module:Class`."""
+
+
+Schedule = Annotated[
+    Annotated[IntervalSchedule, Tag("every")] | Annotated[CronSchedule, Tag("cron")],
+    _key_tag("every", "cron"),
+]
+
+
+class AgentConfig(Model):
+    """One long-running agent."""
+
+    name: Name
+    schedule: Schedule
+    mandate: str = Field(min_length=1, max_length=4000)
+    planner: Name
+    chains: list[Name] = Field(min_length=1)
+    assets: list[str] = Field(default_factory=list, description="Symbols; default all.")
+    counterparties: list[Name] = Field(default_factory=list, description="Default: all.")
+    policies: list[PolicySpec] = Field(default_factory=list)
+    credential: str | None = Field(
+        default=None, description="Path of the agent's authority credential (JWT)."
+    )
+
+    @field_validator("policies")
+    @classmethod
+    def _one_policy_per_item(cls, value: list[PolicySpec]) -> list[PolicySpec]:
+        for item in value:
+            if len(item) != 1:
+                raise ValueError(
+                    f"each policy is a one-key mapping like `- SpendLimit: {{...}}`, got "
+                    f"keys {sorted(item)}"
+                )
+        return value
+
+
+class Store(Model):
+    """Where state lives: SQLite by default, PostgreSQL by URL."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (postgresql+psycopg://...); default SQLite in data_dir.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"store url {value!r} must start with sqlite:// or postgresql")
+        return value
+
+
+class Deployment(Model):
+    """A whole deployment file."""
+
+    version: Literal[1] = 1
+    name: Name
+    data_dir: str | None = Field(
+        default=None, description="State directory; default .covenant/<name> beside the file."
+    )
+    operator: Operator
+    chains: list[Chain] = Field(min_length=1)
+    assets: list[Asset] = Field(default_factory=list)
+    address_book: list[Counterparty] = Field(default_factory=list)
+    planners: list[Planner] = Field(min_length=1)
+    agents: list[AgentConfig] = Field(default_factory=list)
+    store: Store = Store()
+
+    @model_validator(mode="after")
+    def _references(self) -> Deployment:
+        from config._references import check_references
+
+        check_references(self)
+        return self
+
+    def chain(self, name: str) -> EvmChain | SolanaChain:
+        """The chain called `name`; KeyError if there is none."""
+        for chain in self.chains:
+            if chain.name == name:
+                return chain
+        raise KeyError(name)
+
+    def agent(self, name: str) -> AgentConfig:
+        """The agent called `name`; KeyError if there is none."""
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise KeyError(name)

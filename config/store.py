@@ -1,0 +1,109 @@
+"""The state store: SQLAlchemy 2 on SQLite (WAL) by default, PostgreSQL by URL.
+
+Each package owns its tables and an Alembic branch of migrations in
+``<package>/migrations/``; :func:`open_store` upgrades every branch to its head, so a
+new table is one new revision file in the package that uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from config.errors import StoreError
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES_WITH_MIGRATIONS = ("config", "wallets", "chains", "policies", "agents")
+
+metadata = sa.MetaData()
+
+agent_identities = sa.Table(
+    "agent_identities",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("hd_index", sa.Integer, nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""Agent name -> HD derivation index, assigned once and never reused, so reordering or
+removing agents in YAML never changes which keys an agent holds."""
+
+
+def open_store(url: str) -> Engine:
+    """Open the store at `url` and apply every pending migration."""
+    engine = _create_engine(url)
+    try:
+        with engine.begin() as connection:
+            alembic_config = _alembic_config()
+            alembic_config.attributes["connection"] = connection
+            command.upgrade(alembic_config, "heads")
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open the store {_safe(url)}: {exc.__class__.__name__}: "
+                         f"{exc.orig if hasattr(exc, 'orig') else exc}; check the store url "
+                         "and that the database is reachable and writable") from exc
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the CLI read while the daemon writes; FULL sync makes a commit durable
+    # before we broadcast what it journaled.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _alembic_config() -> AlembicConfig:
+    alembic_config = AlembicConfig()
+    alembic_config.set_main_option("script_location", str(ROOT / "config" / "migrations"))
+    locations = [ROOT / package / "migrations" / "versions" for package in PACKAGES_WITH_MIGRATIONS]
+    alembic_config.set_main_option(
+        "version_locations", " ".join(str(path) for path in locations if path.is_dir())
+    )
+    alembic_config.set_main_option("path_separator", "space")
+    return alembic_config
+
+
+def _safe(url: str) -> str:
+    """The URL with any password hidden, for error messages."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def agent_indices(engine: Engine, names: Iterable[str]) -> dict[str, int]:
+    """The HD index of each agent, assigning the next free index to new names."""
+    wanted = list(names)
+    with engine.begin() as connection:
+        rows = connection.execute(sa.select(agent_identities.c.name, agent_identities.c.hd_index))
+        known = {row.name: row.hd_index for row in rows}
+        next_index = max(known.values(), default=-1) + 1
+        for name in wanted:
+            if name not in known:
+                connection.execute(
+                    agent_identities.insert().values(
+                        name=name, hd_index=next_index, created_at=datetime.now(UTC)
+                    )
+                )
+                known[name] = next_index
+                next_index += 1
+    return {name: known[name] for name in wanted}
