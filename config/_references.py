@@ -115,7 +115,8 @@ def _check_address_book(deployment: Deployment) -> None:
             try:
                 (_EVM if families[chain] == "evm" else _SOLANA).validate_python(address)
             except ValidationError as exc:
-                raise ReferenceProblem(path, exc.errors()[0]["msg"].removeprefix("Value error, "))
+                message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ReferenceProblem(path, message) from None
 
 
 def _check_agents(deployment: Deployment) -> None:

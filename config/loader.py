@@ -137,7 +137,9 @@ def _interpolate(path: Path, value: Any, lines: dict[YamlPath, int], at: YamlPat
             raise _error(path, lines.get(at), _dotted(at), f"bad variable name ${{{name}}}")
         if name not in os.environ:
             raise _error(
-                path, lines.get(at), _dotted(at),
+                path,
+                lines.get(at),
+                _dotted(at),
                 f"environment variable {name} is not set; export it or edit the value",
             )
         return os.environ[name]
@@ -149,7 +151,11 @@ def _problems(
     path: Path, exc: ValidationError, data: Any, lines: dict[YamlPath, int]
 ) -> list[ConfigProblem]:
     problems = []
-    for error in exc.errors():
+    errors = exc.errors()
+    misspelled = _misspelled_fields(errors, data)
+    for error in errors:
+        if error["type"] == "missing" and _field_of(error, data) in misspelled:
+            continue  # the misspelled key's "did you mean" already names this field
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, ReferenceProblem):
             at, message = cause.path, cause.message
@@ -159,13 +165,29 @@ def _problems(
     return problems
 
 
+def _field_of(error: Any, data: Any) -> tuple[YamlPath, str]:
+    return _data_path(data, error["loc"][:-1]), str(error["loc"][-1])
+
+
+def _misspelled_fields(errors: list[Any], data: Any) -> set[tuple[YamlPath, str]]:
+    """Fields an unknown key was probably meant to be (from its "did you mean")."""
+    fields = set()
+    for error in errors:
+        match = re.search(r"did you mean '([^']+)'", _message(error))
+        if error["type"] == "extra_forbidden" and match:
+            fields.add((_field_of(error, data)[0], match.group(1)))
+    return fields
+
+
 def _message(error: Any) -> str:
     kind, loc = error["type"], error["loc"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
         if any(word in key.lower() for word in _SECRET_WORDS):
-            return (f"unknown key {key!r}: secrets are never read from YAML; give the "
-                    "passphrase by COVENANT_PASSPHRASE, --passphrase-file or the prompt")
+            return (
+                f"unknown key {key!r}: secrets are never read from YAML; give the "
+                "passphrase by COVENANT_PASSPHRASE, --passphrase-file or the prompt"
+            )
         return f"unknown key {key!r}{did_you_mean(key, field_names_at(loc[:-1]))}"
     if kind == "missing":
         return f"missing required field {str(loc[-1])!r}"
@@ -176,22 +198,33 @@ def _message(error: Any) -> str:
 
 
 def _data_path(data: Any, loc: tuple[str | int, ...]) -> YamlPath:
-    """Map a pydantic error location onto the YAML data, dropping union tags."""
+    """Map a pydantic error location onto the YAML data, dropping union tags.
+
+    Pydantic puts the tag of a tagged union (`evm`, `every`) into the location; the YAML
+    has no such level, so a part that does not exist in the data is skipped, except the
+    last one (a missing field is named even though it is absent).
+    """
     at: list[str | int] = []
     current = data
-    for part in loc:
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
-            current = current[part]
-        elif isinstance(current, dict | list) or current is None:
-            if part == loc[-1]:
-                at.append(part)
-            continue
-        else:
-            continue
-        at.append(part)
+    for position, part in enumerate(loc):
+        child = _child(current, part)
+        if child is not _ABSENT:
+            current = child
+            at.append(part)
+        elif position == len(loc) - 1:
+            at.append(part)
     return tuple(at)
+
+
+_ABSENT = object()
+
+
+def _child(container: Any, part: str | int) -> Any:
+    if isinstance(container, dict):
+        return container.get(part, _ABSENT)
+    if isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container):
+        return container[part]
+    return _ABSENT
 
 
 def _line(lines: dict[YamlPath, int], at: YamlPath) -> int | None:

@@ -246,9 +246,7 @@ class ScriptedPlanner(Model):
     repeat: bool = False
 
 
-Planner = Annotated[
-    OllamaPlanner | EmbeddedPlanner | ScriptedPlanner, Field(discriminator="kind")
-]
+Planner = Annotated[OllamaPlanner | EmbeddedPlanner | ScriptedPlanner, Field(discriminator="kind")]
 
 
 class IntervalSchedule(Model):

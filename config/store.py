@@ -47,9 +47,11 @@ def open_store(url: str) -> Engine:
             command.upgrade(alembic_config, "heads")
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"cannot open the store {_safe(url)}: {exc.__class__.__name__}: "
-                         f"{exc.orig if hasattr(exc, 'orig') else exc}; check the store url "
-                         "and that the database is reachable and writable") from exc
+        raise StoreError(
+            f"cannot open the store {_safe(url)}: {exc.__class__.__name__}: "
+            f"{exc.orig if hasattr(exc, 'orig') else exc}; check the store url "
+            "and that the database is reachable and writable"
+        ) from exc
     return engine
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from apscheduler.triggers.cron import CronTrigger
-from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import AfterValidator, BeforeValidator, Field
 from solders.pubkey import Pubkey
 
@@ -23,7 +23,7 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 def _to_decimal(value: Any) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError(
             f"amount {value!r} is a float; write it as a quoted decimal string, e.g. '{value}'"
         )
@@ -57,9 +57,7 @@ def _non_negative(value: Decimal) -> Decimal:
 PositiveAmount = Annotated[Decimal, BeforeValidator(_to_decimal), AfterValidator(_positive)]
 """A decimal amount greater than zero, written as a string ('0.05') or integer."""
 
-NonNegativeAmount = Annotated[
-    Decimal, BeforeValidator(_to_decimal), AfterValidator(_non_negative)
-]
+NonNegativeAmount = Annotated[Decimal, BeforeValidator(_to_decimal), AfterValidator(_non_negative)]
 """A decimal amount of zero or more."""
 
 
@@ -109,8 +107,13 @@ CronExpression = Annotated[str, BeforeValidator(_cron)]
 """A five-field crontab expression, checked by APScheduler's own parser."""
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_UNIT_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600),
-                 "d": Decimal(86400)}
+_UNIT_SECONDS = {
+    "ms": Decimal("0.001"),
+    "s": Decimal(1),
+    "m": Decimal(60),
+    "h": Decimal(3600),
+    "d": Decimal(86400),
+}
 
 
 def parse_duration(value: Any) -> Decimal:

@@ -1,0 +1,94 @@
+"""CLI commands of the foundation: `init`, `config validate | schema`, `doctor`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config.doctor import run_checks
+from config.errors import ConfigError
+from config.loader import load_deployment
+from config.models import Deployment
+
+console = Console()
+
+DeploymentCheck = Callable[[Deployment], list[str]]
+DEPLOYMENT_CHECKS: list[DeploymentCheck] = []
+"""Checks other packages add (e.g. policy parameters); each returns problem lines."""
+
+DEMO = Path(__file__).resolve().parent / "demo.yaml"
+
+config_app = typer.Typer(
+    help="Validate deployments and print their JSON Schema.", no_args_is_help=True
+)
+
+
+@config_app.command("validate")
+def validate(file: Path) -> None:
+    """Check FILE: syntax, types, references, and each package's own checks."""
+    deployment = load_deployment(file)
+    problems = [problem for check in DEPLOYMENT_CHECKS for problem in check(deployment)]
+    if problems:
+        raise ConfigError("\n".join(f"{file}: {problem}" for problem in problems))
+    console.print(
+        f"[green]{file} is valid[/]: {len(deployment.agents)} agents, "
+        f"{len(deployment.chains)} chains, {len(deployment.planners)} planners"
+    )
+
+
+@config_app.command("schema")
+def schema() -> None:
+    """Print the deployment JSON Schema (point your editor's YAML plugin at it)."""
+    print(json.dumps(Deployment.model_json_schema(), indent=2))
+
+
+def init(directory: Path) -> None:
+    """Scaffold a working local deployment in DIRECTORY (from the demo)."""
+    target = directory / "covenant.yaml"
+    if target.exists():
+        raise ConfigError(f"{target} already exists; choose an empty directory")
+    name = re.sub(r"[^a-z0-9_-]", "-", directory.resolve().name.lower()).strip("-") or "agents"
+    if not name[0].isalpha():
+        name = f"d-{name}"
+    text = DEMO.read_text(encoding="utf-8")
+    text = text.replace("name: demo\n", f"name: {name}\n", 1)
+    text = text.replace("data_dir: ../.covenant/demo\n", "data_dir: .covenant\n", 1)
+    directory.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    load_deployment(target)
+    console.print(
+        f"[green]created {target}[/]\nnext: python main.py config validate {target}"
+        f"\n      python main.py run {target}"
+    )
+
+
+def doctor(file: Path, timeout: float = 5.0) -> None:
+    """Check every RPC, Ollama, the keystore and the store of FILE."""
+    deployment = load_deployment(file)
+    results = asyncio.run(run_checks(deployment, timeout))
+    table = Table("check", "target", "status", "detail", title=f"doctor {file}")
+    colours = {"ok": "green", "fail": "red", "skip": "yellow"}
+    for result in results:
+        table.add_row(
+            result.check,
+            result.target,
+            f"[{colours[result.status]}]{result.status}[/]",
+            result.detail,
+        )
+    console.print(table)
+    if any(result.status == "fail" for result in results):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the foundation commands to the main CLI."""
+    app.add_typer(config_app, name="config")
+    app.command("init")(init)
+    app.command("doctor")(doctor)

@@ -1,0 +1,176 @@
+"""`doctor`: check that a deployment's outside world answers as configured.
+
+Each check is independent and returns a :class:`CheckResult`; one failing check never
+hides another. Network checks are plain JSON-RPC / HTTP calls with a short timeout, so
+the report says exactly which endpoint failed and how.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from config.errors import CovenantError
+from config.models import Deployment, EvmChain, OllamaPlanner, SolanaChain
+from config.store import open_store
+
+Status = Literal["ok", "fail", "skip"]
+
+SOLANA_GENESIS = {
+    "mainnet-beta": "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d",
+    "devnet": "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG",
+    "testnet": "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY",
+}
+"""Genesis hashes of the public clusters: an endpoint's genesis proves which cluster it is."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one doctor check."""
+
+    check: str
+    target: str
+    status: Status
+    detail: str
+
+
+async def run_checks(deployment: Deployment, timeout: float = 5.0) -> list[CheckResult]:
+    """Run every check concurrently; the order of results follows the deployment."""
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        chain_checks = [_check_chain(client, chain) for chain in deployment.chains]
+        planner_checks = [
+            _check_ollama(client, planner)
+            for planner in deployment.planners
+            if isinstance(planner, OllamaPlanner)
+        ]
+        results = await asyncio.gather(*chain_checks, *planner_checks)
+    return [*results, _check_keystore(deployment), _check_store(deployment)]
+
+
+async def _rpc(client: httpx.AsyncClient, url: str, method: str) -> Any:
+    response = await client.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []}
+    )
+    response.raise_for_status()
+    body = response.json()
+    if "error" in body:
+        raise ValueError(f"{method} returned error {body['error']}")
+    return body["result"]
+
+
+async def _check_chain(client: httpx.AsyncClient, chain: EvmChain | SolanaChain) -> CheckResult:
+    name = f"chain {chain.name}"
+    if chain.rpc == "local":
+        return CheckResult(
+            name, "local", "skip", "local chain: started by `devnet up` or in-process"
+        )
+    try:
+        if isinstance(chain, EvmChain):
+            return _evm_result(name, chain, int(await _rpc(client, chain.rpc, "eth_chainId"), 16))
+        return _solana_result(name, chain, await _rpc(client, chain.rpc, "getGenesisHash"))
+    except httpx.TimeoutException:
+        detail = "no answer (timed out); check the URL and that the node is running"
+    except httpx.TransportError as exc:
+        detail = f"unreachable ({exc.__class__.__name__}: {exc}); check the URL and network"
+    except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as exc:
+        detail = f"not a working JSON-RPC endpoint: {exc}"
+    return CheckResult(name, chain.rpc, "fail", detail)
+
+
+def _evm_result(name: str, chain: EvmChain, actual: int) -> CheckResult:
+    if actual != chain.chain_id:
+        return CheckResult(
+            name,
+            chain.rpc,
+            "fail",
+            f"endpoint serves chain id {actual}, deployment says {chain.chain_id}; "
+            "fix chain_id or the rpc URL",
+        )
+    return CheckResult(name, chain.rpc, "ok", f"chain id {actual}")
+
+
+def _solana_result(name: str, chain: SolanaChain, genesis: str) -> CheckResult:
+    expected = SOLANA_GENESIS.get(chain.cluster)
+    if expected is not None and genesis != expected:
+        return CheckResult(
+            name,
+            chain.rpc,
+            "fail",
+            f"endpoint has genesis {genesis}, which is not cluster {chain.cluster} "
+            f"({expected}); fix cluster or the rpc URL",
+        )
+    return CheckResult(name, chain.rpc, "ok", f"cluster {chain.cluster}, genesis {genesis}")
+
+
+async def _check_ollama(client: httpx.AsyncClient, planner: OllamaPlanner) -> CheckResult:
+    name = f"planner {planner.name}"
+    try:
+        response = await client.get(f"{planner.base_url.rstrip('/')}/api/tags")
+        response.raise_for_status()
+        models = [model["name"] for model in response.json().get("models", [])]
+    except httpx.TransportError as exc:
+        return CheckResult(
+            name,
+            planner.base_url,
+            "fail",
+            f"Ollama unreachable ({exc.__class__.__name__}); run `ollama serve`",
+        )
+    except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as exc:
+        return CheckResult(name, planner.base_url, "fail", f"not an Ollama server: {exc}")
+    wanted = {planner.model, f"{planner.model}:latest"}
+    if wanted.isdisjoint(models):
+        return CheckResult(
+            name,
+            planner.base_url,
+            "fail",
+            f"model {planner.model!r} not pulled; run `ollama pull {planner.model}`",
+        )
+    return CheckResult(name, planner.base_url, "ok", f"model {planner.model} available")
+
+
+def _check_keystore(deployment: Deployment) -> CheckResult:
+    path = Path(deployment.operator.keystore or ".")
+    if not path.is_dir():
+        return CheckResult(
+            "keystore",
+            str(path),
+            "fail",
+            "missing; run `python main.py keys init FILE` to create it",
+        )
+    for file in sorted(path.iterdir()):
+        if not os.access(file, os.R_OK):
+            return CheckResult("keystore", str(file), "fail", "not readable by this user")
+        if file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            return CheckResult(
+                "keystore", str(file), "fail", f"readable by others; run `chmod 600 {file}`"
+            )
+    return CheckResult("keystore", str(path), "ok", "readable, private")
+
+
+def _check_store(deployment: Deployment) -> CheckResult:
+    url = deployment.store.url or ""
+    try:
+        engine = open_store(url)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TEMPORARY TABLE doctor_probe (x INTEGER)"))
+            connection.execute(text("INSERT INTO doctor_probe VALUES (1)"))
+            connection.execute(text("DROP TABLE doctor_probe"))
+        engine.dispose()
+    except CovenantError as exc:
+        return CheckResult("store", engine_label(url), "fail", str(exc))
+    except Exception as exc:  # any driver failure is a failed check
+        return CheckResult("store", engine_label(url), "fail", f"not writable: {exc}")
+    return CheckResult("store", engine_label(url), "ok", "migrated and writable")
+
+
+def engine_label(url: str) -> str:
+    """The store URL without a password, for display."""
+    return make_url(url).render_as_string(hide_password=True) if url else "(none)"

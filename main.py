@@ -1,0 +1,59 @@
+"""Covenant command line: thin; it parses arguments and calls the packages.
+
+Each package adds its own command groups through a ``register(app)`` function in its
+``cli`` module. Any :class:`~config.errors.CovenantError` ends the command with its
+message in red and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import typer
+from rich.console import Console
+
+from config.errors import CovenantError
+
+COMMAND_MODULES = ("config.cli", "wallets.cli", "chains.cli", "policies.cli", "agents.cli")
+
+app = typer.Typer(
+    name="covenant",
+    help="Covenant: a runtime for autonomous economic agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for module_name in COMMAND_MODULES:
+    if importlib.util.find_spec(module_name) is not None:
+        importlib.import_module(module_name).register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    try:
+        # Without standalone mode click returns the code of a `typer.Exit` instead of
+        # exiting, and lets our own errors through to be printed below.
+        result = app(args=argv, standalone_mode=False)
+    except CovenantError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code
+        code = getattr(exc, "exit_code", None)
+        if code is None:
+            raise
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        return int(code)
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
