@@ -94,13 +94,17 @@ def _parse(path: Path, text: str) -> tuple[Any, dict[YamlPath, int]]:
 
 
 def _yaml_syntax_error(path: Path, exc: yaml.MarkedYAMLError) -> DeploymentFileError:
-    mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark else None
+    # The context mark is where the broken construct began (an unclosed `[`); the
+    # problem mark is where the parser noticed. Point at the start, mention both.
     problem = exc.problem or "syntax error"
-    hint = ""
+    line = exc.problem_mark.line + 1 if exc.problem_mark else None
+    if exc.context_mark is not None and line is not None:
+        start = exc.context_mark.line + 1
+        problem += f" at line {line}, {exc.context or 'in the construct'} started at line {start}"
+        line = start
     if "\\t" in problem or "tab" in problem:
-        hint = "; YAML does not allow tabs for indentation: indent with spaces"
-    return _error(path, line, "", f"YAML syntax error: {problem}{hint}")
+        problem += "; YAML does not allow tabs for indentation: indent with spaces"
+    return _error(path, line, "", f"YAML syntax error: {problem}")
 
 
 def _index_lines(path: Path, node: yaml.Node, at: YamlPath, lines: dict[YamlPath, int]) -> None:

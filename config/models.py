@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -263,7 +264,16 @@ class CronSchedule(Model):
     jitter: Duration | None = None
 
 
-PolicySpec = dict[str, dict[str, Any] | None]
+def _one_policy(item: dict[str, Any]) -> dict[str, Any]:
+    if len(item) != 1:
+        raise ValueError(
+            "each policy is a one-key mapping like `- SpendLimit: {...}`, "
+            f"got keys {sorted(item)}"
+        )
+    return item
+
+
+PolicySpec = Annotated[dict[str, dict[str, Any] | None], AfterValidator(_one_policy)]
 """One policy: `{Name: {params}}`, by registry name or `package.module:Class`."""
 
 
@@ -287,17 +297,6 @@ class AgentConfig(Model):
     credential: str | None = Field(
         default=None, description="Path of the agent's authority credential (JWT)."
     )
-
-    @field_validator("policies")
-    @classmethod
-    def _one_policy_per_item(cls, value: list[PolicySpec]) -> list[PolicySpec]:
-        for item in value:
-            if len(item) != 1:
-                raise ValueError(
-                    f"each policy is a one-key mapping like `- SpendLimit: {{...}}`, got "
-                    f"keys {sorted(item)}"
-                )
-        return value
 
 
 class Store(Model):
