@@ -83,7 +83,14 @@ def doctor(file: Path, timeout: float = 5.0) -> None:
             result.detail,
         )
     console.print(table)
-    if any(result.status == "fail" for result in results):
+    failures = [result for result in results if result.status == "fail"]
+    for result in failures:  # unwrapped, so logs and grep see each problem whole
+        console.print(
+            f"[red]FAIL[/] {result.check} ({result.target}): {result.detail}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    if failures:
         raise typer.Exit(1)
 
 

@@ -39,7 +39,15 @@ removing agents in YAML never changes which keys an agent holds."""
 
 def open_store(url: str) -> Engine:
     """Open the store at `url` and apply every pending migration."""
-    engine = _create_engine(url)
+    try:
+        engine = _create_engine(url)
+    except ImportError as exc:
+        raise StoreError(
+            f"no database driver for {_safe(url)} ({exc.name} is not installed); for "
+            "PostgreSQL install the extra: pip install '.[postgres]'"
+        ) from exc
+    except (OSError, SQLAlchemyError) as exc:
+        raise StoreError(f"cannot open the store {_safe(url)}: {exc}") from exc
     try:
         with engine.begin() as connection:
             alembic_config = _alembic_config()
