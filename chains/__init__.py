@@ -1,0 +1,1 @@
+"""Chain adapters, local chains, and the HTLC contracts and program."""
