@@ -16,6 +16,7 @@ from config.doctor import run_checks
 from config.errors import ConfigError
 from config.loader import load_deployment
 from config.models import Deployment
+from config.reference import END, START, render_reference
 
 console = Console()
 
@@ -47,6 +48,22 @@ def validate(file: Path) -> None:
 def schema() -> None:
     """Print the deployment JSON Schema (point your editor's YAML plugin at it)."""
     print(json.dumps(Deployment.model_json_schema(), indent=2))
+
+
+@config_app.command("reference")
+def reference(write: Path | None = None) -> None:
+    """Print the configuration reference; with --write README.md, update it in place."""
+    text = render_reference()
+    if write is None:
+        print(text, end="")
+        return
+    current = write.read_text(encoding="utf-8")
+    if START not in current or END not in current:
+        raise ConfigError(f"{write} has no configuration reference markers ({START})")
+    before, rest = current.split(START, 1)
+    after = rest.split(END, 1)[1]
+    write.write_text(before + text.rstrip("\n") + after, encoding="utf-8")
+    console.print(f"[green]updated the configuration reference in {write}[/]")
 
 
 def init(directory: Path) -> None:
