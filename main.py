@@ -16,7 +16,14 @@ from rich.console import Console
 
 from config.errors import CovenantError
 
-COMMAND_MODULES = ("config.cli", "wallets.cli", "chains.cli", "policies.cli", "agents.cli")
+COMMAND_MODULES = (
+    "config.cli",
+    "wallets.cli",
+    "chains.cli",
+    "chains.atomic.cli",
+    "policies.cli",
+    "agents.cli",
+)
 
 app = typer.Typer(
     name="covenant",
