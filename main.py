@@ -33,8 +33,16 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _exists(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:  # the parent package is not there either
+        return False
+
+
 for module_name in COMMAND_MODULES:
-    if importlib.util.find_spec(module_name) is not None:
+    if _exists(module_name):
         importlib.import_module(module_name).register(app)
 
 
