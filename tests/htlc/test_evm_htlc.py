@@ -1,0 +1,383 @@
+"""The EVM HTLC contract on a real anvil: native coin and ERC-20, every revert, deadlines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+from web3 import Web3
+
+from chains.htlc import evm_client as htlc
+from chains.htlc.evm import build
+from config.errors import ChainError
+
+pytestmark = pytest.mark.anvil
+
+GAS = 1_000_000
+PREIMAGE = bytes(range(100, 132))
+HASHLOCK = hashlib.sha256(PREIMAGE).digest()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A mined transaction: success flag, decoded custom error, receipt."""
+
+    ok: bool
+    error: str | None
+    receipt: Any
+
+    @property
+    def gas_cost(self) -> int:
+        return int(self.receipt["gasUsed"]) * int(self.receipt["effectiveGasPrice"])
+
+
+class Chain:
+    """Thin test driver over anvil's unlocked accounts; every tx is mined, even reverts."""
+
+    def __init__(self, url: str) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(url))
+        self.deployer, self.sender, self.recipient, self.keeper = self.w3.eth.accounts[:4]
+        self.htlc = self.deploy(htlc.bytecode())
+
+    def deploy(self, code: bytes) -> str:
+        sent = self.send(self.deployer, None, code)
+        assert sent.ok, sent
+        return str(sent.receipt["contractAddress"])
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def send(
+        self, frm: str, to: str | None, data: bytes, value: int = 0, at: int | None = None
+    ) -> Sent:
+        if at is not None:
+            self.w3.provider.make_request("evm_setNextBlockTimestamp", [at])
+        tx: dict[str, Any] = {"from": frm, "data": data, "value": value, "gas": GAS}
+        if to is not None:
+            tx["to"] = to
+        receipt = self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_transaction(tx))
+        if receipt["status"] == 1:
+            return Sent(True, None, receipt)
+        return Sent(False, self._revert_name(receipt["transactionHash"]), receipt)
+
+    def _revert_name(self, tx_hash: bytes) -> str | None:
+        trace = self.w3.provider.make_request(
+            "debug_traceTransaction", ["0x" + bytes(tx_hash).hex(), {"tracer": "callTracer"}]
+        )
+        output = bytes.fromhex(trace["result"].get("output", "0x")[2:])
+        error = htlc.decode_revert(output)
+        return error.error if error else None
+
+    def call(self, to: str, data: bytes) -> bytes:
+        return bytes(self.w3.eth.call({"to": to, "data": data}))
+
+    def balance(self, who: str) -> int:
+        return int(self.w3.eth.get_balance(who))
+
+    def swap(self, swap_id: bytes) -> htlc.Swap:
+        return htlc.decode_swap(self.call(self.htlc, htlc.swaps_calldata(swap_id)))
+
+
+def call_data(signature: str, types: list[str], values: list[Any]) -> bytes:
+    return keccak(text=signature)[:4] + encode(types, values)
+
+
+class Token:
+    """A deployed TestToken."""
+
+    def __init__(self, chain: Chain, *, returns_bool: bool = True, fee: int = 0) -> None:
+        artifact = json.loads((build.HERE / "TestToken.json").read_text())
+        code = bytes.fromhex(artifact["bytecode"][2:])
+        args = encode(["string", "string", "bool"], ["Test", "TST", returns_bool])
+        self.chain, self.address = chain, chain.deploy(code + args)
+        if fee:
+            self._tx(chain.deployer, "setFee(uint256)", ["uint256"], [fee])
+
+    def _tx(self, frm: str, signature: str, types: list[str], values: list[Any]) -> None:
+        assert self.chain.send(frm, self.address, call_data(signature, types, values)).ok
+
+    def mint_and_approve(self, owner: str, amount: int) -> None:
+        self._tx(owner, "mint(address,uint256)", ["address", "uint256"], [owner, amount])
+        args = [self.chain.htlc, amount]
+        self._tx(owner, "approve(address,uint256)", ["address", "uint256"], args)
+
+    def balance(self, who: str) -> int:
+        data = call_data("balanceOf(address)", ["address"], [who])
+        return int.from_bytes(self.chain.call(self.address, data), "big")
+
+
+@pytest.fixture(scope="module")
+def chain(anvil_url: str) -> Chain:
+    return Chain(anvil_url)
+
+
+def new_id() -> bytes:
+    return os.urandom(32)
+
+
+def lock(
+    chain: Chain,
+    *,
+    amount: int = 10**18,
+    deadline_in: int = 3600,
+    token: str = htlc.NATIVE_COIN,
+    recipient: str | None = None,
+    value: int | None = None,
+    swap_id: bytes | None = None,
+    hashlock: bytes = HASHLOCK,
+) -> tuple[bytes, int, Sent]:
+    swap_id = swap_id or new_id()
+    deadline = chain.now() + deadline_in
+    recipient = recipient or chain.recipient
+    data = htlc.lock_calldata(
+        swap_id, recipient=recipient, hashlock=hashlock, deadline=deadline, token=token,
+        amount=max(amount, 1),
+    )  # fmt: skip
+    if amount == 0:  # the client refuses zero; build the raw call to test the contract
+        data = call_data(
+            "lock(bytes32,address,bytes32,uint256,address,uint256)",
+            ["bytes32", "address", "bytes32", "uint256", "address", "uint256"],
+            [swap_id, recipient, hashlock, deadline, token, 0],
+        )
+    value = htlc.lock_value(token, amount) if value is None else value
+    return swap_id, deadline, chain.send(chain.sender, chain.htlc, data, value)
+
+
+def claim(chain: Chain, swap_id: bytes, preimage: bytes = PREIMAGE, at: int | None = None) -> Sent:
+    data = htlc.raw_claim_calldata(swap_id, preimage)
+    return chain.send(chain.keeper, chain.htlc, data, at=at)
+
+
+def refund(chain: Chain, swap_id: bytes, at: int | None = None) -> Sent:
+    return chain.send(chain.keeper, chain.htlc, htlc.refund_calldata(swap_id), at=at)
+
+
+# --- artifact ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not build.solc_available(), reason="node or npm solc missing: run `npm ci`")
+def test_committed_artifact_matches_recompiled_source() -> None:
+    artifacts = build.compile_contracts()
+    for name, artifact in artifacts.items():
+        committed = json.loads((build.HERE / f"{name}.json").read_text())
+        assert committed["bytecode"] == artifact["bytecode"], f"{name}.json is stale"
+        assert committed == artifact
+    assert artifacts["HTLC"]["compiler"]["version"].startswith(build.SOLC_VERSION + "+")
+
+
+# --- native coin ------------------------------------------------------------------------------
+
+
+def test_native_lock_claim_by_third_party_pays_recipient(chain: Chain) -> None:
+    sender_before, recipient_before = chain.balance(chain.sender), chain.balance(chain.recipient)
+    swap_id, deadline, locked = lock(chain, amount=3 * 10**17)
+    assert locked.ok, locked
+    assert chain.balance(chain.sender) == sender_before - 3 * 10**17 - locked.gas_cost
+    assert chain.swap(swap_id) == htlc.Swap(
+        chain.sender, chain.recipient, htlc.NATIVE_COIN, 3 * 10**17, HASHLOCK, deadline,
+        htlc.SwapState.LOCKED,
+    )  # fmt: skip
+    claimed = claim(chain, swap_id)
+    assert claimed.ok, claimed
+    assert chain.balance(chain.recipient) == recipient_before + 3 * 10**17
+    assert chain.swap(swap_id).state == htlc.SwapState.CLAIMED
+    events = [htlc.decode_event(log["topics"], log["data"]) for log in claimed.receipt["logs"]]
+    assert events == [htlc.ClaimedEvent(swap_id, PREIMAGE)]
+    assert "redacted" in repr(events[0])
+
+
+def test_native_refund_returns_exact_amount_to_sender(chain: Chain) -> None:
+    swap_id, deadline, locked = lock(chain, amount=12345)
+    assert locked.ok
+    before = chain.balance(chain.sender)
+    refunded = refund(chain, swap_id, at=deadline)
+    assert refunded.ok, refunded
+    assert chain.balance(chain.sender) == before + 12345
+    assert chain.swap(swap_id).state == htlc.SwapState.REFUNDED
+    log = refunded.receipt["logs"][0]
+    assert htlc.decode_event(log["topics"], log["data"]) == htlc.RefundedEvent(swap_id)
+
+
+def test_locked_event_decodes(chain: Chain) -> None:
+    swap_id, deadline, locked = lock(chain, amount=777)
+    log = locked.receipt["logs"][0]
+    assert htlc.decode_event(log["topics"], log["data"]) == htlc.LockedEvent(
+        swap_id, chain.sender, chain.recipient, htlc.NATIVE_COIN, 777, HASHLOCK, deadline
+    )
+
+
+# --- ERC-20 -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("returns_bool", [True, False], ids=["standard", "no-return-value"])
+def test_erc20_claim_and_refund(chain: Chain, returns_bool: bool) -> None:
+    token = Token(chain, returns_bool=returns_bool)
+    token.mint_and_approve(chain.sender, 1000)
+    claim_id, _, locked = lock(chain, amount=600, token=token.address)
+    assert locked.ok, locked
+    assert token.balance(chain.htlc) == 600
+    assert claim(chain, claim_id).ok
+    assert token.balance(chain.recipient) == 600
+    refund_id, deadline, locked = lock(chain, amount=400, token=token.address)
+    assert locked.ok, locked
+    assert refund(chain, refund_id, at=deadline).ok
+    assert token.balance(chain.sender) == 400
+    assert token.balance(chain.htlc) == 0
+
+
+# --- deadline boundaries -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("offset", "error"), [(-1, None), (0, "DeadlinePassed"), (1, "DeadlinePassed")]
+)
+def test_claim_deadline_boundary(chain: Chain, offset: int, error: str | None) -> None:
+    swap_id, deadline, _ = lock(chain, deadline_in=100)
+    sent = claim(chain, swap_id, at=deadline + offset)
+    assert chain.now() == deadline + offset
+    assert (sent.ok, sent.error) == (error is None, error)
+
+
+@pytest.mark.parametrize(("offset", "error"), [(-1, "DeadlineNotReached"), (0, None), (1, None)])
+def test_refund_deadline_boundary(chain: Chain, offset: int, error: str | None) -> None:
+    swap_id, deadline, _ = lock(chain, deadline_in=100)
+    sent = refund(chain, swap_id, at=deadline + offset)
+    assert chain.now() == deadline + offset
+    assert (sent.ok, sent.error) == (error is None, error)
+
+
+# --- every revert -----------------------------------------------------------------------------
+
+
+def _reuse_after_claim(chain: Chain) -> Sent:
+    swap_id, _, _ = lock(chain)
+    assert claim(chain, swap_id).ok
+    return lock(chain, swap_id=swap_id)[2]
+
+
+def _reuse_after_refund(chain: Chain) -> Sent:
+    swap_id, deadline, _ = lock(chain)
+    assert refund(chain, swap_id, at=deadline).ok
+    return lock(chain, swap_id=swap_id)[2]
+
+
+def _reuse_while_locked(chain: Chain) -> Sent:
+    swap_id, _, _ = lock(chain)
+    return lock(chain, swap_id=swap_id)[2]
+
+
+def _claim_twice(chain: Chain) -> Sent:
+    swap_id, _, _ = lock(chain)
+    assert claim(chain, swap_id).ok
+    return claim(chain, swap_id)
+
+
+def _refund_after_claim(chain: Chain) -> Sent:
+    swap_id, deadline, _ = lock(chain)
+    assert claim(chain, swap_id).ok
+    return refund(chain, swap_id, at=deadline)
+
+
+def _native_to_rejecting_contract(chain: Chain) -> Sent:
+    rejecting = Token(chain).address  # no receive(): native transfers to it revert
+    swap_id, _, _ = lock(chain, recipient=rejecting)
+    return claim(chain, swap_id)
+
+
+def _unapproved_token(chain: Chain) -> Sent:
+    token = Token(chain)
+    return lock(chain, amount=5, token=token.address)[2]
+
+
+def _fee_token(chain: Chain) -> Sent:
+    token = Token(chain, fee=1)
+    token.mint_and_approve(chain.sender, 100)
+    return lock(chain, amount=100, token=token.address)[2]
+
+
+def _preimage_of_length(length: int) -> Any:
+    def scenario(chain: Chain) -> Sent:
+        # The hashlock matches the short/long preimage, so only the length check rejects.
+        preimage = bytes(range(length))
+        swap_id, _, _ = lock(chain, hashlock=hashlib.sha256(preimage).digest())
+        return claim(chain, swap_id, preimage)
+
+    scenario.__name__ = f"_preimage_{length}_bytes"
+    return scenario
+
+
+REVERTS: list[tuple[str, Any]] = [
+    ("SwapExists", _reuse_while_locked),
+    ("SwapExists", _reuse_after_claim),
+    ("SwapExists", _reuse_after_refund),
+    ("SwapNotFound", lambda c: claim(c, new_id())),
+    ("SwapNotFound", lambda c: refund(c, new_id())),
+    ("SwapSettled", _claim_twice),
+    ("SwapSettled", _refund_after_claim),
+    ("InvalidRecipient", lambda c: lock(c, recipient=htlc.NATIVE_COIN)[2]),
+    ("ZeroAmount", lambda c: lock(c, amount=0, value=0)[2]),
+    ("InvalidDeadline", lambda c: lock(c, deadline_in=-10)[2]),
+    ("InvalidDeadline", lambda c: lock(c, deadline_in=2**64)[2]),
+    ("WrongValue", lambda c: lock(c, amount=100, value=99)[2]),
+    ("WrongValue", lambda c: lock(c, token=Token(c).address, value=1)[2]),
+    ("NotAContract", lambda c: lock(c, token=c.keeper)[2]),
+    ("TokenAmountMismatch", _fee_token),
+    ("TokenTransferFailed", _unapproved_token),
+    ("NativeTransferFailed", _native_to_rejecting_contract),
+    ("DeadlinePassed", lambda c: claim(c, lock(c, deadline_in=5)[0], at=c.now() + 5)),
+    ("DeadlineNotReached", lambda c: refund(c, lock(c)[0])),
+    ("InvalidPreimageLength", _preimage_of_length(31)),
+    ("InvalidPreimageLength", _preimage_of_length(33)),
+    ("WrongPreimage", lambda c: claim(c, lock(c)[0], bytes(32))),
+]
+
+
+@pytest.mark.parametrize(("error", "scenario"), REVERTS, ids=[e for e, _ in REVERTS])
+def test_revert(chain: Chain, error: str, scenario: Any) -> None:
+    sent = scenario(chain)
+    assert not sent.ok
+    assert sent.error == error
+
+
+def test_every_custom_error_has_a_revert_test() -> None:
+    declared = {entry["name"] for entry in htlc.abi() if entry["type"] == "error"}
+    assert {error for error, _ in REVERTS} == declared
+
+
+def test_lock_at_exact_block_timestamp_is_rejected(chain: Chain) -> None:
+    at = chain.now() + 50
+    data = htlc.lock_calldata(
+        new_id(), recipient=chain.recipient, hashlock=HASHLOCK, deadline=at,
+        token=htlc.NATIVE_COIN, amount=1,
+    )  # fmt: skip
+    sent = chain.send(chain.sender, chain.htlc, data, value=1, at=at)
+    assert (sent.ok, sent.error) == (False, "InvalidDeadline")
+
+
+# --- client -------------------------------------------------------------------------------------
+
+
+def test_client_refuses_bad_inputs() -> None:
+    with pytest.raises(ChainError, match="preimage"):
+        htlc.claim_calldata(bytes(32), bytes(31))
+    with pytest.raises(ChainError, match="positive"):
+        htlc.lock_calldata(
+            bytes(32), recipient=htlc.NATIVE_COIN, hashlock=HASHLOCK, deadline=1,
+            token=htlc.NATIVE_COIN, amount=0,
+        )  # fmt: skip
+    assert htlc.lock_value(htlc.NATIVE_COIN, 5) == 5
+    assert htlc.lock_value("0x" + "11" * 20, 5) == 0
+
+
+def test_decode_revert_names_error() -> None:
+    data = keccak(text="WrongPreimage()")[:4]
+    reverted = htlc.decode_revert(data)
+    assert reverted is not None
+    assert reverted.reason == "WrongPreimage"
+    assert htlc.decode_revert(b"\x08\xc3\x79\xa0") is None
