@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.errors import StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES_WITH_MIGRATIONS = ("config", "wallets", "chains", "policies", "agents")
+PACKAGES_WITH_MIGRATIONS = ("config", "wallets", "chains", "chains/atomic", "policies", "agents")
 
 metadata = sa.MetaData()
 
