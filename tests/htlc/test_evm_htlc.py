@@ -6,12 +6,15 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from eth_abi import encode
-from eth_utils import keccak
+from eth_abi.abi import encode
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
+from web3.types import RPCEndpoint, TxParams
 
 from chains.htlc import evm_client as htlc
 from chains.htlc.evm import build
@@ -42,7 +45,8 @@ class Chain:
 
     def __init__(self, url: str) -> None:
         self.w3 = Web3(Web3.HTTPProvider(url))
-        self.deployer, self.sender, self.recipient, self.keeper = self.w3.eth.accounts[:4]
+        accounts: list[str] = [str(account) for account in self.w3.eth.accounts]
+        self.deployer, self.sender, self.recipient, self.keeper = accounts[:4]
         self.htlc = self.deploy(htlc.bytecode())
 
     def deploy(self, code: bytes) -> str:
@@ -57,28 +61,35 @@ class Chain:
         self, frm: str, to: str | None, data: bytes, value: int = 0, at: int | None = None
     ) -> Sent:
         if at is not None:
-            self.w3.provider.make_request("evm_setNextBlockTimestamp", [at])
+            self.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [at])
         tx: dict[str, Any] = {"from": frm, "data": data, "value": value, "gas": GAS}
         if to is not None:
             tx["to"] = to
-        receipt = self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_transaction(tx))
+        receipt = self.w3.eth.wait_for_transaction_receipt(
+            self.w3.eth.send_transaction(cast(TxParams, tx))
+        )
         if receipt["status"] == 1:
             return Sent(True, None, receipt)
         return Sent(False, self._revert_name(receipt["transactionHash"]), receipt)
 
     def _revert_name(self, tx_hash: bytes) -> str | None:
         trace = self.w3.provider.make_request(
-            "debug_traceTransaction", ["0x" + bytes(tx_hash).hex(), {"tracer": "callTracer"}]
+            RPCEndpoint("debug_traceTransaction"),
+            ["0x" + bytes(tx_hash).hex(), {"tracer": "callTracer"}],
         )
         output = bytes.fromhex(trace["result"].get("output", "0x")[2:])
         error = htlc.decode_revert(output)
         return error.error if error else None
 
     def call(self, to: str, data: bytes) -> bytes:
-        return bytes(self.w3.eth.call({"to": to, "data": data}))
+        return bytes(self.w3.eth.call({"to": self.address_of(to), "data": data}))
 
     def balance(self, who: str) -> int:
-        return int(self.w3.eth.get_balance(who))
+        return int(self.w3.eth.get_balance(self.address_of(who)))
+
+    @staticmethod
+    def address_of(who: str) -> ChecksumAddress:
+        return to_checksum_address(who)
 
     def swap(self, swap_id: bytes) -> htlc.Swap:
         return htlc.decode_swap(self.call(self.htlc, htlc.swaps_calldata(swap_id)))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 
 from chains.htlc import solana_client as htlc
@@ -41,7 +42,9 @@ def raw_ix(env: HtlcSvm, data: bytes, metas: list[AccountMeta]) -> Instruction:
     return Instruction(env.program_id, data, metas)
 
 
-def meta(keypair_or_key: object, *, signer: bool = False, writable: bool = True) -> AccountMeta:
+def meta(
+    keypair_or_key: Keypair | Pubkey, *, signer: bool = False, writable: bool = True
+) -> AccountMeta:
     key = keypair_or_key.pubkey() if isinstance(keypair_or_key, Keypair) else keypair_or_key
     return AccountMeta(key, is_signer=signer, is_writable=writable)
 
