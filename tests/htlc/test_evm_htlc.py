@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pytest
-from eth_abi.abi import encode
+from eth_abi.abi import decode, encode
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -117,6 +117,16 @@ class Token:
         self._tx(owner, "mint(address,uint256)", ["address", "uint256"], [owner, amount])
         args = [self.chain.htlc, amount]
         self._tx(owner, "approve(address,uint256)", ["address", "uint256"], args)
+
+    def set_hook(self, target: str, data: bytes) -> None:
+        self._tx(
+            self.chain.deployer, "setHook(address,bytes)", ["address", "bytes"], [target, data]
+        )
+
+    def hook_outcome(self) -> tuple[bool, bytes]:
+        ok = self.chain.call(self.address, call_data("hookOk()", [], []))
+        result = self.chain.call(self.address, call_data("hookResult()", [], []))
+        return ok[-1] == 1, bytes(decode(["bytes"], result)[0])
 
     def balance(self, who: str) -> int:
         data = call_data("balanceOf(address)", ["address"], [who])
@@ -312,6 +322,17 @@ def _fee_token(chain: Chain) -> Sent:
     return lock(chain, amount=100, token=token.address)[2]
 
 
+def _reentrant_token_callback(chain: Chain) -> Sent:
+    token = Token(chain)
+    token.mint_and_approve(chain.sender, 100)
+    token.set_hook(chain.htlc, htlc.refund_calldata(new_id()))
+    outer = lock(chain, amount=100, token=token.address)[2]
+    assert outer.ok  # the lock itself completes; only the callback's re-entry is refused
+    hook_ok, revert_data = token.hook_outcome()
+    reverted = htlc.decode_revert(revert_data)
+    return Sent(hook_ok, reverted.error if reverted else None, outer.receipt)
+
+
 def _preimage_of_length(length: int) -> Any:
     def scenario(chain: Chain) -> Sent:
         # The hashlock matches the short/long preimage, so only the length check rejects.
@@ -346,6 +367,7 @@ REVERTS: list[tuple[str, Any]] = [
     ("InvalidPreimageLength", _preimage_of_length(31)),
     ("InvalidPreimageLength", _preimage_of_length(33)),
     ("WrongPreimage", lambda c: claim(c, lock(c)[0], bytes(32))),
+    ("Reentrancy", _reentrant_token_callback),
 ]
 
 

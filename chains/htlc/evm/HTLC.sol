@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity ^0.8.28;
 
 /// @title Covenant hash-time-locked escrow for native coin and ERC-20 tokens.
 /// @notice A sender locks funds under a SHA-256 hashlock until a deadline (unix seconds,
@@ -27,6 +27,10 @@ contract HTLC {
     }
 
     mapping(bytes32 => Swap) private _swaps;
+    // Re-entrancy guard in transient storage (EIP-1153, Cancun): a token callback must not
+    // lock, claim or refund while another call is moving tokens, or one balance delta
+    // could be counted for two swaps.
+    bool private transient _entered;
 
     event Locked(
         bytes32 indexed id,
@@ -55,6 +59,14 @@ contract HTLC {
     error DeadlineNotReached(uint256 deadline, uint256 timestamp);
     error InvalidPreimageLength(uint256 length);
     error WrongPreimage();
+    error Reentrancy();
+
+    modifier nonReentrant() {
+        if (_entered) revert Reentrancy();
+        _entered = true;
+        _;
+        _entered = false;
+    }
 
     /// @notice Lock `amount` of `token` (0 = native coin, sent as msg.value) for `recipient`.
     /// @dev ERC-20: the contract must be approved for `amount`; tokens that take a fee on
@@ -66,7 +78,7 @@ contract HTLC {
         uint256 deadline,
         address token,
         uint256 amount
-    ) external payable {
+    ) external payable nonReentrant {
         if (_swaps[id].state != State.Empty) revert SwapExists(id);
         if (recipient == address(0)) revert InvalidRecipient();
         if (amount == 0) revert ZeroAmount();
@@ -83,7 +95,7 @@ contract HTLC {
 
     /// @notice Release the funds of `id` to its recipient; callable by anyone who knows the
     /// preimage, only while block.timestamp < deadline.
-    function claim(bytes32 id, bytes calldata preimage) external {
+    function claim(bytes32 id, bytes calldata preimage) external nonReentrant {
         Swap storage swap = _requireLocked(id);
         if (block.timestamp >= swap.deadline) revert DeadlinePassed(swap.deadline, block.timestamp);
         if (preimage.length != 32) revert InvalidPreimageLength(preimage.length);
@@ -95,7 +107,7 @@ contract HTLC {
 
     /// @notice Return the funds of `id` to its sender; callable by anyone once
     /// block.timestamp >= deadline.
-    function refund(bytes32 id) external {
+    function refund(bytes32 id) external nonReentrant {
         Swap storage swap = _requireLocked(id);
         if (block.timestamp < swap.deadline) revert DeadlineNotReached(swap.deadline, block.timestamp);
         swap.state = State.Refunded;

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity ^0.8.28;
 
 /// @title Minimal ERC-20 for tests. With `returnsBool = false` its transfer functions
 /// return no data, like USDT on Ethereum mainnet, to exercise safe-transfer handling;
-/// a non-zero `fee` is burnt from every transfer, like fee-on-transfer tokens.
+/// a non-zero `fee` is burnt from every transfer, like fee-on-transfer tokens; a hook set
+/// with `setHook` is called once during the next transfer, like an ERC-777 callback, and
+/// its outcome is kept in `hookOk` / `hookResult` for the test to inspect.
 contract TestToken {
     string public name;
     string public symbol;
@@ -11,6 +13,10 @@ contract TestToken {
     uint256 public totalSupply;
     bool public immutable returnsBool;
     uint256 public fee;
+    address public hookTarget;
+    bytes public hookData;
+    bool public hookOk;
+    bytes public hookResult;
     mapping(address => uint256) public balanceOf;
     mapping(address => mapping(address => uint256)) public allowance;
 
@@ -31,6 +37,11 @@ contract TestToken {
 
     function setFee(uint256 fee_) external {
         fee = fee_;
+    }
+
+    function setHook(address target, bytes calldata data) external {
+        hookTarget = target;
+        hookData = data;
     }
 
     function approve(address spender, uint256 amount) external returns (bool) {
@@ -57,6 +68,11 @@ contract TestToken {
         balanceOf[to] += amount - fee;
         totalSupply -= fee;
         emit Transfer(from, to, amount - fee);
+        address target = hookTarget;
+        if (target != address(0)) {
+            hookTarget = address(0);
+            (hookOk, hookResult) = target.call(hookData);
+        }
     }
 
     function _return() private view {
