@@ -91,11 +91,55 @@ SolanaAddress = Annotated[str, BeforeValidator(_solana_address)]
 """A Solana public key in base58 that decodes to exactly 32 bytes."""
 
 
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekday_part(part: str) -> str:
+    """One crontab day-of-week item (0 or 7 = Sunday) as APScheduler day names."""
+    body, _, step_text = part.partition("/")
+    step = int(step_text) if step_text else 1
+    if body == "*" and not step_text:
+        return "*"
+    if body == "*":
+        first, last = 0, 6
+    elif "-" in body:
+        first_text, last_text = body.split("-", 1)
+        first, last = _weekday_number(first_text), _weekday_number(last_text)
+    else:
+        first = last = _weekday_number(body)
+    if step < 1 or last < first:
+        raise ValueError(f"bad day-of-week item {part!r}")
+    return ",".join(_WEEKDAYS[day] for day in range(first, last + 1, step))
+
+
+def _weekday_number(text: str) -> int:
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text.lower() in _WEEKDAYS:
+        return _WEEKDAYS.index(text.lower())
+    raise ValueError(f"bad day of week {text!r} (use 0-7 or sun-sat)")
+
+
+def crontab_fields(expression: str) -> dict[str, str]:
+    """APScheduler CronTrigger fields for a five-field crontab expression.
+
+    APScheduler numbers weekdays from Monday = 0, crontab from Sunday = 0; its own
+    `from_crontab` passes the numbers through unchanged, so "1-5" would mean Tuesday to
+    Saturday. Weekdays are translated to names here, so "1-5" means Monday to Friday.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
+    minute, hour, day, month, weekdays = fields
+    day_of_week = ",".join(_weekday_part(part) for part in weekdays.split(","))
+    return {"minute": minute, "hour": hour, "day": day, "month": month, "day_of_week": day_of_week}
+
+
 def _cron(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"cron expression must be a string, got {value!r}")
     try:
-        CronTrigger.from_crontab(value)
+        CronTrigger(**crontab_fields(value))
     except ValueError as exc:
         raise ValueError(
             f"{value!r} is not a valid cron expression (minute hour day month weekday): {exc}"
