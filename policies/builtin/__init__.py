@@ -1,0 +1,1 @@
+"""The built-in policies, registered by name in :mod:`policies.registry`."""

@@ -1,0 +1,357 @@
+"""The policy engine: the one place an :class:`Authorization` is minted.
+
+For each action the engine reserves its amount in the spend ledger, asks the agent's
+policies in order, and answers:
+
+* :class:`Denied` if any policy denies (or raises: that is a deny, logged with the cause);
+* :class:`Queued` if none denies and one needs approval that no approved, unexpired
+  request for this exact action covers;
+* :class:`Authorized` otherwise, carrying an authorization bound to the agent, the
+  transaction digest and a short expiry, minted only after the state that justified it
+  (reservations, rate events, probes) is durably written.
+
+The mint's key lives in this object's memory only; signers get :attr:`Engine.verifier`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import Engine as SqlEngine
+
+from config.errors import StoreError
+from config.models import Deployment
+from policies._store import PolicyStore, WriteSet
+from policies.actions import ConfidenceEvidence, ProposedAction
+from policies.approvals import ApprovalRequest, Approvals
+from policies.base import (
+    AddressResolver,
+    Allow,
+    AuthorityClaims,
+    Clock,
+    Decision,
+    Deny,
+    NeedsApproval,
+    Policy,
+    PolicyContext,
+    PolicyEnv,
+    PriceSource,
+    SimulationResult,
+    StaticPrices,
+    SystemClock,
+)
+from policies.ledger import SpendLedger
+from policies.registry import build_policies
+from wallets.authorization import Authorization, AuthorizationMint, AuthorizationVerifier
+
+logger = logging.getLogger("covenant.policies")
+
+DEFAULT_APPROVAL_TTL = timedelta(hours=1)
+
+
+class _Outcome(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+
+class Authorized(_Outcome):
+    """Every policy allowed; hand `authorization` to the signer with the transaction."""
+
+    verdict: Literal["authorized"] = "authorized"
+    authorization: Authorization
+    approval_id: str | None = None
+
+
+class Denied(_Outcome):
+    """A policy (or the engine, when `policy` is None) refused the action."""
+
+    verdict: Literal["denied"] = "denied"
+    reason: str
+    policy: str | None = None
+
+
+class Queued(_Outcome):
+    """The action waits for a person: `approvals approve ID` then evaluate it again."""
+
+    verdict: Literal["queued"] = "queued"
+    reason: str
+    policy: str
+    approval_id: str | None
+    expires_at: datetime | None = None
+
+
+Outcome = Authorized | Denied | Queued
+
+
+@dataclass(slots=True)
+class _Stack:
+    policies: tuple[Policy, ...]
+    env: PolicyEnv
+
+
+class Engine:
+    """Runs each agent's ordered policies and mints authorizations for what they allow."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        store: SqlEngine | None = None,
+        *,
+        clock: Clock | None = None,
+        prices: PriceSource | None = None,
+        resolve_agent_address: AddressResolver | None = None,
+        authorization_ttl: timedelta = timedelta(minutes=2),
+        control_poll: timedelta = timedelta(seconds=1),
+        policies: dict[str, Sequence[Policy]] | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.clock: Clock = clock or SystemClock()
+        self.prices: PriceSource = prices or StaticPrices.from_deployment(deployment)
+        self._store = PolicyStore(store) if store is not None else None
+        self._approvals = Approvals(self._store) if self._store is not None else None
+        self.ledger = SpendLedger(self._store)
+        self._mint = AuthorizationMint()
+        self._ttl = authorization_ttl
+        self._poll_every = control_poll.total_seconds()
+        self._decimals = {(a.chain, a.symbol): a.decimals for a in deployment.assets}
+        self._stacks = {
+            agent.name: self._stack(agent.name, resolve_agent_address, policies)
+            for agent in deployment.agents
+        }
+        self.ledger.load(self.clock.now())
+        self._control = self._store.control_version() if self._store else 0
+        self._next_poll = time.monotonic() + self._poll_every
+
+    @property
+    def verifier(self) -> AuthorizationVerifier:
+        """The public half of the mint, for signers."""
+        return self._mint.verifier
+
+    def policies(self, agent: str) -> tuple[Policy, ...]:
+        """The agent's policies, in evaluation order."""
+        return self._stacks[agent].policies
+
+    def context(
+        self,
+        agent: str,
+        *,
+        plan_id: str,
+        evidence: ConfidenceEvidence | None,
+        claims: AuthorityClaims | None = None,
+        plan_actions: Sequence[ProposedAction] = (),
+        simulation: SimulationResult | None = None,
+    ) -> PolicyContext:
+        """A context for evaluating the actions of one plan of `agent`."""
+        return PolicyContext(
+            agent=self.deployment.agent(agent),
+            deployment=self.deployment,
+            plan_id=plan_id,
+            evidence=evidence,
+            clock=self.clock,
+            prices=self.prices,
+            spend=self.ledger,
+            claims=claims,
+            plan_actions=tuple(plan_actions),
+            simulation=simulation,
+        )
+
+    async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Outcome:
+        """Authorize, deny or queue `action`."""
+        problem = self._check_action(action, ctx)
+        if problem is not None:
+            return Denied(reason=problem)
+        self._poll_control()
+        stack = self._stacks[action.agent]
+        with self._writes() as writes:
+            self.ledger.reserve(action, self._usd(action), self.clock.now())
+            asked, answer = await self._ask_all(stack.policies, action, ctx)
+            outcome = self._approval(action, answer) if isinstance(answer, Queued) else answer
+            if isinstance(outcome, Allow | ApprovalRequest):
+                approved = outcome if isinstance(outcome, ApprovalRequest) else None
+                return await self._authorize(action, ctx, asked, writes, approved)
+            await self._decline(action, ctx, asked, writes)
+            return outcome
+
+    async def executed(self, action: ProposedAction, ctx: PolicyContext) -> None:
+        """Report that the authorized transaction executed; settles its reservation."""
+        with self._writes() as writes:
+            self.ledger.settle(action.digest)
+            for policy in self._stacks[action.agent].policies:
+                await self._hook(policy, policy.on_executed(action, ctx))
+            await self._commit(writes, authorized=True)
+
+    async def failed(self, action: ProposedAction, ctx: PolicyContext, reason: str) -> None:
+        """Report that the authorized transaction failed or was not sent; releases it."""
+        with self._writes() as writes:
+            self.ledger.release(action.digest, persist=True)
+            for policy in self._stacks[action.agent].policies:
+                await self._hook(policy, policy.on_failed(action, ctx, reason))
+            await self._commit(writes, authorized=True)
+
+    def _stack(
+        self,
+        agent: str,
+        resolve: AddressResolver | None,
+        overrides: dict[str, Sequence[Policy]] | None,
+    ) -> _Stack:
+        config = self.deployment.agent(agent)
+        if overrides is not None and agent in overrides:
+            policies = tuple(overrides[agent])
+        else:
+            policies = tuple(build_policies(self.deployment, agent))
+        env = PolicyEnv(
+            deployment=self.deployment,
+            agent=config,
+            clock=self.clock,
+            prices=self.prices,
+            ledger=self.ledger,
+            store=self._store,
+            resolve_agent_address=resolve,
+        )
+        for policy in policies:
+            policy.attach(env)
+        return _Stack(policies, env)
+
+    def _check_action(self, action: ProposedAction, ctx: PolicyContext) -> str | None:
+        stack = self._stacks.get(action.agent)
+        if stack is None or ctx.agent.name != action.agent:
+            return (
+                f"action of agent {action.agent!r} evaluated in the context of {ctx.agent.name!r}"
+            )
+        if not stack.policies:
+            return f"agent {action.agent!r} has no policies; nothing is authorized without any"
+        if action.chain not in ctx.agent.chains:
+            return f"agent {action.agent!r} does not use chain {action.chain!r}"
+        decimals = self._decimals.get((action.chain, action.asset))
+        if decimals is None:
+            return f"asset {action.asset!r} is not defined on chain {action.chain!r}"
+        if action.amount.scaleb(decimals) != action.amount_base_units:
+            return (
+                f"amount {action.amount} {action.asset} is not {action.amount_base_units} base "
+                f"units at {decimals} decimals; the transaction and the intent disagree"
+            )
+        return None
+
+    def _usd(self, action: ProposedAction) -> Decimal | None:
+        price = self.prices.usd_price(action.chain, action.asset)
+        return None if price is None else action.amount * price
+
+    async def _ask_all(
+        self, policies: Sequence[Policy], action: ProposedAction, ctx: PolicyContext
+    ) -> tuple[list[Policy], Allow | Denied | Queued]:
+        asked: list[Policy] = []
+        queued: Queued | None = None
+        for policy in policies:
+            decision = await self._ask(policy, action, ctx)
+            if isinstance(decision, Deny):
+                return asked, Denied(reason=decision.reason, policy=policy.name)
+            asked.append(policy)
+            if isinstance(decision, NeedsApproval) and queued is None:
+                expires_at = self.clock.now() + (decision.expires_in or DEFAULT_APPROVAL_TTL)
+                queued = Queued(
+                    reason=decision.reason,
+                    policy=policy.name,
+                    approval_id=None,
+                    expires_at=expires_at,
+                )
+        return asked, queued or Allow()
+
+    async def _ask(self, policy: Policy, action: ProposedAction, ctx: PolicyContext) -> Decision:
+        try:
+            decision = await policy.evaluate(action, ctx)
+        except Exception as exc:
+            logger.exception(
+                "policy %s raised on %s; treating it as a deny", policy.name, action.summary()
+            )
+            return Deny(reason=f"policy {policy.name} failed ({type(exc).__name__}: {exc})")
+        if not isinstance(decision, Allow | Deny | NeedsApproval):
+            return Deny(reason=f"policy {policy.name} returned {decision!r}, not a Decision")
+        return decision
+
+    def _approval(self, action: ProposedAction, queued: Queued) -> Queued | ApprovalRequest:
+        if self._approvals is None:
+            return queued
+        now = self.clock.now()
+        approved = self._approvals.usable(action.fingerprint, now)
+        if approved is not None:
+            self._approvals.use(approved)
+            return approved
+        assert queued.expires_at is not None
+        request = self._approvals.request(action, queued.reason, now, queued.expires_at - now)
+        return queued.model_copy(
+            update={"approval_id": request.id, "expires_at": request.expires_at}
+        )
+
+    async def _authorize(
+        self,
+        action: ProposedAction,
+        ctx: PolicyContext,
+        asked: list[Policy],
+        writes: WriteSet,
+        approved: ApprovalRequest | None,
+    ) -> Outcome:
+        try:
+            await self._commit(writes, authorized=True)
+        except StoreError as exc:
+            logger.error("could not persist policy state for %s: %s", action.summary(), exc)
+            if approved is not None and self._approvals is not None:
+                self._approvals.unuse(approved)
+            await self._decline(action, ctx, asked, None)
+            return Denied(reason=f"policy state could not be persisted ({exc}); not authorized")
+        authorization = self._mint.mint(action.agent, action.digest, self._ttl)
+        return Authorized(
+            authorization=authorization, approval_id=approved.id if approved else None
+        )
+
+    async def _decline(
+        self,
+        action: ProposedAction,
+        ctx: PolicyContext,
+        asked: list[Policy],
+        writes: WriteSet | None,
+    ) -> None:
+        self.ledger.release(action.digest, persist=False)
+        for policy in asked:
+            await self._hook(policy, policy.on_declined(action, ctx))
+        if writes is not None:
+            await self._commit(writes, authorized=False)
+
+    async def _hook(self, policy: Policy, call: Awaitable[None]) -> None:
+        try:
+            await call
+        except Exception:
+            logger.exception("hook of policy %s raised; continuing with the others", policy.name)
+
+    @contextmanager
+    def _writes(self) -> Iterator[WriteSet]:
+        if self._store is None:
+            with nullcontext(WriteSet()) as writes:
+                yield writes
+            return
+        with self._store.writes() as writes:
+            yield writes
+
+    async def _commit(self, writes: WriteSet, *, authorized: bool) -> None:
+        if self._store is not None:
+            await self._store.commit(writes, authorized=authorized)
+
+    def _poll_control(self) -> None:
+        if self._store is None or time.monotonic() < self._next_poll:
+            return
+        self._next_poll = time.monotonic() + self._poll_every
+        try:
+            version = self._store.control_version()
+        except StoreError as exc:
+            logger.error("cannot poll policy control state: %s", exc)
+            return
+        if version != self._control:
+            self._control = version
+            for stack in self._stacks.values():
+                stack.env.reload()

@@ -1,0 +1,159 @@
+"""The engine: ordering, deny/queue/authorize, exceptions, minting only on allow."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from config.errors import SignerError
+from policies import (
+    ALLOW,
+    Allow,
+    Authorized,
+    Decision,
+    Denied,
+    Deny,
+    Engine,
+    NeedsApproval,
+    Policy,
+    PolicyContext,
+    ProposedAction,
+    Queued,
+)
+from policies.testing import FakeClock, make_action, make_deployment, make_evidence
+
+
+class Recorder(Policy):
+    """Returns a fixed decision and records every call."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__()
+        self.decision = decision
+        self.calls: list[str] = []
+
+    async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
+        self.calls.append("evaluate")
+        return self.decision
+
+    async def on_declined(self, action: ProposedAction, ctx: PolicyContext) -> None:
+        self.calls.append("declined")
+
+
+class Exploding(Policy):
+    async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
+        raise RuntimeError("boom")
+
+
+class CountingMint:
+    """Wraps the engine's mint to count calls (the mint itself is not replaced)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.count = 0
+        real = engine._mint.mint
+
+        def mint(agent: str, digest: bytes, ttl: timedelta):
+            self.count += 1
+            return real(agent, digest, ttl)
+
+        engine._mint = type("M", (), {"mint": staticmethod(mint), "verifier": engine.verifier})()
+
+
+def _engine(policies: list[Policy], store=None, clock=None) -> Engine:
+    deployment = make_deployment()
+    return Engine(deployment, store, clock=clock or FakeClock(), policies={"payer": policies})
+
+
+def _ctx(engine: Engine) -> PolicyContext:
+    return engine.context("payer", plan_id="plan-1", evidence=make_evidence())
+
+
+async def test_all_allow_mints_an_authorization_the_verifier_accepts() -> None:
+    engine = _engine([Recorder(ALLOW), Recorder(Allow())])
+    action = make_action()
+    outcome = await engine.evaluate(action, _ctx(engine))
+    assert isinstance(outcome, Authorized)
+    engine.verifier.check(outcome.authorization, agent="payer", digest=action.digest)
+    with pytest.raises(SignerError):
+        engine.verifier.check(outcome.authorization, agent="payer", digest=b"\x01" * 32)
+
+
+async def test_a_deny_stops_evaluation_and_undoes_earlier_reservations() -> None:
+    first, denier, last = Recorder(ALLOW), Recorder(Deny(reason="no")), Recorder(ALLOW)
+    engine = _engine([first, denier, last])
+    counter = CountingMint(engine)
+    outcome = await engine.evaluate(make_action(), _ctx(engine))
+    assert outcome == Denied(reason="no", policy="Recorder")
+    assert first.calls == ["evaluate", "declined"]
+    assert last.calls == []
+    assert counter.count == 0
+
+
+async def test_deny_wins_over_needs_approval_and_nothing_is_minted() -> None:
+    engine = _engine([Recorder(NeedsApproval(reason="big")), Recorder(Deny(reason="no"))])
+    counter = CountingMint(engine)
+    outcome = await engine.evaluate(make_action(), _ctx(engine))
+    assert isinstance(outcome, Denied)
+    assert counter.count == 0
+
+
+async def test_needs_approval_queues_and_never_mints(store) -> None:
+    engine = _engine([Recorder(NeedsApproval(reason="big")), Recorder(ALLOW)], store)
+    counter = CountingMint(engine)
+    outcome = await engine.evaluate(make_action(), _ctx(engine))
+    assert isinstance(outcome, Queued)
+    assert outcome.approval_id is not None
+    assert counter.count == 0
+
+
+async def test_a_policy_that_raises_is_a_deny_with_the_cause_logged(caplog) -> None:
+    engine = _engine([Exploding()])
+    counter = CountingMint(engine)
+    with caplog.at_level(logging.ERROR, logger="covenant.policies"):
+        outcome = await engine.evaluate(make_action(), _ctx(engine))
+    assert isinstance(outcome, Denied)
+    assert "RuntimeError: boom" in outcome.reason
+    assert "boom" in caplog.text
+    assert counter.count == 0
+
+
+async def test_a_non_decision_return_value_is_a_deny() -> None:
+    class Sloppy(Policy):
+        async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
+            return True  # type: ignore[return-value]
+
+    outcome = await _engine([Sloppy()]).evaluate(make_action(), _ctx(_engine([Sloppy()])))
+    assert isinstance(outcome, Denied)
+
+
+async def test_an_agent_without_policies_gets_nothing_authorized() -> None:
+    engine = _engine([])
+    outcome = await engine.evaluate(make_action(), _ctx(engine))
+    assert isinstance(outcome, Denied)
+    assert "no policies" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"amount_base_units": 1}, "base units"),
+        ({"asset": "SOL"}, "not defined on chain"),
+        ({"agent": "ghost"}, "context"),
+    ],
+)
+async def test_inconsistent_actions_are_denied_before_any_policy(fields, words) -> None:
+    policy = Recorder(ALLOW)
+    engine = _engine([policy])
+    outcome = await engine.evaluate(make_action(**fields), _ctx(engine))
+    assert isinstance(outcome, Denied)
+    assert words in outcome.reason
+    assert policy.calls == []
+
+
+async def test_declined_actions_do_not_count_against_spend() -> None:
+    engine = _engine([Recorder(Deny(reason="no"))])
+    await engine.evaluate(make_action(amount="0.5"), _ctx(engine))
+    day = timedelta(days=1)
+    assert engine.ledger.window_total("payer", "ETH", engine.clock.now(), day) == Decimal(0)
