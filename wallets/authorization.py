@@ -1,0 +1,194 @@
+"""Authorizations: the only thing that lets a signer sign.
+
+The policy engine owns an :class:`AuthorizationMint` (an Ed25519 key generated in
+memory at start, never stored) and mints an :class:`Authorization` for one agent, one
+exact digest and a short lifetime. Signers hold only the mint's public
+:class:`AuthorizationVerifier`; each recomputes the digest of what it is asked to sign
+and refuses unless a valid authorization names that digest, that agent and is unexpired.
+
+Digests, so the chain and policy layers compute exactly what the signers check:
+
+* EVM transaction: the EIP-1559 signing hash, ``keccak(0x02 || rlp(fields))``
+  (:func:`evm_tx_digest`).
+* EVM message (EIP-191, including EIP-712 typed data): ``keccak(0x19 || version ||
+  header || body)`` of the ``SignableMessage`` (:func:`evm_message_digest`).
+* Solana: ``sha256`` of the exact message bytes the Ed25519 signatures cover, i.e.
+  ``bytes(message)`` for a legacy ``Message`` and ``0x80 || bytes`` for ``MessageV0``
+  (:func:`solana_message_digest`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from eth_account.messages import SignableMessage
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils.crypto import keccak
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from solders.message import Message, MessageV0, to_bytes_versioned
+
+from config.errors import SignerError
+
+MAX_TTL = timedelta(hours=1)
+_DOMAIN = b"covenant/authorization/v1\x00"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Authorization(BaseModel):
+    """Permission for `agent` to sign exactly `digest` until `expires_at`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent: str = Field(min_length=1, max_length=64)
+    digest: bytes = Field(min_length=32, max_length=32)
+    expires_at: AwareDatetime
+    nonce: bytes = Field(min_length=16, max_length=16)
+    signature: bytes = Field(min_length=64, max_length=64)
+
+    def signed_bytes(self) -> bytes:
+        """The canonical encoding the mint signs: domain, then length-prefixed fields."""
+        return _encode(self.agent, self.digest, self.expires_at, self.nonce)
+
+
+def _encode(agent: str, digest: bytes, expires_at: datetime, nonce: bytes) -> bytes:
+    name = agent.encode("utf-8")
+    micros = (expires_at - _EPOCH) // timedelta(microseconds=1)
+    return b"".join(
+        (_DOMAIN, struct.pack(">H", len(name)), name, digest, struct.pack(">q", micros), nonce)
+    )
+
+
+class AuthorizationVerifier:
+    """The public half of a mint: checks authorizations, cannot create them."""
+
+    __slots__ = ("_public_key",)
+
+    def __init__(self, public_key: bytes) -> None:
+        self._public_key = Ed25519PublicKey.from_public_bytes(public_key)
+
+    @property
+    def public_key(self) -> bytes:
+        """The mint's Ed25519 public key."""
+        return self._public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    def check(
+        self,
+        authorization: Authorization | None,
+        *,
+        agent: str,
+        digest: bytes,
+        now: datetime | None = None,
+    ) -> None:
+        """Raise :class:`SignerError` unless `authorization` allows `agent` to sign `digest`."""
+        if not isinstance(authorization, Authorization):
+            raise SignerError(f"refused to sign for agent {agent!r}: no authorization was given")
+        try:
+            self._public_key.verify(authorization.signature, authorization.signed_bytes())
+        except InvalidSignature:
+            raise SignerError(
+                f"refused to sign for agent {agent!r}: the authorization is not signed by "
+                "this runtime's policy engine"
+            ) from None
+        _check_fields(authorization, agent=agent, digest=digest, now=now or datetime.now(UTC))
+
+
+def _check_fields(auth: Authorization, *, agent: str, digest: bytes, now: datetime) -> None:
+    if auth.agent != agent:
+        raise SignerError(
+            f"refused to sign for agent {agent!r}: the authorization is for agent {auth.agent!r}"
+        )
+    if auth.expires_at <= now:
+        raise SignerError(
+            f"refused to sign for agent {agent!r}: the authorization expired at "
+            f"{auth.expires_at.isoformat()}; ask the policy engine again"
+        )
+    if auth.digest != digest:
+        raise SignerError(
+            f"refused to sign for agent {agent!r}: the authorization is for digest "
+            f"0x{auth.digest.hex()}, not 0x{digest.hex()} of what was submitted"
+        )
+
+
+class AuthorizationMint:
+    """Creates authorizations with an in-memory Ed25519 key that is never persisted.
+
+    Only the policy engine constructs one; everything else gets its ``verifier``.
+    """
+
+    __slots__ = ("__key", "_verifier")
+
+    def __init__(self) -> None:
+        self.__key = Ed25519PrivateKey.generate()
+        raw = self.__key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self._verifier = AuthorizationVerifier(raw)
+
+    @property
+    def verifier(self) -> AuthorizationVerifier:
+        """The public verifier to hand to signers."""
+        return self._verifier
+
+    def mint(self, agent: str, digest: bytes, ttl: timedelta) -> Authorization:
+        """Authorize `agent` to sign exactly `digest` for `ttl` (at most one hour)."""
+        if not timedelta(0) < ttl <= MAX_TTL:
+            raise SignerError(f"authorization ttl {ttl} must be positive and at most {MAX_TTL}")
+        if len(digest) != 32:
+            raise SignerError(f"a digest has 32 bytes, got {len(digest)}")
+        expires_at = datetime.now(UTC) + ttl
+        nonce = os.urandom(16)
+        signature = self.__key.sign(_encode(agent, digest, expires_at, nonce))
+        return Authorization(
+            agent=agent, digest=digest, expires_at=expires_at, nonce=nonce, signature=signature
+        )
+
+    def __repr__(self) -> str:
+        return "AuthorizationMint(<in-memory key>)"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("an AuthorizationMint cannot be pickled; its key never leaves memory")
+
+
+def evm_tx_digest(tx: dict[str, Any]) -> bytes:
+    """The EIP-1559 signing hash of an unsigned typed transaction dict (eth_account form)."""
+    _require_eip1559(tx)
+    try:
+        return bytes(TypedTransaction.from_dict(dict(tx)).hash())
+    except (TypeError, ValueError, KeyError) as exc:
+        raise SignerError(f"cannot encode the EVM transaction {tx!r}: {exc}") from exc
+
+
+def _require_eip1559(tx: dict[str, Any]) -> None:
+    kind = tx.get("type", 2)
+    if kind not in (2, "0x2", "0x02") or "maxFeePerGas" not in tx or "chainId" not in tx:
+        raise SignerError(
+            "only EIP-1559 transactions with a chainId are signed (type 2, maxFeePerGas, "
+            f"maxPriorityFeePerGas, chainId); got keys {sorted(tx)}"
+        )
+
+
+def evm_message_digest(message: SignableMessage) -> bytes:
+    """The EIP-191 hash of a message (``encode_defunct`` or ``encode_typed_data``)."""
+    return bytes(keccak(b"\x19" + message.version + message.header + message.body))
+
+
+def solana_message_bytes(message: Message | MessageV0) -> bytes:
+    """The bytes Ed25519 signatures of a Solana transaction cover."""
+    if isinstance(message, MessageV0):
+        return bytes(to_bytes_versioned(message))
+    if isinstance(message, Message):
+        return bytes(message)
+    raise SignerError(f"expected a solders Message or MessageV0, got {type(message).__name__}")
+
+
+def solana_message_digest(message: Message | MessageV0) -> bytes:
+    """sha256 of :func:`solana_message_bytes`."""
+    return hashlib.sha256(solana_message_bytes(message)).digest()
