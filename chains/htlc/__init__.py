@@ -1,0 +1,1 @@
+"""Hash-time-locked escrow: the EVM contract, the Solana program, and their clients."""

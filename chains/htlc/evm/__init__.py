@@ -1,0 +1,1 @@
+"""The EVM HTLC contract: Solidity sources, compiled artifacts, and the solc build."""

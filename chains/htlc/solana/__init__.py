@@ -1,0 +1,1 @@
+"""The Solana HTLC program: sBPF assembly source, assembler/linker, build, LiteSVM harness."""
