@@ -1,0 +1,1 @@
+"""Local chains: anvil per EVM chain id and a LiteSVM-backed Solana JSON-RPC server."""

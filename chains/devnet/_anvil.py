@@ -1,0 +1,92 @@
+"""Start and stop anvil (Foundry's EVM node, from the pinned npm package)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from config.errors import ChainError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def anvil_path() -> Path | None:
+    """The anvil binary: npm's platform package first (so signals reach the node itself,
+    not a Node.js wrapper), then node_modules/.bin, then PATH."""
+    native = sorted((ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil"))
+    if native:
+        return native[0]
+    wrapper = ROOT / "node_modules" / ".bin" / "anvil"
+    if wrapper.exists():
+        return wrapper
+    found = shutil.which("anvil")
+    return Path(found) if found else None
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_anvil(
+    chain_id: int,
+    port: int,
+    *,
+    state: Path | None = None,
+    no_mining: bool = False,
+    log: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start anvil on 127.0.0.1:`port` and wait until it answers."""
+    binary = anvil_path()
+    if binary is None:
+        raise ChainError(
+            "anvil is not installed; run `npm ci` in the repository root "
+            "(package.json pins @foundry-rs/anvil)"
+        )
+    args = [
+        str(binary),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--silent",
+    ]
+    if state is not None:
+        args += ["--state", str(state), "--state-interval", "1"]
+    if no_mining:
+        args.append("--no-mining")
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(  # noqa: S603 - our own binary, argument list, no shell
+        args,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_port(port, process)
+    return process
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Block until something accepts connections on `port`, or fail if `process` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ChainError(
+                f"local chain process exited with code {process.returncode} "
+                f"before listening on port {port}; is the port taken?"
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise ChainError(f"local chain did not listen on port {port} within {timeout:g}s")

@@ -1,0 +1,359 @@
+"""EVM adapter (Arbitrum, Optimism, Base or any chain id) on web3.py's AsyncWeb3.
+
+One adapter serves one chain id, checked against the endpoint on connect. Every
+transaction is EIP-1559 with fees capped by the chain's config, gas-estimated at build
+time and simulated with ``eth_call`` again before it is sent. Nonces come from the store
+(:class:`~chains._store.NonceStore`), so a restarted daemon does not reuse or skip one.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, cast
+
+from eth_abi.abi import encode
+from eth_account import Account
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import TransactionNotFound
+from web3.providers.async_base import AsyncBaseProvider
+from web3.types import TxParams
+
+from chains import _retry
+from chains._digest import evm_tx_digest
+from chains._evm_errors import map_error
+from chains._store import NonceStore
+from chains.base import (
+    ChainAdapter,
+    ContractCall,
+    EvmUnsignedTx,
+    FeeAboveCap,
+    Intent,
+    NativeTransfer,
+    Simulation,
+    TokenTransfer,
+    TxId,
+    TxStatus,
+)
+from config.errors import ChainError, InsufficientFunds, TransactionReverted, WrongChainId
+from config.models import Asset, BlockTagFinality, EvmChain
+
+GWEI = Decimal(10**9)
+ERC20_ABI: tuple[dict[str, Any], ...] = (
+    {
+        "type": "function",
+        "name": "transfer",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "to", "type": "address"}, {"name": "amount", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
+    {
+        "type": "function",
+        "name": "balanceOf",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    },
+)
+REPLACEMENT_BUMP = Decimal("1.125")
+"""Nodes accept a same-nonce replacement only if both fee fields rise by >= 12.5%."""
+
+
+class EvmAdapter(ChainAdapter):
+    """Adapter for one EVM chain; create it with :meth:`connect`."""
+
+    chain: EvmChain
+
+    def __init__(
+        self, chain: EvmChain, w3: AsyncWeb3[Any], *, where: str, nonces: NonceStore | None
+    ) -> None:
+        self.chain = chain
+        self._w3 = w3
+        self._where = where
+        self._nonces = nonces
+        self._abis: dict[str, tuple[dict[str, Any], ...]] = {}
+
+    @classmethod
+    async def connect(
+        cls,
+        chain: EvmChain,
+        *,
+        url: str | None = None,
+        provider: AsyncBaseProvider | None = None,
+        nonces: NonceStore | None = None,
+    ) -> EvmAdapter:
+        """Connect to `url` (or a ready `provider`) and refuse a different chain id."""
+        if provider is None:
+            if url is None:
+                raise ChainError(f"chain {chain.name}: give an rpc url or a provider")
+            provider = AsyncHTTPProvider(
+                url, request_kwargs={"timeout": 10}, exception_retry_configuration=None
+            )
+        adapter = cls(
+            chain, AsyncWeb3(provider), where=f"{chain.name} ({url or 'in-process'})", nonces=nonces
+        )
+        try:
+            await adapter._check_chain_id()
+        except BaseException:
+            await adapter.close()
+            raise
+        return adapter
+
+    async def _check_chain_id(self) -> None:
+        actual = await self._read(lambda: self._w3.eth.chain_id, "eth_chainId")
+        if actual != self.chain.chain_id:
+            raise WrongChainId(
+                f"{self._where} serves chain id {actual}, but the deployment configures "
+                f"{self.chain.chain_id}; fix chain_id or the rpc URL"
+            )
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if isinstance(self._w3.provider, AsyncHTTPProvider):
+            await self._w3.provider.disconnect()
+
+    async def _read(self, call: Any, what: str, abi: Any = ()) -> Any:
+        async def once() -> Any:
+            try:
+                return await call()
+            except Exception as exc:
+                raise map_error(exc, f"{self._where} {what}", abi) from exc
+
+        return await _retry.read(once)
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def balance(self, address: str, asset: Asset | str | None = None) -> int:
+        """Native balance in wei, or an ERC-20 balance when `asset` names a token."""
+        owner = to_checksum_address(address)
+        token = asset.erc20 if isinstance(asset, Asset) else asset
+        if token is None:
+            return int(await self._read(lambda: self._w3.eth.get_balance(owner), "eth_getBalance"))
+        data = _encode_call(ERC20_ABI, "balanceOf", (owner,))
+        call = {"to": to_checksum_address(token), "data": data}
+        result = await self._read(lambda: self._w3.eth.call(call), "balanceOf")  # type: ignore[arg-type]
+        return int.from_bytes(result, "big")
+
+    async def height(self) -> int:
+        """The latest block number."""
+        return int(await self._read(lambda: self._w3.eth.block_number, "eth_blockNumber"))
+
+    # -- build and simulate ------------------------------------------------------------
+
+    async def build(self, intent: Intent, sender: str) -> EvmUnsignedTx:
+        """An EIP-1559 transaction for `intent`, gas-estimated (reverts raise here)."""
+        sender = to_checksum_address(sender)
+        to, value, data, abi = _encode_intent(intent)
+        call = {"from": sender, "to": to, "value": value, "data": data}
+        gas = await self._estimate(call, abi)
+        max_fee, tip = await self._fees()
+        nonce = await self._next_nonce(sender)
+        tx = {
+            "type": 2,
+            "chainId": self.chain.chain_id,
+            "nonce": nonce,
+            "gas": gas,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+            **call,
+        }
+        del tx["from"]
+        self._abis[to] = abi
+        return EvmUnsignedTx(
+            chain=self.chain.name, sender=sender, intent=intent, digest=evm_tx_digest(tx), tx=tx
+        )
+
+    async def _estimate(self, call: dict[str, Any], abi: Any) -> int:
+        params = cast(TxParams, call)
+        estimate = int(
+            await self._read(lambda: self._w3.eth.estimate_gas(params), "estimateGas", abi)
+        )
+        # Plain transfers cost exactly 21000; anything else gets a margin because state
+        # may change between estimation and inclusion.
+        return estimate if estimate == 21_000 else estimate * 6 // 5
+
+    async def _fees(self) -> tuple[int, int]:
+        cap_max = int(self.chain.fees.max_fee_gwei * GWEI)
+        cap_tip = int(self.chain.fees.max_priority_fee_gwei * GWEI)
+        block = await self._read(lambda: self._w3.eth.get_block("latest"), "eth_getBlockByNumber")
+        base = int(block["baseFeePerGas"])
+        tip = min(int(await self._read(lambda: self._w3.eth.max_priority_fee, "tip")), cap_tip)
+        if base + tip > cap_max:
+            raise FeeAboveCap(
+                f"{self._where}: base fee {Decimal(base) / GWEI} gwei plus tip exceeds "
+                f"max_fee_gwei {self.chain.fees.max_fee_gwei}; wait or raise the cap"
+            )
+        return min(2 * base + tip, cap_max), tip
+
+    async def _next_nonce(self, sender: str) -> int:
+        pending = int(
+            await self._read(
+                lambda: self._w3.eth.get_transaction_count(sender, "pending"),  # type: ignore[arg-type]
+                "eth_getTransactionCount",
+            )
+        )
+        if self._nonces is None:
+            return pending
+        return self._nonces.reserve(self.chain.name, self.chain.chain_id, sender, pending)
+
+    async def replacement(self, tx: EvmUnsignedTx) -> EvmUnsignedTx:
+        """The same transaction (same nonce) with both fee fields raised by >= 12.5%."""
+        max_fee, tip = await self._fees()
+        bumped_tip = max(_bump(tx.tx["maxPriorityFeePerGas"]), tip)
+        bumped_max = max(_bump(tx.tx["maxFeePerGas"]), max_fee, bumped_tip)
+        if bumped_max > int(self.chain.fees.max_fee_gwei * GWEI):
+            raise FeeAboveCap(
+                f"{self._where}: replacing nonce {tx.nonce} needs max fee "
+                f"{Decimal(bumped_max) / GWEI} gwei, above max_fee_gwei "
+                f"{self.chain.fees.max_fee_gwei}; raise the cap or wait for the original"
+            )
+        new = {**tx.tx, "maxFeePerGas": bumped_max, "maxPriorityFeePerGas": bumped_tip}
+        return tx.model_copy(update={"tx": new, "digest": evm_tx_digest(new)})
+
+    async def simulate(self, tx: EvmUnsignedTx | bytes) -> Simulation:  # type: ignore[override]
+        """Run the transaction with eth_call on the latest block."""
+        fields = _decode_signed(tx) if isinstance(tx, bytes) else {**tx.tx, "from": tx.sender}
+        call = {
+            key: fields[key]
+            for key in ("from", "to", "value", "data", "gas")
+            if fields.get(key) is not None
+        }
+        abi = self._abis.get(str(fields.get("to")), ())
+        try:
+            await self._read(lambda: self._w3.eth.call(call), "eth_call", abi)  # type: ignore[arg-type]
+        except (TransactionReverted, InsufficientFunds) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            return Simulation(ok=False, reason=reason, gas_used=fields.get("gas"))
+        return Simulation(ok=True, gas_used=fields.get("gas"))
+
+    # -- send and track ----------------------------------------------------------------
+
+    def tx_id(self, signed: bytes) -> TxId:
+        """The transaction hash: keccak of the signed EIP-2718 bytes."""
+        return TxId("0x" + keccak(signed).hex())
+
+    async def broadcast(self, signed: bytes) -> TxId:
+        """Simulate `signed`, then send it once. "Already known" counts as sent."""
+        simulation = await self.simulate(signed)
+        if not simulation.ok:
+            raise TransactionReverted(
+                f"{self._where}: simulation failed, not sent: {simulation.reason}",
+                reason=simulation.reason,
+            )
+        tx_id = self.tx_id(signed)
+        try:
+            await self._w3.eth.send_raw_transaction(signed)
+        except Exception as exc:
+            if "already known" in str(exc).lower():
+                return tx_id
+            error = map_error(exc, f"{self._where} eth_sendRawTransaction {tx_id}")
+            raise error from exc
+        return tx_id
+
+    async def status(self, tx_id: TxId) -> TxStatus:
+        """Pending, included, final, failed (with decoded reason) or dropped."""
+        receipt = await self._receipt(tx_id)
+        if receipt is None:
+            known = await self._known(tx_id)
+            return TxStatus(tx_id=tx_id, state="pending" if known else "dropped")
+        block = int(receipt["blockNumber"])
+        if int(receipt["status"]) == 0:
+            reason = await self._revert_reason(tx_id, block)
+            return TxStatus(tx_id=tx_id, state="failed", block=block, reason=reason)
+        final, finality = await self._finality(block)
+        return TxStatus(
+            tx_id=tx_id, state="final" if final else "included", block=block, finality=finality
+        )
+
+    async def _receipt(self, tx_id: TxId) -> Any:
+        async def get() -> Any:
+            try:
+                return await self._w3.eth.get_transaction_receipt(tx_id)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return None
+
+        return await self._read(get, "eth_getTransactionReceipt")
+
+    async def _known(self, tx_id: TxId) -> bool:
+        async def get() -> bool:
+            try:
+                await self._w3.eth.get_transaction(tx_id)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return False
+            return True
+
+        return bool(await self._read(get, "eth_getTransactionByHash"))
+
+    async def _finality(self, block: int) -> tuple[bool, str]:
+        finality = self.chain.finality
+        if isinstance(finality, BlockTagFinality):
+            tagged = await self._read(lambda: self._w3.eth.get_block(finality.block_tag), "tag")
+            final = int(tagged["number"]) >= block
+            return final, finality.block_tag if final else f"not yet {finality.block_tag}"
+        depth = await self.height() - block
+        return depth >= finality.confirmations, f"{depth}/{finality.confirmations} confirmations"
+
+    async def _revert_reason(self, tx_id: TxId, block: int) -> str:
+        tx = await self._read(lambda: self._w3.eth.get_transaction(tx_id), "eth_getTransaction")  # type: ignore[arg-type]
+        call = {
+            "from": tx["from"],
+            "to": tx["to"],
+            "value": tx["value"],
+            "data": tx["input"],
+            "gas": tx["gas"],
+        }
+        abi = self._abis.get(str(tx["to"]), ())
+        try:
+            await self._read(lambda: self._w3.eth.call(call, max(block - 1, 0)), "replay", abi)  # type: ignore[arg-type]
+        except TransactionReverted as exc:
+            return exc.reason or str(exc)
+        return "reverted (the replay on the parent block succeeded, so state changed in-block)"
+
+
+def _bump(value: int) -> int:
+    bumped = (Decimal(value) * REPLACEMENT_BUMP).to_integral_value(rounding="ROUND_CEILING")
+    return max(int(bumped), value + 1)
+
+
+def _encode_intent(intent: Intent) -> tuple[str, int, bytes, tuple[dict[str, Any], ...]]:
+    if isinstance(intent, NativeTransfer):
+        return to_checksum_address(intent.to), intent.amount, b"", ()
+    if isinstance(intent, TokenTransfer):
+        data = _encode_call(ERC20_ABI, "transfer", (to_checksum_address(intent.to), intent.amount))
+        return to_checksum_address(intent.token), 0, data, ERC20_ABI
+    if isinstance(intent, ContractCall):
+        data = _encode_call(intent.abi, intent.function, intent.args)
+        return to_checksum_address(intent.to), intent.value, data, intent.abi
+    raise ChainError(f"an EVM chain cannot run a {intent.kind!r} intent; use a Solana chain")
+
+
+def _encode_call(abi: tuple[dict[str, Any], ...], name: str, args: tuple[Any, ...]) -> bytes:
+    for entry in abi:
+        if (
+            entry.get("type") == "function"
+            and entry.get("name") == name
+            and len(entry.get("inputs", [])) == len(args)
+        ):
+            types = get_abi_input_types(entry)  # type: ignore[arg-type]
+            return bytes(function_abi_to_4byte_selector(entry)) + encode(types, list(args))  # type: ignore[arg-type]
+    raise ChainError(
+        f"function {name!r} with {len(args)} argument(s) is not in the ABI; functions: "
+        f"{sorted({str(e.get('name')) for e in abi if e.get('type') == 'function'})}"
+    )
+
+
+def _decode_signed(signed: bytes) -> dict[str, Any]:
+    try:
+        fields = dict(TypedTransaction.from_bytes(HexBytes(signed)).as_dict())
+        fields["from"] = Account.recover_transaction(signed)
+    except Exception as exc:
+        raise ChainError(
+            f"not a signed EIP-1559 transaction ({len(signed)} bytes): {exc}; pass the "
+            "signer's raw output unchanged"
+        ) from exc
+    fields["to"] = to_checksum_address(fields["to"]) if fields.get("to") else None
+    return fields

@@ -1,0 +1,159 @@
+"""Backends for the shared ChainAdapter contract suite, each a real chain.
+
+Tests sign with eth_account / solders Keypair directly: adapters never sign, and the
+wallets signers are a separate package.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from chains._pyevm import funded_keys, pyevm_provider
+from chains._store import NonceStore
+from chains.base import ChainAdapter, EvmUnsignedTx, UnsignedTx
+from chains.devnet._anvil import anvil_path, free_port, start_anvil
+from chains.evm import EvmAdapter
+from chains.journal import TxJournal
+from config.models import EvmChain
+from config.store import open_store
+
+ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+needs_anvil = pytest.mark.skipif(anvil_path() is None, reason="anvil not installed (npm ci)")
+
+
+@dataclass
+class Backend:
+    """A funded sender on a live chain, and how to sign for it."""
+
+    name: str
+    adapter: ChainAdapter
+    sender: str
+    sign: Callable[[UnsignedTx], Awaitable[bytes]]
+    amount: int
+    new_address: Callable[[], str]
+    journal: TxJournal
+
+
+def evm_chain(chain_id: int = 31337, **overrides: object) -> EvmChain:
+    return EvmChain.model_validate(
+        {
+            "name": "evm-test",
+            "family": "evm",
+            "chain_id": chain_id,
+            "rpc": "local",
+            "finality": {"confirmations": 0},
+            **overrides,
+        }
+    )
+
+
+def evm_signer(key: str | bytes) -> Callable[[UnsignedTx], Awaitable[bytes]]:
+    account = Account.from_key(key)
+
+    async def sign(tx: UnsignedTx) -> bytes:
+        assert isinstance(tx, EvmUnsignedTx)
+        return bytes(account.sign_transaction(tx.tx).raw_transaction)
+
+    return sign
+
+
+def new_evm_address() -> str:
+    return str(Account.create().address)
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    engine = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    yield engine
+    engine.dispose()
+
+
+class Anvil:
+    """One anvil process the test may kill and restart on the same port."""
+
+    def __init__(self, chain_id: int, tmp: Path, *, no_mining: bool = False) -> None:
+        self.chain_id, self.port, self.no_mining = chain_id, free_port(), no_mining
+        self.log = tmp / f"anvil-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = start_anvil(self.chain_id, self.port, no_mining=self.no_mining, log=self.log)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def anvil_factory(tmp_path: Path) -> Iterator[Callable[..., Anvil]]:
+    started: list[Anvil] = []
+
+    def make(chain_id: int = 31337, *, no_mining: bool = False) -> Anvil:
+        node = Anvil(chain_id, tmp_path, no_mining=no_mining)
+        started.append(node)
+        return node
+
+    yield make
+    for node in started:
+        node.kill()
+
+
+async def anvil_backend(anvil_factory, engine) -> Backend:
+    node = anvil_factory()
+    adapter = await EvmAdapter.connect(evm_chain(), url=node.url, nonces=NonceStore(engine))
+    return Backend(
+        "anvil",
+        adapter,
+        Account.from_key(ANVIL_KEY).address,
+        evm_signer(ANVIL_KEY),
+        10**15,
+        new_evm_address,
+        TxJournal(engine),
+    )
+
+
+async def pyevm_backend(engine) -> Backend:
+    provider = pyevm_provider(31337)
+    key = funded_keys(provider)[0]
+    adapter = await EvmAdapter.connect(evm_chain(), provider=provider, nonces=NonceStore(engine))
+    return Backend(
+        "pyevm",
+        adapter,
+        Account.from_key(key).address,
+        evm_signer(key),
+        10**15,
+        new_evm_address,
+        TxJournal(engine),
+    )
+
+
+BACKENDS = [
+    pytest.param("anvil", marks=[needs_anvil, pytest.mark.anvil]),
+    "pyevm",
+]
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request, anvil_factory, engine) -> AsyncIterator[Backend]:
+    name = request.param
+    if name == "anvil":
+        made = await anvil_backend(anvil_factory, engine)
+    else:
+        made = await pyevm_backend(engine)
+    yield made
+    await made.adapter.close()
