@@ -1,0 +1,190 @@
+"""Turn one planned payment into a transaction, but only through the policy engine.
+
+The order is the invariant: resolve the address-book name to an address (the model never
+supplies one), build the unsigned transaction, describe it to the policies as a
+:class:`~policies.actions.ProposedAction` carrying its digest, and sign only with the
+:class:`~wallets.authorization.Authorization` the engine mints for that digest. The
+signed bytes are journaled before they are broadcast (:func:`chains.journal.send`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from agents.plan import Payment
+from chains.base import (
+    ChainAdapter,
+    EvmUnsignedTx,
+    Intent,
+    NativeTransfer,
+    SolanaUnsignedTx,
+    TokenTransfer,
+    TxExpired,
+    UnsignedTx,
+)
+from chains.journal import TxJournal, send
+from config.errors import ChainError, CovenantError, SignerError
+from config.models import Asset, Deployment
+from policies.actions import ConfidenceEvidence, ProposedAction
+from policies.base import PolicyContext
+from policies.engine import Authorized, Denied, Engine, Queued
+from wallets.authorization import Authorization
+from wallets.operator import AgentWallet, OperatorWallets
+
+log = logging.getLogger(__name__)
+
+ResultState = Literal["executed", "failed", "denied", "queued", "error"]
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What happened to one planned payment, for the audit log and the next observation."""
+
+    state: ResultState
+    summary: str
+    action: ProposedAction | None = None
+    policy: str | None = None
+    tx_id: str | None = None
+    approval_id: str | None = None
+
+
+class Resolver:
+    """Address-book names and asset symbols to addresses, decimals and base units."""
+
+    def __init__(self, deployment: Deployment, wallets: OperatorWallets) -> None:
+        self.deployment = deployment
+        self.wallets = wallets
+
+    def asset(self, chain: str, symbol: str) -> Asset:
+        """The asset `symbol` on `chain`; ChainError if the deployment has none."""
+        for asset in self.deployment.assets:
+            if asset.chain == chain and asset.symbol == symbol:
+                return asset
+        raise ChainError(f"no asset {symbol} on chain {chain!r} in the deployment")
+
+    def address(self, counterparty: str, chain: str) -> str:
+        """The address of the address-book entry `counterparty` on `chain`."""
+        party = next((p for p in self.deployment.address_book if p.name == counterparty), None)
+        if party is None:
+            raise ChainError(f"{counterparty!r} is not in the address book")
+        if party.agent is not None:
+            return self.wallets.agent(party.agent).address(self.deployment, chain)
+        if chain not in party.addresses:
+            raise ChainError(f"{counterparty!r} has no address on chain {chain!r}")
+        return party.addresses[chain]
+
+    @staticmethod
+    def base_units(amount: Decimal, asset: Asset) -> int:
+        """`amount` in the asset's base units; ChainError if it has too many decimals."""
+        scaled = amount.scaleb(asset.decimals)
+        if scaled != scaled.to_integral_value():
+            raise ChainError(
+                f"{amount} {asset.symbol} has more than {asset.decimals} decimal places"
+            )
+        return int(scaled)
+
+
+def intent_for(asset: Asset, to: str, amount: int) -> Intent:
+    """A native or token transfer intent."""
+    if asset.native:
+        return NativeTransfer(to=to, amount=amount)
+    token = asset.erc20 or asset.spl_mint
+    assert token is not None  # the config model guarantees exactly one kind
+    return TokenTransfer(token=token, to=to, amount=amount)
+
+
+@dataclass
+class PaymentExecutor:
+    """Executes the single-chain payments of one agent."""
+
+    agent: str
+    deployment: Deployment
+    wallet: AgentWallet
+    engine: Engine
+    adapters: dict[str, ChainAdapter]
+    journal: TxJournal
+    resolver: Resolver
+    confirm_timeout: float = 60.0
+
+    async def propose(self, payment: Payment, plan_id: str) -> tuple[ProposedAction, UnsignedTx]:
+        """Build the unsigned transaction for `payment` and describe it to the policies."""
+        asset = self.resolver.asset(payment.chain, payment.asset)
+        to = self.resolver.address(payment.counterparty, payment.chain)
+        base = self.resolver.base_units(payment.amount, asset)
+        sender = self.wallet.address(self.deployment, payment.chain)
+        unsigned = await self.adapters[payment.chain].build(intent_for(asset, to, base), sender)
+        action = ProposedAction(
+            agent=self.agent,
+            plan_id=plan_id,
+            kind="transfer",
+            chain=payment.chain,
+            asset=payment.asset,
+            amount=payment.amount,
+            amount_base_units=base,
+            recipient=payment.counterparty,
+            recipient_address=to,
+            digest=unsigned.digest,
+        )
+        return action, unsigned
+
+    async def pay(
+        self, payment: Payment, plan_id: str, evidence: ConfidenceEvidence
+    ) -> ActionResult:
+        """Propose, authorize, sign, journal, send and track one payment."""
+        try:
+            action, unsigned = await self.propose(payment, plan_id)
+        except CovenantError as exc:
+            return ActionResult("error", f"could not build the payment: {exc}")
+        ctx = self.engine.context(
+            self.agent, plan_id=plan_id, evidence=evidence, plan_actions=(action,)
+        )
+        outcome = await self.engine.evaluate(action, ctx)
+        if isinstance(outcome, Denied):
+            return ActionResult("denied", outcome.reason, action, policy=outcome.policy)
+        if isinstance(outcome, Queued):
+            return ActionResult(
+                "queued",
+                outcome.reason,
+                action,
+                policy=outcome.policy,
+                approval_id=outcome.approval_id,
+            )
+        return await self._execute(action, unsigned, outcome, ctx)
+
+    async def _execute(
+        self,
+        action: ProposedAction,
+        unsigned: UnsignedTx,
+        outcome: Authorized,
+        ctx: PolicyContext,
+    ) -> ActionResult:
+        adapter = self.adapters[action.chain]
+        try:
+            signed = self._sign(unsigned, outcome.authorization)
+            status = await send(
+                adapter, self.journal, unsigned, signed, timeout=self.confirm_timeout
+            )
+        except TxExpired as exc:
+            await self.engine.failed(action, ctx, f"blockhash expired: {exc}")
+            return ActionResult("failed", f"expired before it landed: {exc}", action)
+        except (ChainError, SignerError) as exc:
+            await self.engine.failed(action, ctx, str(exc))
+            return ActionResult("failed", str(exc), action)
+        if status.state in ("final", "included"):
+            await self.engine.executed(action, ctx)
+            return ActionResult("executed", action.summary(), action, tx_id=status.tx_id)
+        await self.engine.failed(action, ctx, status.reason or status.state)
+        return ActionResult(
+            "failed", f"{status.state}: {status.reason}", action, tx_id=status.tx_id
+        )
+
+    def _sign(self, unsigned: UnsignedTx, authorization: Authorization) -> bytes:
+        verifier = self.engine.verifier
+        if isinstance(unsigned, EvmUnsignedTx):
+            return self.wallet.evm_signer(verifier).sign(unsigned.tx, authorization).raw
+        if isinstance(unsigned, SolanaUnsignedTx):
+            return bytes(self.wallet.solana_signer(verifier).sign(unsigned.message, authorization))
+        raise SignerError(f"no signer for {type(unsigned).__name__}")

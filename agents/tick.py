@@ -1,0 +1,140 @@
+"""One agent's tick: observe, plan, authorize, execute, record.
+
+The planner's output is a validated :class:`~agents.plan.Plan` of names and decimal
+amounts; nothing it says reaches a signer except through the policy engine. Every tick,
+including one whose plan was empty or malformed, leaves one signed audit entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agents.execute import ActionResult, PaymentExecutor
+from agents.observe import Observer
+from agents.plan import Action, PayMany, Swap, Transfer
+from agents.planners.base import Planner
+from agents.planners.types import Observation, PendingApproval, PlanResult
+from config.models import AgentConfig
+from policies.actions import ConfidenceEvidence
+
+log = logging.getLogger(__name__)
+
+AtomicHandler = Callable[[PayMany | Swap, str, ConfidenceEvidence], Awaitable[ActionResult]]
+"""Runs a multi-chain action all-or-nothing (the HTLC coordinator); returns its result."""
+
+
+class AuditSink(Protocol):
+    """Where a tick's record goes (the signed, hash-chained audit log)."""
+
+    def append(self, agent: str, entry: dict[str, Any]) -> Any:
+        """Append `entry` to `agent`'s log."""
+        ...
+
+
+PendingSource = Callable[[str], list[PendingApproval]]
+
+
+@dataclass
+class TickReport:
+    """What one tick did, for the live status view and the summary."""
+
+    plan_id: str
+    actions: int
+    results: list[ActionResult] = field(default_factory=list)
+    confidence: str = "0"
+    errors: tuple[str, ...] = ()
+
+
+@dataclass
+class Agent:
+    """A long-running agent: its planner, its view of the world and its executor."""
+
+    config: AgentConfig
+    planner: Planner
+    observer: Observer
+    executor: PaymentExecutor
+    audit: AuditSink
+    pending: PendingSource
+    atomic: AtomicHandler | None = None
+    reports: list[TickReport] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The agent's name."""
+        return self.config.name
+
+    async def tick(self) -> TickReport:
+        """Observe, plan, authorize and execute each action, and record the tick."""
+        observation = await self.observer.observe(self.pending(self.name))
+        result = await self.planner.plan(observation)
+        plan_id = f"{self.name}-{uuid.uuid4().hex[:16]}"
+        report = TickReport(
+            plan_id,
+            len(result.plan.actions),
+            confidence=str(result.evidence.score),
+            errors=result.errors,
+        )
+        for action in result.plan.actions:
+            outcome = await self._act(action, plan_id, result.evidence)
+            report.results.append(outcome)
+            self.observer.remember(
+                f"{outcome.state}: {outcome.summary}", ok=outcome.state == "executed"
+            )
+        self.audit.append(self.name, audit_entry(observation, result, plan_id, report.results))
+        self.reports.append(report)
+        return report
+
+    async def _act(self, action: Action, plan_id: str, evidence: Any) -> ActionResult:
+        if isinstance(action, Transfer):
+            return await self.executor.pay(action, plan_id, evidence)
+        if self.atomic is None:
+            return ActionResult(
+                "error",
+                f"{action.kind} needs the cross-chain coordinator, "
+                "which this runtime was started without",
+            )
+        return await self.atomic(action, plan_id, evidence)
+
+
+def digest_of(value: Any) -> str:
+    """SHA-256 of the canonical JSON of `value` (what the audit log keeps of big inputs)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def audit_entry(
+    observation: Observation,
+    result: PlanResult,
+    plan_id: str,
+    results: Sequence[ActionResult],
+) -> dict[str, Any]:
+    """The audit record of one tick: digests of the inputs, the model's raw output, the
+    parsed plan, the confidence evidence, each verdict, transactions and outcomes."""
+    return {
+        "plan_id": plan_id,
+        "observation_digest": digest_of(observation.model_dump(mode="json")),
+        "prompt_digest": result.prompt_digest,
+        "raw_outputs": list(result.raw_outputs),
+        "plan": result.plan.model_dump(mode="json"),
+        "evidence": result.evidence.model_dump(mode="json"),
+        "planner_errors": list(result.errors),
+        "actions": [_result_record(item) for item in results],
+    }
+
+
+def _result_record(result: ActionResult) -> dict[str, Any]:
+    action = result.action
+    return {
+        "state": result.state,
+        "summary": result.summary,
+        "policy": result.policy,
+        "tx_id": result.tx_id,
+        "approval_id": result.approval_id,
+        "action": action.model_dump(mode="json") if action is not None else None,
+    }
