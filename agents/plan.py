@@ -8,28 +8,23 @@ asset has. :func:`plan_schema` gives the model the same constraints as a JSON sc
 (enums of names, pattern-constrained decimal strings), so a schema-constrained decoder
 cannot even spell an address.
 
-Confidence is never a bare number: :class:`ConfidenceEvidence` carries what the planner
-observed and derives the score the circuit breaker uses (see its docstring).
+Confidence is never a bare number: planners return
+:class:`policies.actions.ConfidenceEvidence`, which carries what the planner observed and
+derives the score the circuit breaker uses.
 """
 
 from __future__ import annotations
 
 import json
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    computed_field,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from config.errors import PlannerError
 from config.models import AgentConfig, Deployment
 from config.types import Name, PositiveAmount
+from policies.actions import ConfidenceEvidence
 
 MAX_ACTIONS = 4
 MAX_LEGS = 8
@@ -136,63 +131,14 @@ def _canonical_amount(value: str) -> str:
     return _plain(Decimal(value))
 
 
-# Weights of the derived confidence score; documented on ConfidenceEvidence.
-W_AGREEMENT = Decimal("0.45")
-W_TOKENS = Decimal("0.35")
-W_SELF = Decimal("0.20")
-UNKNOWN = Decimal("0.25")
-REPAIR_FACTOR = Decimal("0.7")
-
-
-class ConfidenceEvidence(_Model):
-    """What a planner observed about its own plan, and the score derived from it.
-
-    ``score = (0.45*A + 0.35*T + 0.20*S) * 0.7**R``, rounded down to 4 places, where
-
-    - A is ``sample_agreement``: the share of the k samples whose actions equal the
-      chosen plan's (None when k = 1, because one sample proves nothing);
-    - T is ``exp(mean_token_logprob)``, the geometric-mean probability of the sampled
-      tokens (None when the backend returns no log-probabilities);
-    - S is ``self_reported``, the model's own claim, clamped to [0, 1];
-    - R is ``repair_count``, how many outputs needed a repair re-ask.
-
-    A missing A or T counts as 0.25 ("unknown"), not as neutral 0.5. So self-report
-    moves the score by at most 0.2, and with no other evidence a model claiming 1.0
-    scores at most 0.4: self-report alone can never authorize anything (DESIGN
-    invariant 4). ``score`` is computed, never supplied, so it cannot be forged.
-    """
-
-    self_reported: Confidence
-    sample_agreement: Confidence | None = None
-    samples: int = Field(default=1, ge=0)
-    mean_token_logprob: Annotated[Decimal, Field(le=0)] | None = None
-    repair_count: int = Field(default=0, ge=0)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def score(self) -> Decimal:
-        """The derived confidence in [0, 1] that policies use."""
-        agreement = UNKNOWN if self.sample_agreement is None else self.sample_agreement
-        tokens = (
-            UNKNOWN if self.mean_token_logprob is None else _probability(self.mean_token_logprob)
-        )
-        base = W_AGREEMENT * agreement + W_TOKENS * tokens + W_SELF * self.self_reported
-        scaled = base * REPAIR_FACTOR**self.repair_count
-        return scaled.quantize(Decimal("0.0001"), rounding=ROUND_FLOOR)
-
-    @classmethod
-    def failed(cls, samples: int, repairs: int) -> ConfidenceEvidence:
-        """Evidence for a planner that produced no valid plan: near-zero score."""
-        return cls(
-            self_reported=Decimal(0),
-            sample_agreement=Decimal(0),
-            samples=samples,
-            repair_count=repairs,
-        )
-
-
-def _probability(mean_logprob: Decimal) -> Decimal:
-    return mean_logprob.exp().quantize(Decimal("0.000001"))
+def failed_evidence(samples: int, repairs: int) -> ConfidenceEvidence:
+    """Evidence for a planner that produced no valid plan: it scores zero."""
+    return ConfidenceEvidence(
+        self_reported=Decimal(0),
+        sample_agreement=Decimal(0),
+        samples=max(1, samples),
+        repair_count=repairs,
+    )
 
 
 def allowed_chains(deployment: Deployment, agent: AgentConfig) -> list[str]:

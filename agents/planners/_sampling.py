@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from agents.plan import ConfidenceEvidence, InvalidPlan, Plan, parse_plan, plan_schema
+from agents.plan import (
+    InvalidPlan,
+    Plan,
+    failed_evidence,
+    parse_plan,
+    plan_schema,
+)
 from agents.planners._prompt import build_messages, prompt_digest
 from agents.planners._repair import repair_messages
 from agents.planners.types import ChatMessage, Completion, Observation, PlanResult
+from policies.actions import ConfidenceEvidence
 
 if TYPE_CHECKING:
     from agents.planners.base import ModelPlanner
@@ -77,7 +84,7 @@ def _vote(samples: list[_Sample]) -> tuple[_Sample | None, ConfidenceEvidence]:
     repairs = sum(sample.repairs for sample in samples)
     valid = [sample for sample in samples if sample.plan is not None]
     if not valid:
-        return None, ConfidenceEvidence.failed(len(samples), repairs)
+        return None, failed_evidence(len(samples), repairs)
     votes = Counter(sample.plan.actions_key() for sample in valid if sample.plan)
     winner = max(votes, key=lambda key: votes[key])  # ties: the earliest sample wins
     chosen = next(s for s in valid if s.plan and s.plan.actions_key() == winner)
@@ -92,9 +99,8 @@ def _vote(samples: list[_Sample]) -> tuple[_Sample | None, ConfidenceEvidence]:
     return chosen, evidence
 
 
-def _agreement(votes: int, samples: int) -> Decimal | None:
-    if samples < 2:
-        return None  # one sample cannot agree or disagree with anything
+def _agreement(votes: int, samples: int) -> Decimal:
+    # With one sample this is 1; the evidence model discounts it to "no evidence".
     return (Decimal(votes) / samples).quantize(Decimal("0.0001"))
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from agents.plan import ConfidenceEvidence, InvalidPlan, Plan, validate_plan
+from agents.plan import InvalidPlan, Plan, validate_plan
 from agents.planners.base import Planner
 from agents.planners.types import Observation, PlanResult
 from config.errors import ConfigError
 from config.models import Deployment
 from config.models import ScriptedPlanner as ScriptedPlannerConfig
+from policies.actions import ConfidenceEvidence
 
 
 class ScriptedPlanner(Planner):

@@ -14,8 +14,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.plan import ConfidenceEvidence, Leg, Plan
+from agents.plan import Leg, Plan
 from config.types import Name
+from policies.actions import ConfidenceEvidence
 
 Untrusted = Annotated[str, Field(max_length=10_000)]
 """Text from outside the operator's control; the prompt treats it as data only."""

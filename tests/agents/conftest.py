@@ -7,10 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from nacl.signing import SigningKey
 
 from agents.planners.types import Balance, Message, Observation
 from config.models import Deployment
+from wallets._secrets import Secret
+from wallets.jws import JwsSigner
 
 ACME_EVM = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 ACME_SOL = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
@@ -90,19 +91,11 @@ def observation() -> Observation:
     )
 
 
-class NaclSigner:
-    """An Ed25519 did:key signer for tests (the wallets package provides the real one)."""
-
-    def __init__(self, seed: bytes = b"\x01" * 32) -> None:
-        from agents.audit import did_key_from_public_key
-
-        self._key = SigningKey(seed)
-        self.did = did_key_from_public_key(bytes(self._key.verify_key))
-
-    def sign(self, message: bytes) -> bytes:
-        return bytes(self._key.sign(message).signature)
+def make_signer(seed: bytes = b"\x01" * 32) -> JwsSigner:
+    """The wallets package's DID signer over a fixed test key."""
+    return JwsSigner(Secret(seed))
 
 
 @pytest.fixture
-def signer() -> NaclSigner:
-    return NaclSigner()
+def signer() -> JwsSigner:
+    return make_signer()
