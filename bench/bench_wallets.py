@@ -10,11 +10,11 @@ signatures are the curve operation alone, for comparison.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,9 +27,11 @@ from solders.keypair import Keypair
 from solders.message import Message
 from solders.system_program import TransferParams, transfer
 
+from policies.engine import Authorized, Engine
+from policies.testing import make_action, make_context, make_deployment
 from wallets._secrets import Secret, _reveal
 from wallets.authorization import (
-    AuthorizationMint,
+    Authorization,
     evm_message_digest,
     evm_tx_digest,
     solana_message_digest,
@@ -76,20 +78,33 @@ def main() -> None:
     keystore_open()
 
 
+class _EngineAuthorizations:
+    """Authorizations minted the production way: by the policy engine (KillSwitch only)."""
+
+    def __init__(self) -> None:
+        self.deployment = make_deployment(agents=("bench",))
+        self.engine = Engine(self.deployment)
+
+    def __call__(self, digest: bytes) -> Authorization:
+        action = make_action(agent="bench", digest=digest)
+        context = make_context(deployment=self.deployment, agent="bench")
+        outcome = asyncio.run(self.engine.evaluate(action, context))
+        assert isinstance(outcome, Authorized), outcome
+        return outcome.authorization
+
+
 def signatures(seed: Secret, seconds: float) -> None:
     wallet = AgentWallet("bench", derive_agent_keys(seed, 0))
-    mint = AuthorizationMint()
-    evm, solana, jws = (
-        wallet.evm_signer(mint.verifier),
-        wallet.solana_signer(mint.verifier),
-        wallet.jws_signer(),
-    )
+    authorize = _EngineAuthorizations()
+    verifier = authorize.engine.verifier
+    evm, solana = wallet.evm_signer(verifier), wallet.solana_signer(verifier)
+    jws = wallet.jws_signer()
     key = _reveal(derive_agent_keys(seed, 0).evm)
     tx = {"type": 2, "chainId": 31337, "nonce": 0, "to": evm.address, "value": 1, "gas": 21000,
           "maxFeePerGas": 2 * 10**9, "maxPriorityFeePerGas": 10**9, "data": b""}  # fmt: skip
-    tx_auth = mint.mint("bench", evm_tx_digest(tx), timedelta(minutes=30))
+    tx_auth = authorize(evm_tx_digest(tx))
     message = encode_defunct(text="bench")
-    message_auth = mint.mint("bench", evm_message_digest(message), timedelta(minutes=30))
+    message_auth = authorize(evm_message_digest(message))
     solana_message = Message.new_with_blockhash(
         [
             transfer(
@@ -99,7 +114,7 @@ def signatures(seed: Secret, seconds: float) -> None:
         solana.pubkey,
         Hash.default(),
     )
-    solana_auth = mint.mint("bench", solana_message_digest(solana_message), timedelta(minutes=30))
+    solana_auth = authorize(solana_message_digest(solana_message))
     digest = evm_message_digest(message)
     keypair = Keypair.from_seed(_reveal(derive_agent_keys(seed, 0).solana))
     rate(
@@ -120,7 +135,11 @@ def signatures(seed: Secret, seconds: float) -> None:
         seconds,
     )
     rate("ed25519 JWS (DID key)", lambda i: jws.sign(str(i).encode()), seconds)
-    rate("authorization mint", lambda _: mint.mint("bench", digest, timedelta(minutes=1)), seconds)
+    rate(
+        "authorizations by the policy engine (KillSwitch only)",
+        lambda _: authorize(digest),
+        seconds,
+    )
 
 
 def keystore_open() -> None:

@@ -68,12 +68,26 @@ def _encode(agent: str, digest: bytes, expires_at: datetime, nonce: bytes) -> by
     )
 
 
+_FROM_MINT = object()
+"""Only :class:`AuthorizationMint` holds this, so every verifier a signer can be given
+belongs to a mint, and constructing a mint is the one thing to audit (policies/engine.py)."""
+
+
 class AuthorizationVerifier:
-    """The public half of a mint: checks authorizations, cannot create them."""
+    """The public half of a mint: checks authorizations, cannot create them.
+
+    Obtain it from :attr:`AuthorizationMint.verifier`; it cannot be built from an
+    arbitrary public key, so no one can pair a home-made key with a signer.
+    """
 
     __slots__ = ("_public_key",)
 
-    def __init__(self, public_key: bytes) -> None:
+    def __init__(self, public_key: bytes, *, _from_mint: object = None) -> None:
+        if _from_mint is not _FROM_MINT:
+            raise SignerError(
+                "an AuthorizationVerifier comes only from AuthorizationMint.verifier (the "
+                "policy engine's mint); it cannot be built from a public key"
+            )
         self._public_key = Ed25519PublicKey.from_public_bytes(public_key)
 
     @property
@@ -130,7 +144,7 @@ class AuthorizationMint:
     def __init__(self) -> None:
         self.__key = Ed25519PrivateKey.generate()
         raw = self.__key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._verifier = AuthorizationVerifier(raw)
+        self._verifier = AuthorizationVerifier(raw, _from_mint=_FROM_MINT)
 
     @property
     def verifier(self) -> AuthorizationVerifier:

@@ -20,6 +20,7 @@ from solders.transaction import Transaction, VersionedTransaction
 from config.errors import SignerError
 from wallets.authorization import (
     AuthorizationMint,
+    AuthorizationVerifier,
     evm_message_digest,
     evm_tx_digest,
     solana_message_digest,
@@ -238,3 +239,15 @@ def test_mint_ttl_is_bounded(mint) -> None:
         mint.mint("payer", b"\x00" * 32, timedelta(hours=2))
     with pytest.raises(SignerError, match="ttl"):
         mint.mint("payer", b"\x00" * 32, timedelta(0))
+
+
+def test_a_verifier_cannot_be_built_from_a_home_made_key(mint) -> None:
+    with pytest.raises(SignerError, match="only from AuthorizationMint"):
+        AuthorizationVerifier(mint.verifier.public_key)
+
+
+def test_signers_need_a_real_verifier(wallets: OperatorWallets) -> None:
+    with pytest.raises(SignerError, match="AuthorizationVerifier"):
+        wallets.agent("payer").evm_signer(object())  # type: ignore[arg-type]
+    with pytest.raises(SignerError, match="AuthorizationVerifier"):
+        wallets.agent("payer").solana_signer(None)  # type: ignore[arg-type]
