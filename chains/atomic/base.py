@@ -1,0 +1,208 @@
+"""Values and interfaces of the atomic coordinator.
+
+A *plan* is a set of *legs*, each a hash-time-locked transfer on one chain, all under
+one SHA-256 hashlock. An :class:`HtlcChain` knows how to lock, claim, refund and read
+one leg on its chain; the coordinator (:mod:`chains.atomic.coordinator`) decides when.
+The coordinator never mints authorizations: an :data:`Authorize` callable injected by
+the runtime asks the policy engine for one per transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chains.atomic.margins import ChainMargin
+from chains.base import ChainAdapter, UnsignedTx
+from config.errors import AtomicityError
+from wallets.authorization import Authorization
+
+Purpose = Literal["lock", "claim", "refund"]
+PLAN_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
+
+
+class PlanRefused(AtomicityError):
+    """A plan, offer or counterparty lock fails a safety check; nothing was sent."""
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Leg(_Value):
+    """One hash-time-locked transfer: `sender` locks `amount` for `recipient` on `chain`.
+
+    `locator` names the escrow on chain: the 32-byte HTLC id (hex) on EVM, the escrow
+    account (base58) on Solana. `asset` is the ERC-20 address, or None for the native coin.
+    """
+
+    index: int = Field(ge=0, lt=16)
+    chain: str
+    sender: str
+    recipient: str
+    amount: int = Field(gt=0, description="Base units (wei, lamports, token units).")
+    asset: str | None = None
+    deadline: int = Field(gt=0, description="Unix seconds, compared with the chain clock.")
+    locator: str
+    ours: bool = Field(default=True, description="False for a counterparty's leg we watch.")
+
+
+class LockState(enum.IntEnum):
+    """Where an escrow stands on chain."""
+
+    EMPTY = 0
+    LOCKED = 1
+    CLAIMED = 2
+    REFUNDED = 3
+
+
+class OnChainLock(_Value):
+    """The terms an escrow records on chain, and its state."""
+
+    state: LockState
+    sender: str = ""
+    recipient: str = ""
+    amount: int = 0
+    asset: str | None = None
+    hashlock: bytes = b""
+    deadline: int = 0
+
+    def mismatch(self, leg: Leg, hashlock: bytes) -> str | None:
+        """Why this escrow is not the lock `leg` describes, or None if it is."""
+        expected = {
+            "sender": _norm(leg.sender),
+            "recipient": _norm(leg.recipient),
+            "amount": leg.amount,
+            "asset": _norm(leg.asset),
+            "hashlock": hashlock,
+            "deadline": leg.deadline,
+        }
+        actual = {
+            "sender": _norm(self.sender),
+            "recipient": _norm(self.recipient),
+            "amount": self.amount,
+            "asset": _norm(self.asset),
+            "hashlock": self.hashlock,
+            "deadline": self.deadline,
+        }
+        wrong = [key for key in expected if expected[key] != actual[key]]
+        if not wrong:
+            return None
+        return ", ".join(
+            f"{key} is {_show(actual[key])}, expected {_show(expected[key])}" for key in wrong
+        )
+
+
+def _norm(value: str | None) -> str | None:
+    # EVM hex compares case-insensitively and the zero address means "native coin".
+    if not value:
+        return None
+    if value.startswith("0x"):
+        return None if int(value, 16) == 0 else value.lower()
+    return value
+
+
+def _show(value: object) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else repr(value)
+
+
+class SignedTx(_Value):
+    """Raw signed bytes and their chain id, ready to journal."""
+
+    raw: bytes
+    tx_id: str
+
+
+Authorize = Callable[[str, UnsignedTx, Purpose, str], Awaitable[Authorization]]
+"""Asks the policy engine: (agent, unsigned tx, purpose, plan id) -> Authorization."""
+
+
+class Party(Protocol):
+    """One agent's keys as the coordinator sees them (satisfied by wallets.AgentWallet
+    wrapped in :class:`chains.atomic.wallet.WalletParty`). Never exposes key material."""
+
+    @property
+    def name(self) -> str:
+        """The agent name."""
+
+    @property
+    def did(self) -> str:
+        """The agent's did:key."""
+
+    def address(self, family: str) -> str:
+        """The agent's address on a chain family ('evm' or 'solana')."""
+
+    def derive_secret(self, label: str) -> bytes:
+        """A 32-byte secret bound to `label` (HMAC of the agent's seed); never stored."""
+
+    def sign_offer(self, claims: dict[str, object]) -> str:
+        """A compact JWS over `claims` with the agent's DID key."""
+
+    def sign_tx(
+        self,
+        family: str,
+        unsigned: UnsignedTx,
+        authorization: Authorization,
+        co_signers: Sequence[bytes] = (),
+    ) -> bytes:
+        """Raw signed transaction bytes; `co_signers` are extra ed25519 seeds (Solana)."""
+
+
+class HtlcChain(ABC):
+    """Lock, claim, refund and read hash-time-locked escrows on one chain."""
+
+    family: str
+    adapter: ChainAdapter
+    margin: ChainMargin
+
+    @property
+    def name(self) -> str:
+        """The chain's name in the deployment."""
+        return self.adapter.chain.name
+
+    @abstractmethod
+    def locator(self, plan_id: str, index: int, party: Party) -> str:
+        """The escrow id of leg `index` of `plan_id` locked by `party` (deterministic)."""
+
+    @abstractmethod
+    async def now(self) -> int:
+        """The chain clock (unix seconds) that deadlines are compared with."""
+
+    @abstractmethod
+    async def read(self, leg: Leg, *, final: bool = False) -> OnChainLock:
+        """The escrow `leg.locator` as the chain records it (at the final head if `final`)."""
+
+    @abstractmethod
+    async def build(
+        self,
+        purpose: Purpose,
+        leg: Leg,
+        *,
+        hashlock: bytes = b"",
+        preimage: bytes = b"",
+        payer: str,
+    ) -> UnsignedTx:
+        """An unsigned lock, claim or refund of `leg`, paid by `payer`."""
+
+    @abstractmethod
+    def co_signers(self, purpose: Purpose, leg: Leg, party: Party, plan_id: str) -> list[bytes]:
+        """Extra signing seeds a transaction needs (the Solana escrow for a lock)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; a no-op by default."""
+
+    @abstractmethod
+    async def revealed_preimage(self, leg: Leg, hashlock: bytes) -> bytes | None:
+        """The preimage a claim of `leg` revealed on chain, if it was claimed."""
+
+
+def hashlock_of(preimage: bytes) -> bytes:
+    """SHA-256 of a 32-byte preimage."""
+    if len(preimage) != 32:
+        raise PlanRefused(f"a preimage has 32 bytes, got {len(preimage)}")
+    return hashlib.sha256(preimage).digest()

@@ -1,0 +1,414 @@
+"""The coordinator: drives plans of hash-time-locked legs to all claimed or all refunded.
+
+Phase 1 locks every leg under one hashlock; once every lock is final, phase 2 claims
+every leg (the leg with the shortest deadline first, which reveals the preimage);
+otherwise every lock is refunded after its deadline. Each lock, claim and refund is
+journaled as a step *before* it is signed, its transaction id before its bytes are
+journaled, and its bytes (``chains.journal``) before they are broadcast. A pass of
+:meth:`Coordinator.drive` reads the chain before acting, so running it again after a
+crash never locks a leg twice: the escrow id is derived from the plan id and the leg
+index, and a lock already on chain is recognised by its terms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Engine
+
+from chains._store import OPEN_STATES
+from chains.atomic._crash import boundary
+from chains.atomic.base import (
+    PLAN_ID_PATTERN,
+    Authorize,
+    HtlcChain,
+    Leg,
+    LockState,
+    Party,
+    PlanRefused,
+    Purpose,
+    hashlock_of,
+)
+from chains.atomic.margins import Margins
+from chains.atomic.store import PlanRecord, PlanStore, StepRecord
+from chains.base import TxId
+from chains.journal import TxJournal, track
+from config.errors import (
+    AtomicityError,
+    ChainError,
+    ChainTimeout,
+    InsufficientFunds,
+    TransactionReverted,
+)
+
+log = logging.getLogger(__name__)
+
+LegOutcome = Literal["done", "pending", "failed"]
+RefundOutcome = Literal["refunded", "never", "claimed", "pending"]
+VerifyAuthority = Callable[[str, "PlanRecord"], Awaitable[bool]]
+"""(counterparty DID, plan) -> whether the counterparty's authority credential holds."""
+MAX_CLAIM_ATTEMPTS = 3
+
+
+class Payment(BaseModel):
+    """One leg of a single agent's plan: pay `amount` to `recipient` on `chain`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chain: str
+    recipient: str
+    amount: int = Field(gt=0)
+    asset: str | None = None
+    deadline: int | None = Field(default=None, description="Default: the earliest safe one.")
+
+
+class Coordinator:
+    """Drives the atomic plans and swaps of one agent."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        party: Party,
+        chains: Mapping[str, HtlcChain],
+        authorize: Authorize,
+        *,
+        margins: Margins | None = None,
+        verify_authority: VerifyAuthority | None = None,
+        tx_timeout: float = 60,
+        poll: float = 0.2,
+    ) -> None:
+        self.party = party
+        self.chains = dict(chains)
+        self.margins = margins or Margins()
+        self.store = PlanStore(engine)
+        self.journal = TxJournal(engine)
+        self.verify_authority = verify_authority
+        self._authorize = authorize
+        self._timeout, self._poll = tx_timeout, poll
+
+    # -- plans of one agent ----------------------------------------------------------
+
+    async def create_plan(self, plan_id: str, payments: Sequence[Payment]) -> PlanRecord:
+        """Journal a plan paying every payment atomically; idempotent for a known id.
+
+        The first payment reveals first, so it gets the shortest deadline.
+        """
+        check_plan_id(plan_id)
+        if self.store.exists(plan_id):
+            return self.store.get(plan_id)
+        if not payments:
+            raise PlanRefused(f"plan {plan_id} has no payments; give at least one")
+        hashlock = hashlock_of(self.party.derive_secret(plan_id))
+        deadlines = await self._deadlines(payments)
+        legs = tuple(
+            self._own_leg(plan_id, index, payment, deadline)
+            for index, (payment, deadline) in enumerate(zip(payments, deadlines, strict=True))
+        )
+        record = PlanRecord(
+            plan_id=plan_id,
+            agent=self.party.name,
+            kind="plan",
+            state="locking",
+            hashlock=hashlock,
+            preimage_journaled=True,
+            legs=legs,
+        )
+        self.store.create(record)
+        boundary("plan_journaled")
+        return self.store.get(plan_id)
+
+    def _own_leg(self, plan_id: str, index: int, payment: Payment, deadline: int) -> Leg:
+        chain = self.chain(payment.chain)
+        return Leg(
+            index=index,
+            chain=payment.chain,
+            sender=self.party.address(chain.family),
+            recipient=payment.recipient,
+            amount=payment.amount,
+            asset=payment.asset,
+            deadline=deadline,
+            locator=chain.locator(plan_id, index, self.party),
+        )
+
+    async def _deadlines(self, payments: Sequence[Payment]) -> list[int]:
+        chains = [self.chain(payment.chain) for payment in payments]
+        now = max([await chain.now() for chain in chains])
+        minimum = self.margins.minimum_deadlines(now, [chain.margin for chain in chains])
+        chosen: list[int] = []
+        for index, (payment, earliest) in enumerate(zip(payments, minimum, strict=True)):
+            floor = earliest
+            if chosen:  # later legs keep the gap after the deadline actually chosen
+                gap = self.margins.reveal_gap(chains[index - 1].margin, chains[index].margin)
+                floor = max(earliest, chosen[-1] + gap)
+            deadline = payment.deadline or floor
+            if deadline < floor or deadline > now + self.margins.max_lock:
+                raise PlanRefused(
+                    f"deadline {deadline} of leg {index} on {payment.chain} must be between "
+                    f"{floor} (the chain margins) and {now + self.margins.max_lock} "
+                    "(max_lock); leave it out to use the earliest safe deadline"
+                )
+            chosen.append(deadline)
+        return chosen
+
+    # -- driving ---------------------------------------------------------------------
+
+    async def drive(self, plan_id: str) -> PlanRecord:
+        """One pass over `plan_id`: act on whatever the chain and the journal allow.
+
+        Safe to repeat at any time; chain errors leave the plan where it was.
+        """
+        from chains.atomic import swap
+
+        plan = self.store.get(plan_id)
+        handlers = {
+            "plan": Coordinator._drive_plan,
+            "maker": swap.drive_maker,
+            "taker": swap.drive_taker,
+        }
+        try:
+            if not plan.terminal:
+                await handlers[plan.kind](self, plan)
+        except (ChainTimeout, ChainError) as exc:
+            log.warning("plan %s waits: %s", plan_id, exc)
+        return self.store.get(plan_id)
+
+    async def run(self, plan_id: str, *, timeout: float = 120) -> PlanRecord:
+        """Drive `plan_id` until it is terminal or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            plan = await self.drive(plan_id)
+            if plan.terminal or time.monotonic() > deadline:
+                return plan
+            await asyncio.sleep(self._poll)
+
+    async def _drive_plan(self, plan: PlanRecord) -> None:
+        if plan.state == "locking":
+            await self._lock_all(plan)
+        plan = self.store.get(plan.plan_id)
+        if plan.state == "claiming":
+            await self._claim_all(plan)
+        elif plan.state == "refunding":
+            await self.refund_all(plan, plan.legs)
+
+    async def _lock_all(self, plan: PlanRecord) -> None:
+        for leg in plan.legs:
+            outcome, reason = await self.ensure_locked(plan, leg)
+            if outcome == "failed":
+                self.store.set_state(plan.plan_id, "refunding", reason)
+                return
+            if outcome == "pending":
+                return
+        boundary("locked_all")
+        first = min(plan.legs, key=lambda leg: leg.deadline)
+        chain = self.chain(first.chain)
+        if await chain.now() + self.margins.claim_time(chain.margin) >= first.deadline:
+            self.store.set_state(
+                plan.plan_id,
+                "refunding",
+                f"every leg locked too late to claim leg {first.index} "
+                f"before its deadline {first.deadline}",
+            )
+            return
+        self.store.set_state(plan.plan_id, "claiming")
+
+    async def _claim_all(self, plan: PlanRecord) -> None:
+        preimage = self.preimage(plan)
+        for leg in sorted(plan.legs, key=lambda leg: leg.deadline):
+            outcome, reason = await self.ensure_claimed(plan, leg, preimage)
+            if outcome == "failed":
+                self.store.set_state(plan.plan_id, "failed", reason)
+                return
+            if outcome == "pending":
+                return
+        self.store.set_state(plan.plan_id, "claimed")
+
+    async def refund_all(self, plan: PlanRecord, legs: Sequence[Leg]) -> None:
+        """Refund every locked leg of `legs` once its deadline passed; settle the plan."""
+        outcomes = [await self.ensure_refunded(plan, leg) for leg in legs]
+        if "pending" in outcomes:
+            return
+        if "claimed" in outcomes:
+            self.store.set_state(
+                plan.plan_id, "failed", "a leg was claimed while the plan was refunding"
+            )
+        elif "refunded" in outcomes:
+            self.store.set_state(plan.plan_id, "refunded")
+        else:
+            self.store.set_state(plan.plan_id, "cancelled")
+
+    def preimage(self, plan: PlanRecord) -> bytes:
+        """Derive the plan's preimage again from the agent's seed and check it."""
+        preimage = self.party.derive_secret(plan.plan_id)
+        if hashlock_of(preimage) != plan.hashlock:
+            raise AtomicityError(
+                f"plan {plan.plan_id}: the derived preimage does not match "
+                "the journaled hashlock; is this the agent that made it?"
+            )
+        return preimage
+
+    # -- one leg ---------------------------------------------------------------------
+
+    async def ensure_locked(  # noqa: PLR0911 - one return per chain state, in order
+        self, plan: PlanRecord, leg: Leg
+    ) -> tuple[LegOutcome, str | None]:
+        """Lock `leg` unless it is already locked; ('done', None) once final on chain."""
+        chain = self.chain(leg.chain)
+        await self._settle(plan, leg, "lock")
+        final = await chain.read(leg, final=True)
+        if final.state != LockState.EMPTY:
+            wrong = final.mismatch(leg, plan.hashlock)
+            if wrong:
+                return "failed", f"escrow {leg.locator} on {leg.chain} is not our lock: {wrong}"
+            self.store.set_leg(plan.plan_id, leg.index, state="locked")
+            return "done", None
+        if (await chain.read(leg)).state != LockState.EMPTY:
+            return "pending", None  # included, not yet final
+        done = self.store.steps(plan.plan_id, leg.index, "lock")
+        failed = [step for step in done if step.status in ("failed", "final")]
+        if failed:
+            return "failed", f"lock of leg {leg.index} failed: {failed[-1].reason}"
+        latest = leg.deadline - self.margins.claim_time(chain.margin)
+        if await chain.now() + self.margins.lock_time(chain.margin) >= latest:
+            return "failed", f"too late to lock leg {leg.index} before deadline {leg.deadline}"
+        if await self._send(plan, leg, "lock", hashlock=plan.hashlock) == "abandoned":
+            return "pending", None
+        return await self.ensure_locked(plan, leg)
+
+    async def ensure_claimed(
+        self, plan: PlanRecord, leg: Leg, preimage: bytes
+    ) -> tuple[LegOutcome, str | None]:
+        """Claim `leg` with `preimage` unless claimed; ('done', None) once claimed."""
+        chain = self.chain(leg.chain)
+        await self._settle(plan, leg, "claim")
+        state = (await chain.read(leg)).state
+        if state == LockState.CLAIMED:
+            self.store.set_leg(plan.plan_id, leg.index, state="claimed")
+            return "done", None
+        if state != LockState.LOCKED:
+            return "failed", f"leg {leg.index} is {state.name.lower()}, it cannot be claimed"
+        attempts = self.store.steps(plan.plan_id, leg.index, "claim")
+        if len([step for step in attempts if step.status == "failed"]) >= MAX_CLAIM_ATTEMPTS:
+            return "failed", f"claim of leg {leg.index} failed: {attempts[-1].reason}"
+        if await chain.now() >= leg.deadline:
+            return "failed", f"leg {leg.index} passed its deadline {leg.deadline} unclaimed"
+        if await self._send(plan, leg, "claim", preimage=preimage) == "abandoned":
+            return "pending", None
+        return await self.ensure_claimed(plan, leg, preimage)
+
+    async def ensure_refunded(self, plan: PlanRecord, leg: Leg) -> RefundOutcome:
+        """Refund `leg` once its deadline passed; 'never' if it was never locked."""
+        chain = self.chain(leg.chain)
+        await self._settle(plan, leg, "lock")  # a lock still in flight may yet land
+        await self._settle(plan, leg, "refund")
+        state = (await chain.read(leg)).state
+        if state == LockState.LOCKED and await chain.now() >= leg.deadline:
+            await self._send(plan, leg, "refund")
+            state = (await chain.read(leg)).state
+        outcome: dict[LockState, RefundOutcome] = {
+            LockState.EMPTY: "never",
+            LockState.REFUNDED: "refunded",
+            LockState.CLAIMED: "claimed",
+            LockState.LOCKED: "pending",
+        }
+        if outcome[state] != "pending":
+            self.store.set_leg(plan.plan_id, leg.index, state=outcome[state])
+        return outcome[state]
+
+    # -- journaled sending -------------------------------------------------------------
+
+    async def _send(
+        self,
+        plan: PlanRecord,
+        leg: Leg,
+        purpose: Purpose,
+        *,
+        hashlock: bytes = b"",
+        preimage: bytes = b"",
+    ) -> str:
+        chain = self.chain(leg.chain)
+        step = self.store.add_step(plan.plan_id, leg.index, purpose)
+        boundary(f"{purpose}_intent")
+        try:
+            unsigned = await chain.build(
+                purpose,
+                leg,
+                hashlock=hashlock,
+                preimage=preimage,
+                payer=self.party.address(chain.family),
+            )
+        except (TransactionReverted, InsufficientFunds) as exc:
+            self.store.finish_step(step, "failed", str(exc))
+            return "failed"
+        authorization = await self._authorize(self.party.name, unsigned, purpose, plan.plan_id)
+        seeds = chain.co_signers(purpose, leg, self.party, plan.plan_id)
+        raw = self.party.sign_tx(chain.family, unsigned, authorization, seeds)
+        tx_id = chain.adapter.tx_id(raw)
+        # The step names its tx before the bytes are journaled: a step whose tx is not
+        # in the journal was never sent, so it is safe to abandon and build anew.
+        self.store.step_signed(step, tx_id)
+        self.journal.record(chain.name, unsigned, tx_id, raw)
+        boundary(f"{purpose}_signed")
+        status = await self._track(step, chain, tx_id)
+        boundary(f"{purpose}_final")
+        return status
+
+    async def _settle(self, plan: PlanRecord, leg: Leg, purpose: Purpose) -> None:
+        for step in self.store.steps(plan.plan_id, leg.index, purpose):
+            if step.status in ("intent", "signed"):
+                await self._settle_step(step, self.chain(leg.chain))
+
+    async def _settle_step(self, step: StepRecord, chain: HtlcChain) -> None:
+        entry = self.journal.get(step.tx_id) if step.tx_id else None
+        if entry is None:
+            self.store.finish_step(step.id, "abandoned", "crashed before it was journaled")
+        elif entry.status in OPEN_STATES:
+            await self._track(step.id, chain, TxId(entry.tx_id))
+        else:
+            status = entry.status if entry.status in ("final", "failed") else "abandoned"
+            self.store.finish_step(step.id, status, entry.reason)
+
+    async def _track(self, step: int, chain: HtlcChain, tx_id: TxId) -> str:
+        entry = self.journal.get(tx_id)
+        assert entry is not None
+        try:
+            status = await track(
+                chain.adapter, self.journal, entry, timeout=self._timeout, poll=self._poll
+            )
+        except (TransactionReverted, InsufficientFunds) as exc:
+            self.store.finish_step(step, "failed", str(exc))
+            return "failed"
+        except ChainTimeout:
+            raise
+        except ChainError as exc:
+            settled = self.journal.get(tx_id)
+            if settled is not None and settled.status in ("replaced", "expired"):
+                self.store.finish_step(step, "abandoned", str(exc))
+                return "abandoned"
+            raise
+        self.store.finish_step(step, status.state, status.reason)
+        return status.state
+
+    def chain(self, name: str) -> HtlcChain:
+        """The HTLC chain called `name`."""
+        try:
+            return self.chains[name]
+        except KeyError:
+            raise AtomicityError(
+                f"no HTLC contract or program is configured on chain {name!r}; chains with "
+                f"one: {sorted(self.chains)}"
+            ) from None
+
+
+def check_plan_id(plan_id: str) -> None:
+    """Plan ids are short lowercase slugs, so derived labels never collide."""
+    if not re.match(PLAN_ID_PATTERN, plan_id):
+        raise PlanRefused(
+            f"plan id {plan_id!r} must match {PLAN_ID_PATTERN} "
+            "(lowercase letters, digits and dashes)"
+        )

@@ -1,0 +1,66 @@
+"""The coordinator's view of one agent's wallet: addresses, derived secrets, signing.
+
+Signing goes through the wallets package's signers, which refuse anything without an
+:class:`~wallets.authorization.Authorization` for the exact transaction digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from solders.keypair import Keypair
+
+from chains.base import EvmUnsignedTx, SolanaUnsignedTx, UnsignedTx
+from config.errors import SignerError
+from wallets.authorization import Authorization, AuthorizationVerifier
+from wallets.operator import AgentWallet
+
+
+class WalletParty:
+    """An :class:`~wallets.operator.AgentWallet` as a :class:`chains.atomic.base.Party`."""
+
+    def __init__(self, wallet: AgentWallet, verifier: AuthorizationVerifier) -> None:
+        self._wallet = wallet
+        self._evm = wallet.evm_signer(verifier)
+        self._solana = wallet.solana_signer(verifier)
+        self._jws = wallet.jws_signer()
+
+    @property
+    def name(self) -> str:
+        """The agent name."""
+        return self._wallet.name
+
+    @property
+    def did(self) -> str:
+        """The agent's did:key."""
+        return self._wallet.did
+
+    def address(self, family: str) -> str:
+        """The agent's EVM or Solana address."""
+        return self._wallet.evm_address if family == "evm" else self._wallet.solana_address
+
+    def derive_secret(self, label: str) -> bytes:
+        """HMAC-SHA256 of the agent's preimage key and `label` (wallets.derive_preimage)."""
+        return self._wallet.derive_preimage(label)
+
+    def sign_offer(self, claims: dict[str, object]) -> str:
+        """A compact JWS over `claims` by the agent's DID key."""
+        return self._jws.sign_json(claims, typ="covenant-swap+jws")
+
+    def sign_tx(
+        self,
+        family: str,
+        unsigned: UnsignedTx,
+        authorization: Authorization,
+        co_signers: Sequence[bytes] = (),
+    ) -> bytes:
+        """Raw signed bytes; the signer checks `authorization` against the digest."""
+        if isinstance(unsigned, EvmUnsignedTx):
+            return self._evm.sign(unsigned.tx, authorization).raw
+        if isinstance(unsigned, SolanaUnsignedTx):
+            keypairs = [Keypair.from_seed(seed) for seed in co_signers]
+            return bytes(self._solana.sign(unsigned.message, authorization, keypairs))
+        raise SignerError(f"cannot sign a {type(unsigned).__name__} for chain family {family}")
+
+    def __repr__(self) -> str:
+        return f"WalletParty({self._wallet.name!r})"

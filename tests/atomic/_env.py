@@ -1,0 +1,168 @@
+"""Shared test environment for the coordinator: two anvils with the HTLC contract, the
+LiteSVM JSON-RPC server with the HTLC program, agents with real wallets, and a real
+AuthorizationMint standing in for the policy engine (only tests construct one)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from web3 import Web3
+from web3.types import RPCEndpoint
+
+from chains.atomic.base import HtlcChain
+from chains.atomic.evm import EvmHtlc
+from chains.atomic.margins import ChainMargin, Margins
+from chains.atomic.wallet import WalletParty
+from chains.base import UnsignedTx
+from chains.devnet._anvil import free_port, start_anvil
+from chains.evm import EvmAdapter
+from chains.htlc import evm_client
+from config.models import EvmChain, SolanaChain
+from wallets.authorization import Authorization, AuthorizationMint
+from wallets.hd import derive_agent_keys, generate_mnemonic, seed_from_mnemonic
+from wallets.operator import AgentWallet
+
+ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+EVM_CHAINS = {"arb": 42_161, "base": 8_453}
+TEST_MARGINS = Margins(
+    watcher_interval=1,
+    evm=ChainMargin(inclusion=2, finality=1),
+    solana=ChainMargin(inclusion=2, finality=1, halt_allowance=1),
+    max_lock=3600,
+)
+
+
+@dataclass
+class EvmNode:
+    """One anvil with the HTLC contract deployed."""
+
+    name: str
+    chain_id: int
+    url: str
+    contract: str
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def w3(self) -> Web3:
+        return Web3(Web3.HTTPProvider(self.url))
+
+    def config(self) -> EvmChain:
+        return EvmChain(
+            name=self.name,
+            family="evm",
+            chain_id=self.chain_id,
+            rpc=self.url,
+            finality={"confirmations": 0},
+        )
+
+    def fund(self, address: str, wei: int) -> None:
+        self.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [address, hex(wei)])
+
+    def balance(self, address: str) -> int:
+        return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+    def advance(self, seconds: int) -> None:
+        self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
+        self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+
+    def fee(self, tx_id: str) -> int:
+        receipt = self.w3.eth.get_transaction_receipt(tx_id)  # type: ignore[arg-type]
+        return int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"])
+
+    def sender_of(self, tx_id: str) -> str:
+        return str(self.w3.eth.get_transaction(tx_id)["from"])  # type: ignore[arg-type]
+
+    def locked_events(self, swap_id: str) -> int:
+        topic = (
+            "0x"
+            + Web3.keccak(
+                text="Locked(bytes32,address,address,address,uint256,bytes32,uint256)"
+            ).hex()
+        )
+        query: Any = {"address": self.contract, "fromBlock": 0, "topics": [topic, swap_id]}
+        logs = self.w3.eth.get_logs(query)
+        return len(logs)
+
+
+def start_evm_node(name: str, chain_id: int, log: Path | None = None) -> EvmNode:
+    port = free_port()
+    process = start_anvil(chain_id, port, log=log)
+    url = f"http://127.0.0.1:{port}"
+    w3 = Web3(Web3.HTTPProvider(url))
+    deployer = Account.from_key(ANVIL_KEY)
+    tx: Any = {
+        "from": deployer.address,
+        "data": evm_client.bytecode(),
+        "gas": 3_000_000,
+        "nonce": w3.eth.get_transaction_count(deployer.address),
+        "chainId": chain_id,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 10**9,
+    }
+    signed = deployer.sign_transaction(tx)
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(signed.raw_transaction)
+    )
+    return EvmNode(name, chain_id, url, str(receipt["contractAddress"]), process)
+
+
+def make_wallet(name: str, mnemonic: str | None = None, index: int = 0) -> AgentWallet:
+    seed = seed_from_mnemonic(mnemonic or generate_mnemonic(12))
+    return AgentWallet(name, derive_agent_keys(seed, index))
+
+
+@dataclass
+class Authorizer:
+    """The policy engine's role in tests: mint an authorization per transaction, and
+    remember what it authorized so tests can assert on it."""
+
+    mint: AuthorizationMint = field(default_factory=AuthorizationMint)
+    seen: list[tuple[str, str, str]] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+
+    async def __call__(
+        self, agent: str, unsigned: UnsignedTx, purpose: str, plan_id: str
+    ) -> Authorization:
+        from config.errors import PolicyViolation
+
+        if purpose in self.refuse:
+            raise PolicyViolation(f"test policy refuses {purpose}")
+        self.seen.append((agent, purpose, plan_id))
+        return self.mint.mint(agent, unsigned.digest, timedelta(minutes=5))
+
+
+def party(wallet: AgentWallet, authorizer: Authorizer) -> WalletParty:
+    return WalletParty(wallet, authorizer.mint.verifier)
+
+
+async def evm_htlc(node: EvmNode, margins: Margins = TEST_MARGINS) -> EvmHtlc:
+    adapter = await EvmAdapter.connect(node.config(), url=node.url)
+    return EvmHtlc(adapter, node.contract, rpc_url=node.url, margin=margins.of(node.name, "evm"))
+
+
+async def close_all(chains: dict[str, HtlcChain]) -> None:
+    for chain in chains.values():
+        await chain.close()
+        await chain.adapter.close()
+
+
+def unique(prefix: str) -> str:
+    import os
+
+    return f"{prefix}-{hashlib.sha256(os.urandom(8)).hexdigest()[:10]}"
+
+
+def solana_config(url: str) -> SolanaChain:
+    return SolanaChain(
+        name="sol",
+        family="solana",
+        cluster="localnet",
+        rpc=url,
+        finality={"commitment": "confirmed"},
+    )

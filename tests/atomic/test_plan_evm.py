@@ -1,0 +1,131 @@
+"""A single agent's plan paying two recipients on two anvil chains, all or nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from chains.atomic import Coordinator, Payment
+from chains.atomic.base import PlanRefused
+from tests.atomic._env import (
+    TEST_MARGINS,
+    close_all,
+    evm_htlc,
+    make_wallet,
+    party,
+    unique,
+)
+
+pytestmark = pytest.mark.anvil
+ETH = 10**18
+
+
+async def _coordinator(engine: Any, evm_nodes: Any, authorizer: Any, wallet: Any) -> Coordinator:
+    chains = {name: await evm_htlc(node) for name, node in evm_nodes.items()}
+    return Coordinator(
+        engine,
+        party(wallet, authorizer),
+        chains,
+        authorizer,
+        margins=TEST_MARGINS,
+        tx_timeout=20,
+        poll=0.05,
+    )
+
+
+async def test_plan_pays_both_recipients_and_balances_reconcile(engine, evm_nodes, authorizer):
+    wallet = make_wallet("payer")
+    arb, base = evm_nodes["arb"], evm_nodes["base"]
+    for node in (arb, base):
+        node.fund(wallet.evm_address, 10 * ETH)
+    alice, bob = Account.create().address, Account.create().address
+    coordinator = await _coordinator(engine, evm_nodes, authorizer, wallet)
+    plan_id = unique("pay")
+    try:
+        plan = await coordinator.create_plan(
+            plan_id,
+            [
+                Payment(chain="arb", recipient=alice, amount=ETH // 4),
+                Payment(chain="base", recipient=bob, amount=ETH // 2),
+            ],
+        )
+        assert plan.state == "locking"
+        assert plan.preimage_journaled
+        assert plan.legs[0].deadline < plan.legs[1].deadline  # the first to reveal is shortest
+        plan = await coordinator.run(plan_id, timeout=60)
+    finally:
+        await close_all(coordinator.chains)
+    assert plan.state == "claimed", plan.reason
+    assert arb.balance(alice) == ETH // 4
+    assert base.balance(bob) == ETH // 2
+    steps = coordinator.store.steps(plan_id)
+    assert [(s.idx, s.purpose, s.status) for s in steps] == [
+        (0, "lock", "final"),
+        (1, "lock", "final"),
+        (0, "claim", "final"),
+        (1, "claim", "final"),
+    ]
+    for name, node, amount in (("arb", arb, ETH // 4), ("base", base, ETH // 2)):
+        fees = sum(
+            node.fee(s.tx_id)
+            for s in steps
+            if s.tx_id and coordinator.store.get(plan_id).leg(s.idx).chain == name
+        )
+        assert node.balance(wallet.evm_address) == 10 * ETH - amount - fees
+    assert [purpose for _, purpose, _ in authorizer.seen] == ["lock", "lock", "claim", "claim"]
+
+
+async def test_failed_lock_refunds_every_leg_after_its_deadline(engine, evm_nodes, authorizer):
+    wallet = make_wallet("payer")
+    arb, base = evm_nodes["arb"], evm_nodes["base"]
+    arb.fund(wallet.evm_address, 10 * ETH)
+    base.fund(wallet.evm_address, ETH // 100)  # cannot pay its leg: the lock fails
+    coordinator = await _coordinator(engine, evm_nodes, authorizer, wallet)
+    plan_id = unique("pay")
+    carol, dave = Account.create().address, Account.create().address
+    try:
+        await coordinator.create_plan(
+            plan_id,
+            [
+                Payment(chain="arb", recipient=carol, amount=ETH),
+                Payment(chain="base", recipient=dave, amount=ETH),
+            ],
+        )
+        plan = await coordinator.drive(plan_id)
+        assert plan.state == "refunding"
+        assert "lock of leg 1 failed" in (plan.reason or "")
+        plan = await coordinator.drive(plan_id)
+        assert plan.state == "refunding"  # the arb lock waits for its deadline
+        for node in (arb, base):
+            node.advance(plan.legs[1].deadline - arb.w3.eth.get_block("latest")["timestamp"])
+        plan = await coordinator.run(plan_id, timeout=30)
+    finally:
+        await close_all(coordinator.chains)
+    assert plan.state == "refunded", plan.reason
+    assert plan.leg_states == ("refunded", "never")
+    assert arb.balance(carol) == 0
+    assert base.balance(dave) == 0
+    purposes = [purpose for _, purpose, _ in authorizer.seen]
+    assert "claim" not in purposes  # the preimage was never revealed
+    fees = sum(arb.fee(s.tx_id) for s in coordinator.store.steps(plan_id, 0) if s.tx_id)
+    assert arb.balance(wallet.evm_address) == 10 * ETH - fees
+
+
+async def test_deadline_below_the_margins_is_refused(engine, evm_nodes, authorizer):
+    wallet = make_wallet("payer")
+    coordinator = await _coordinator(engine, evm_nodes, authorizer, wallet)
+    now = await coordinator.chain("arb").now()
+    try:
+        with pytest.raises(PlanRefused, match="must be between"):
+            await coordinator.create_plan(
+                unique("pay"),
+                [
+                    Payment(
+                        chain="arb", recipient=Account.create().address, amount=1, deadline=now + 3
+                    )
+                ],
+            )
+    finally:
+        await close_all(coordinator.chains)
