@@ -165,6 +165,11 @@ async def _broadcast(adapter: ChainAdapter, store: TxJournal, tx_id: TxId, raw: 
     except NonceTooLow:
         await _settle_nonce_too_low(adapter, store, tx_id)
         return
+    except TxExpired:
+        # The node does not know the blockhash (expired, or the node lags behind).
+        # Whether the bytes can still land is decided by `track` against the last
+        # valid block height, never here.
+        return
     except (TransactionReverted, InsufficientFunds) as exc:
         store.mark(tx_id, "failed", str(exc))
         raise

@@ -15,14 +15,19 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from solders.keypair import Keypair
+from solders.transaction import VersionedTransaction
 
 from chains._pyevm import funded_keys, pyevm_provider
 from chains._store import NonceStore
-from chains.base import ChainAdapter, EvmUnsignedTx, UnsignedTx
+from chains.base import ChainAdapter, EvmUnsignedTx, SolanaUnsignedTx, UnsignedTx
 from chains.devnet._anvil import anvil_path, free_port, start_anvil
+from chains.devnet._solana_proc import start_solana_rpc
+from chains.devnet._svm import SvmLedger
 from chains.evm import EvmAdapter
 from chains.journal import TxJournal
-from config.models import EvmChain
+from chains.solana import SolanaAdapter
+from config.models import EvmChain, SolanaChain
 from config.store import open_store
 
 ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -142,9 +147,91 @@ async def pyevm_backend(engine) -> Backend:
     )
 
 
+def solana_chain(**overrides: object) -> SolanaChain:
+    return SolanaChain.model_validate(
+        {
+            "name": "solana-test",
+            "family": "solana",
+            "cluster": "localnet",
+            "rpc": "local",
+            **overrides,
+        }
+    )
+
+
+def solana_signer(*keypairs: Keypair) -> Callable[[UnsignedTx], Awaitable[bytes]]:
+    async def sign(tx: UnsignedTx) -> bytes:
+        assert isinstance(tx, SolanaUnsignedTx)
+        return bytes(VersionedTransaction(tx.message, list(keypairs)))
+
+    return sign
+
+
+def new_solana_address() -> str:
+    return str(Keypair().pubkey())
+
+
+class SolanaRpcServer:
+    """The LiteSVM JSON-RPC server process on a free port."""
+
+    def __init__(self, tmp: Path, *, block_time: float = 0.4) -> None:
+        self.port = free_port()
+        self.process = start_solana_rpc(
+            self.port, block_time=block_time, log=tmp / f"solana-{self.port}.log"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def solana_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SolanaRpcServer]:
+    server = SolanaRpcServer(tmp_path_factory.mktemp("solana"))
+    yield server
+    server.kill()
+
+
+async def solana_rpc_backend(url: str, engine) -> Backend:
+    payer = Keypair()
+    adapter = await SolanaAdapter.connect(solana_chain(), url=url)
+    await adapter._backend._client.request_airdrop(payer.pubkey(), 10 * 10**9)  # type: ignore[attr-defined]
+    return Backend(
+        "solana-rpc",
+        adapter,
+        str(payer.pubkey()),
+        solana_signer(payer),
+        10**6,
+        new_solana_address,
+        TxJournal(engine),
+    )
+
+
+async def solana_ledger_backend(engine) -> Backend:
+    payer, ledger = Keypair(), SvmLedger()
+    ledger.airdrop(str(payer.pubkey()), 10 * 10**9)
+    adapter = await SolanaAdapter.connect(solana_chain(), ledger=ledger)
+    return Backend(
+        "solana-litesvm",
+        adapter,
+        str(payer.pubkey()),
+        solana_signer(payer),
+        10**6,
+        new_solana_address,
+        TxJournal(engine),
+    )
+
+
 BACKENDS = [
     pytest.param("anvil", marks=[needs_anvil, pytest.mark.anvil]),
     "pyevm",
+    "solana-rpc",
+    "solana-litesvm",
 ]
 
 
@@ -153,7 +240,11 @@ async def backend(request, anvil_factory, engine) -> AsyncIterator[Backend]:
     name = request.param
     if name == "anvil":
         made = await anvil_backend(anvil_factory, engine)
-    else:
+    elif name == "pyevm":
         made = await pyevm_backend(engine)
+    elif name == "solana-rpc":
+        made = await solana_rpc_backend(request.getfixturevalue("solana_server").url, engine)
+    else:
+        made = await solana_ledger_backend(engine)
     yield made
     await made.adapter.close()

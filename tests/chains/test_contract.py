@@ -9,16 +9,19 @@ from chains.journal import reconcile, send, send_intent
 from config.errors import ChainError, InsufficientFunds, TransactionReverted
 
 
-async def test_height_is_a_block_number_that_grows(backend):
+async def test_height_is_monotonic_and_covers_landed_transactions(backend):
     before = await backend.adapter.height()
-    await send_intent(
+    status = await send_intent(
         backend.adapter,
         backend.journal,
         NativeTransfer(to=backend.new_address(), amount=backend.amount),
         backend.sender,
         backend.sign,
     )
-    assert await backend.adapter.height() > before >= 0
+    after = await backend.adapter.height()
+    assert status.block is not None
+    assert 0 <= before <= after
+    assert before <= status.block <= after
 
 
 async def test_native_transfer_lands_once_and_is_final(backend):
@@ -83,8 +86,11 @@ async def test_garbage_bytes_are_a_chain_error_not_a_crash(backend):
 
 
 async def test_unknown_transaction_is_not_final(backend):
-    fake = backend.adapter.tx_id(b"never sent")
-    status = await backend.adapter.status(TxId(fake))
+    unsigned = await backend.adapter.build(
+        NativeTransfer(to=backend.new_address(), amount=backend.amount), backend.sender
+    )
+    never_sent = backend.adapter.tx_id(await backend.sign(unsigned))
+    status = await backend.adapter.status(never_sent)
     assert status.state in ("pending", "dropped")
 
 

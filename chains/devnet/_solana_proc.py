@@ -1,0 +1,37 @@
+"""Start the LiteSVM-backed Solana JSON-RPC server as its own process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from chains.devnet._anvil import ROOT, wait_for_port
+
+
+def start_solana_rpc(
+    port: int, *, block_time: float = 0.4, finality_depth: int = 32, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m chains.devnet.solana_rpc`` on 127.0.0.1:`port`; wait until it listens."""
+    args = [
+        sys.executable,
+        "-m",
+        "chains.devnet.solana_rpc",
+        "--port",
+        str(port),
+        "--block-time",
+        str(block_time),
+        "--finality-depth",
+        str(finality_depth),
+    ]
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(  # noqa: S603 - our own module, argument list, no shell
+        args,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    wait_for_port(port, process, timeout=60)
+    return process

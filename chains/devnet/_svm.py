@@ -1,0 +1,263 @@
+"""A Solana ledger on LiteSVM with real block heights, blockhash expiry and commitment.
+
+LiteSVM executes transactions exactly like a validator's bank but has no clock of its
+own: it never produces blocks and accepts only its latest blockhash. This ledger adds
+what an RPC client relies on: a block every `block_time` seconds with a fresh blockhash,
+each valid for 150 blocks (`lastValidBlockHeight`), signature statuses that become
+`finalized` `finality_depth` blocks after landing, and transactions accepted with
+``skipPreflight`` that silently never land when their blockhash is unknown or expired,
+as on mainnet. It backs both the JSON-RPC server process and the in-process adapter.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from solders.hash import Hash
+from solders.litesvm import LiteSVM
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata
+
+BLOCKHASH_VALID_BLOCKS = 150
+MAX_CATCH_UP = 300
+
+
+class RpcFailure(Exception):
+    """A JSON-RPC error object: `code`, `message` and optional `data`."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+
+@dataclass
+class _Landed:
+    slot: int
+    err: Any
+
+
+@dataclass
+class SvmLedger:
+    """LiteSVM plus blocks, blockhash lifetimes, statuses and test controls."""
+
+    block_time: float = 0.4
+    finality_depth: int = 32
+    svm: LiteSVM = field(default_factory=LiteSVM)
+    genesis_hash: str = field(default_factory=lambda: str(Hash.new_unique()))
+    height: int = 1
+    hold: bool = False
+    held: list[bytes] = field(default_factory=list)
+    _blockhashes: dict[str, int] = field(default_factory=dict)
+    _landed: dict[str, _Landed] = field(default_factory=dict)
+    _started: float = field(default_factory=time.monotonic)
+    _skipped: int = 0
+
+    def __post_init__(self) -> None:
+        # The ledger checks blockhash lifetimes itself (150 blocks), so LiteSVM's own
+        # "latest blockhash only" check is off.
+        self.svm.with_blockhash_check(False)
+        self._blockhashes[str(self.svm.latest_blockhash())] = self.height + BLOCKHASH_VALID_BLOCKS
+
+    # -- blocks ------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Produce the blocks that wall-clock time says are due."""
+        due = 1 + self._skipped + int((time.monotonic() - self._started) / self.block_time)
+        if due - self.height > MAX_CATCH_UP:  # idle for long: skip, like a restarted node
+            self.height = due - MAX_CATCH_UP
+        while self.height < due:
+            self._new_block()
+
+    def current_height(self) -> int:
+        """The block height now, producing any blocks that are due first."""
+        self.tick()
+        return self.height
+
+    def advance(self, blocks: int) -> int:
+        """Produce `blocks` blocks now (tests: expire blockhashes without waiting)."""
+        self._skipped += blocks
+        self.tick()
+        return self.height
+
+    def _new_block(self) -> None:
+        self.height += 1
+        self.svm.expire_blockhash()
+        self._blockhashes[str(self.svm.latest_blockhash())] = self.height + BLOCKHASH_VALID_BLOCKS
+        clock = self.svm.get_clock()
+        clock.slot = self.height
+        clock.unix_timestamp = int(time.time())
+        self.svm.set_clock(clock)
+        if len(self._blockhashes) > 2 * BLOCKHASH_VALID_BLOCKS:
+            self._blockhashes = {h: v for h, v in self._blockhashes.items() if v >= self.height}
+
+    def latest_blockhash(self) -> tuple[str, int]:
+        """The newest blockhash and the last block height at which it is valid."""
+        self.tick()
+        blockhash = str(self.svm.latest_blockhash())
+        return blockhash, self._blockhashes[blockhash]
+
+    def blockhash_valid(self, blockhash: str) -> bool:
+        """Whether a transaction with `blockhash` can still land."""
+        self.tick()
+        return self._blockhashes.get(blockhash, -1) >= self.height
+
+    # -- transactions ------------------------------------------------------------------
+
+    def send(self, raw: bytes, *, skip_preflight: bool) -> str:
+        """Process `raw` (or hold it, in hold mode); returns its signature."""
+        tx = _parse(raw)
+        signature = str(tx.signatures[0])
+        if signature in self._landed:
+            return signature
+        if not skip_preflight:
+            self._preflight(tx)
+        if self.hold:
+            self.held.append(raw)
+            return signature
+        self._process(tx)
+        return signature
+
+    def _preflight(self, tx: VersionedTransaction) -> None:
+        result = self.simulate(bytes(tx), sig_verify=True)
+        if result["err"] is not None:
+            raise RpcFailure(
+                -32002,
+                f"Transaction simulation failed: {result['err']}",
+                {"err": result["err"], "logs": result["logs"]},
+            )
+
+    def _process(self, tx: VersionedTransaction) -> None:
+        if not self.blockhash_valid(str(tx.message.recent_blockhash)):
+            return  # a leader drops it: it never lands, and its signature stays unknown
+        result = self.svm.send_transaction(tx)
+        if isinstance(result, FailedTransactionMetadata):
+            error = error_json(result.err())
+            if error in ("AlreadyProcessed", "SignatureFailure", "AccountNotFound"):
+                return  # rejected before execution: no fee, nothing recorded
+            self._landed[str(tx.signatures[0])] = _Landed(self.height, error)
+            return
+        self._landed[str(tx.signatures[0])] = _Landed(self.height, None)
+
+    def release_held(self) -> int:
+        """Process every held transaction now (those whose blockhash expired never land)."""
+        held, self.held = self.held, []
+        for raw in held:
+            self._process(_parse(raw))
+        return len(held)
+
+    def simulate(self, raw: bytes, *, sig_verify: bool) -> dict[str, Any]:
+        """Run `raw` without committing: err (RPC JSON form), logs, units consumed."""
+        tx = _parse(raw)
+        if not self.blockhash_valid(str(tx.message.recent_blockhash)):
+            return {"err": "BlockhashNotFound", "logs": [], "unitsConsumed": 0}
+        self.svm.with_sigverify(sig_verify)
+        try:
+            result = self.svm.simulate_transaction(tx)
+        finally:
+            self.svm.with_sigverify(True)
+        if isinstance(result, FailedTransactionMetadata):
+            meta = result.meta()
+            return {
+                "err": error_json(result.err()),
+                "logs": list(meta.logs()),
+                "unitsConsumed": meta.compute_units_consumed(),
+            }
+        meta = result.meta()
+        return {
+            "err": None,
+            "logs": list(meta.logs()),
+            "unitsConsumed": meta.compute_units_consumed(),
+        }
+
+    def statuses(self, signatures: list[str]) -> list[dict[str, Any] | None]:
+        """getSignatureStatuses values: None for unknown signatures."""
+        self.tick()
+        return [self._status(signature) for signature in signatures]
+
+    def _status(self, signature: str) -> dict[str, Any] | None:
+        landed = self._landed.get(signature)
+        if landed is None:
+            return None
+        depth = self.height - landed.slot
+        final = depth >= self.finality_depth
+        return {
+            "slot": landed.slot,
+            "confirmations": None if final else depth,
+            "err": landed.err,
+            "status": {"Ok": None} if landed.err is None else {"Err": landed.err},
+            "confirmationStatus": "finalized" if final else "confirmed",
+        }
+
+    # -- accounts ----------------------------------------------------------------------
+
+    def balance(self, address: str) -> int:
+        """Lamports held by `address` (0 if the account does not exist)."""
+        return int(self.svm.get_balance(Pubkey.from_string(address)) or 0)
+
+    def account(self, address: str) -> dict[str, Any] | None:
+        """getAccountInfo value in base64 encoding, or None."""
+        account = self.svm.get_account(Pubkey.from_string(address))
+        if account is None or (account.lamports == 0 and not account.data):
+            return None
+        return {
+            "lamports": account.lamports,
+            "owner": str(account.owner),
+            "data": [base64.b64encode(bytes(account.data)).decode(), "base64"],
+            "executable": account.executable,
+            "rentEpoch": 2**64 - 1,
+            "space": len(account.data),
+        }
+
+    def airdrop(self, address: str, lamports: int) -> str:
+        """Credit `lamports` to `address`; returns the airdrop's signature."""
+        result = self.svm.airdrop(Pubkey.from_string(address), lamports)
+        if isinstance(result, FailedTransactionMetadata):
+            raise RpcFailure(-32603, f"airdrop failed: {error_json(result.err())}")
+        signature = str(result.signature())
+        self._landed[signature] = _Landed(self.height, None)
+        return signature
+
+    def minimum_rent(self, size: int) -> int:
+        """Lamports that make an account of `size` data bytes rent-exempt."""
+        return int(self.svm.minimum_balance_for_rent_exemption(size))
+
+
+def _parse(raw: bytes) -> VersionedTransaction:
+    try:
+        return VersionedTransaction.from_bytes(raw)
+    except (ValueError, TypeError) as exc:
+        raise RpcFailure(-32602, f"invalid transaction: failed to deserialize: {exc}") from exc
+
+
+def error_json(error: Any) -> Any:
+    """A solders TransactionError in the JSON form of Solana's RPC (what clients parse)."""
+    name = type(error).__name__
+    if name == "TransactionErrorInstructionError":
+        return {"InstructionError": [error.index, _instruction_error_json(error.err)]}
+    if name in (
+        "TransactionErrorInsufficientFundsForRent",
+        "TransactionErrorProgramExecutionTemporarilyRestricted",
+    ):
+        return {name.removeprefix("TransactionError"): {"account_index": error.account_index}}
+    if name == "TransactionErrorDuplicateInstruction":
+        return {"DuplicateInstruction": error.index}
+    return str(error).rsplit(".", 1)[-1]
+
+
+def _instruction_error_json(error: Any) -> Any:
+    name = type(error).__name__
+    if name == "InstructionErrorCustom":
+        return {"Custom": error.code}
+    if name == "InstructionErrorBorshIO":
+        return {"BorshIoError": str(error.value)}
+    return str(error).rsplit(".", 1)[-1]
+
+
+def signature_of(raw: bytes) -> Signature:
+    """The first signature of a serialized transaction."""
+    return _parse(raw).signatures[0]

@@ -1,0 +1,156 @@
+"""Solana JSON-RPC 2.0 over HTTP on loopback, backed by LiteSVM (:class:`SvmLedger`).
+
+Run as its own process: ``python -m chains.devnet.solana_rpc --port 8899``. It serves
+the methods the Solana adapter (solana-py's AsyncClient) uses, plus three test controls
+in the spirit of anvil's ``anvil_*`` methods: ``covenant_advanceBlocks [n]``,
+``covenant_setHold [bool]`` (accept transactions but do not process them yet) and
+``covenant_releaseHeld []``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from chains.devnet._svm import RpcFailure, SvmLedger
+
+Handler = Callable[[SvmLedger, list[Any]], Any]
+
+
+def _context(ledger: SvmLedger, value: Any) -> dict[str, Any]:
+    return {"context": {"slot": ledger.height, "apiVersion": "2.1.0"}, "value": value}
+
+
+def _decode_tx(params: list[Any]) -> tuple[bytes, dict[str, Any]]:
+    if not params or not isinstance(params[0], str):
+        raise RpcFailure(-32602, "invalid params: expected a serialized transaction string")
+    options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+    encoded = params[0]
+    try:
+        if options.get("encoding", "base58") == "base64":
+            return base64.b64decode(encoded, validate=True), options
+        return _b58decode(encoded), options
+    except ValueError as exc:
+        raise RpcFailure(-32602, f"invalid transaction encoding: {exc}") from exc
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _b58decode(text: str) -> bytes:
+    number = 0
+    for char in text:
+        digit = _B58.find(char)
+        if digit < 0:
+            raise ValueError(f"{char!r} is not a base58 digit")
+        number = number * 58 + digit
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return b"\0" * (len(text) - len(text.lstrip("1"))) + body
+
+
+def _latest_blockhash(ledger: SvmLedger, _params: list[Any]) -> Any:
+    blockhash, last_valid = ledger.latest_blockhash()
+    return _context(ledger, {"blockhash": blockhash, "lastValidBlockHeight": last_valid})
+
+
+def _send(ledger: SvmLedger, params: list[Any]) -> Any:
+    raw, options = _decode_tx(params)
+    return ledger.send(raw, skip_preflight=bool(options.get("skipPreflight", False)))
+
+
+def _simulate(ledger: SvmLedger, params: list[Any]) -> Any:
+    raw, options = _decode_tx(params)
+    result = ledger.simulate(raw, sig_verify=bool(options.get("sigVerify", False)))
+    return _context(ledger, {**result, "accounts": None, "returnData": None})
+
+
+def _statuses(ledger: SvmLedger, params: list[Any]) -> Any:
+    return _context(ledger, ledger.statuses([str(s) for s in params[0]]))
+
+
+def _set_hold(ledger: SvmLedger, params: list[Any]) -> Any:
+    ledger.hold = bool(params[0])
+    return ledger.hold
+
+
+METHODS: dict[str, Handler] = {
+    "getLatestBlockhash": _latest_blockhash,
+    "getBalance": lambda ledger, p: _context(ledger, ledger.balance(p[0])),
+    "getAccountInfo": lambda ledger, p: _context(ledger, ledger.account(p[0])),
+    "sendTransaction": _send,
+    "simulateTransaction": _simulate,
+    "getSignatureStatuses": _statuses,
+    "getBlockHeight": lambda ledger, _p: ledger.current_height(),
+    "getSlot": lambda ledger, _p: ledger.current_height(),
+    "getMinimumBalanceForRentExemption": lambda ledger, p: ledger.minimum_rent(int(p[0])),
+    "getGenesisHash": lambda ledger, _p: ledger.genesis_hash,
+    "getHealth": lambda _ledger, _p: "ok",
+    "getVersion": lambda _ledger, _p: {"solana-core": "2.1.0-litesvm", "feature-set": 0},
+    "requestAirdrop": lambda ledger, p: ledger.airdrop(p[0], int(p[1])),
+    "covenant_advanceBlocks": lambda ledger, p: ledger.advance(int(p[0]) if p else 1),
+    "covenant_setHold": _set_hold,
+    "covenant_releaseHeld": lambda ledger, _p: ledger.release_held(),
+}
+
+
+def answer(ledger: SvmLedger, request: Any) -> dict[str, Any]:
+    """The JSON-RPC response object for one request object."""
+    if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+        return _error(None, -32600, "invalid request")
+    rid = request.get("id")
+    handler = METHODS.get(request["method"])
+    if handler is None:
+        return _error(rid, -32601, f"Method not found: {request['method']}")
+    params = request.get("params") or []
+    try:
+        result = handler(ledger, params if isinstance(params, list) else [params])
+    except RpcFailure as failure:
+        return _error(rid, failure.code, failure.message, failure.data)
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        return _error(rid, -32602, f"invalid params: {exc}")
+    return {"jsonrpc": "2.0", "id": rid, "result": result}
+
+
+def _error(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": rid, "error": error}
+
+
+def make_app(ledger: SvmLedger) -> web.Application:
+    """The aiohttp application serving `ledger` at POST /."""
+
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return web.json_response(_error(None, -32700, "parse error"))
+        if isinstance(body, list):
+            return web.json_response([answer(ledger, item) for item in body])
+        return web.json_response(answer(ledger, body))
+
+    app = web.Application(client_max_size=2**20)
+    app.router.add_post("/", handle)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8899)
+    parser.add_argument("--block-time", type=float, default=0.4)
+    parser.add_argument("--finality-depth", type=int, default=32)
+    args = parser.parse_args(argv)
+    ledger = SvmLedger(block_time=args.block_time, finality_depth=args.finality_depth)
+    web.run_app(make_app(ledger), host=args.host, port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Solana adapter: solana-py's async RPC client and solders, or an in-process LiteSVM.
+
+Every transaction is a v0 message with a compute-unit limit and priority fee from the
+chain's config, a recent blockhash and its ``lastValidBlockHeight``. Signed bytes are
+simulated before each send and sent with preflight off, so the same bytes can be resent
+until they land or expire (see :func:`chains.journal.track`). Sends are checked against
+rent exemption: a transfer that would create an account below the rent-exempt minimum,
+or leave the payer below it, is refused before anything is signed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.instruction import AccountMeta, Instruction
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
+from solders.transaction import VersionedTransaction
+from spl.token.instructions import (
+    create_idempotent_associated_token_account,
+    get_associated_token_address,
+    transfer_checked,
+)
+from spl.token.models import TransferCheckedParams
+
+from chains._digest import solana_message_digest
+from chains._solana_backends import LedgerBackend, RpcBackend, SolanaBackend
+from chains.base import (
+    ChainAdapter,
+    Intent,
+    NativeTransfer,
+    ProgramInstruction,
+    Simulation,
+    SolanaUnsignedTx,
+    TokenTransfer,
+    TxExpired,
+    TxId,
+    TxStatus,
+)
+from chains.devnet._svm import SvmLedger
+from config.errors import ChainError, InsufficientFunds, TransactionReverted, WrongChainId
+from config.models import Asset, SolanaChain
+
+GENESIS_HASHES = {
+    "mainnet-beta": "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d",
+    "devnet": "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG",
+    "testnet": "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY",
+}
+"""The Solana analogue of a chain id: a cluster is identified by its genesis hash."""
+
+BASE_FEE_LAMPORTS = 5_000
+TOKEN_ACCOUNT_SIZE = 165
+
+
+class SolanaAdapter(ChainAdapter):
+    """Adapter for one Solana cluster; create it with :meth:`connect`."""
+
+    chain: SolanaChain
+
+    def __init__(self, chain: SolanaChain, backend: SolanaBackend, *, where: str) -> None:
+        self.chain = chain
+        self._backend = backend
+        self._where = where
+
+    @classmethod
+    async def connect(
+        cls, chain: SolanaChain, *, url: str | None = None, ledger: SvmLedger | None = None
+    ) -> SolanaAdapter:
+        """Connect to `url` (or an in-process `ledger`) and check the cluster's genesis."""
+        if ledger is not None:
+            backend: SolanaBackend = LedgerBackend(ledger)
+        elif url is not None:
+            backend = RpcBackend(url)
+        else:
+            raise ChainError(f"chain {chain.name}: give an rpc url or an in-process ledger")
+        adapter = cls(chain, backend, where=f"{chain.name} ({url or 'in-process LiteSVM'})")
+        try:
+            await adapter._check_cluster()
+        except BaseException:
+            await backend.close()
+            raise
+        return adapter
+
+    async def _check_cluster(self) -> None:
+        genesis = await self._backend.genesis_hash()
+        expected = GENESIS_HASHES.get(self.chain.cluster)
+        known = {value: name for name, value in GENESIS_HASHES.items()}
+        if (expected is not None and genesis != expected) or (
+            expected is None and genesis in known
+        ):
+            raise WrongChainId(
+                f"{self._where} serves the cluster with genesis hash {genesis} "
+                f"({known.get(genesis, 'a local cluster')}), but the deployment configures "
+                f"cluster {self.chain.cluster}; fix cluster or the rpc URL"
+            )
+
+    async def close(self) -> None:
+        """Close the RPC client."""
+        await self._backend.close()
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def balance(self, address: str, asset: Asset | str | None = None) -> int:
+        """Lamports, or an SPL token balance (of the owner's associated token account)."""
+        owner = _pubkey(address)
+        mint = asset.spl_mint if isinstance(asset, Asset) else asset
+        if mint is None:
+            return await self._backend.balance(owner)
+        mint_key = _pubkey(mint)
+        program = await self._token_program(mint_key)
+        account = await self._backend.account(
+            get_associated_token_address(owner, mint_key, program)
+        )
+        return 0 if account is None else int.from_bytes(account.data[64:72], "little")
+
+    async def height(self) -> int:
+        """The finalized block height (what `lastValidBlockHeight` is compared with)."""
+        return await self._backend.block_height()
+
+    async def minimum_rent(self, size: int) -> int:
+        """Lamports that make an account of `size` data bytes rent-exempt."""
+        return await self._backend.minimum_rent(size)
+
+    # -- build and simulate ------------------------------------------------------------
+
+    async def build(self, intent: Intent, sender: str) -> SolanaUnsignedTx:
+        """A v0 message for `intent` with the configured compute budget and priority fee."""
+        payer = _pubkey(sender)
+        instructions = await self._instructions(intent, payer)
+        await self._check_fee_payer(payer, intent)
+        blockhash, last_valid = await self._backend.latest_blockhash(self.chain.finality.commitment)
+        message = MessageV0.try_compile(payer, self._budget() + instructions, [], blockhash)
+        return SolanaUnsignedTx(
+            chain=self.chain.name,
+            sender=str(payer),
+            intent=intent,
+            digest=solana_message_digest(message),
+            message=message,
+            last_valid_block_height=last_valid,
+        )
+
+    def _budget(self) -> list[Instruction]:
+        fees = self.chain.fees
+        budget = [set_compute_unit_limit(fees.compute_unit_limit)]
+        if fees.priority_fee_microlamports:
+            budget.append(set_compute_unit_price(fees.priority_fee_microlamports))
+        return budget
+
+    def fee(self, signatures: int = 1) -> int:
+        """Lamports the payer is charged: base fee per signature plus the priority fee."""
+        fees = self.chain.fees
+        priority = -(-fees.compute_unit_limit * fees.priority_fee_microlamports // 10**6)
+        return BASE_FEE_LAMPORTS * signatures + priority
+
+    async def _instructions(self, intent: Intent, payer: Pubkey) -> list[Instruction]:
+        if isinstance(intent, NativeTransfer):
+            await self._check_new_account_rent(_pubkey(intent.to), intent.amount)
+            return [
+                transfer(
+                    TransferParams(
+                        from_pubkey=payer, to_pubkey=_pubkey(intent.to), lamports=intent.amount
+                    )
+                )
+            ]
+        if isinstance(intent, TokenTransfer):
+            return await self._token_transfer(intent, payer)
+        if isinstance(intent, ProgramInstruction):
+            accounts = [
+                AccountMeta(_pubkey(a.pubkey), a.is_signer, a.is_writable) for a in intent.accounts
+            ]
+            return [Instruction(_pubkey(intent.program_id), intent.data, accounts)]
+        raise ChainError(f"a Solana chain cannot run a {intent.kind!r} intent; use an EVM chain")
+
+    async def _check_new_account_rent(self, to: Pubkey, amount: int) -> None:
+        if await self._backend.account(to) is not None:
+            return
+        minimum = await self._backend.minimum_rent(0)
+        if amount < minimum:
+            raise InsufficientFunds(
+                f"{self._where}: sending {amount} lamports would create {to} below the "
+                f"rent-exempt minimum of {minimum} lamports; send at least {minimum}"
+            )
+
+    async def _check_fee_payer(self, payer: Pubkey, intent: Intent) -> None:
+        spend = intent.amount if isinstance(intent, NativeTransfer) else 0
+        if isinstance(intent, TokenTransfer):
+            spend = await self._backend.minimum_rent(TOKEN_ACCOUNT_SIZE)  # may create an ATA
+        balance = await self._backend.balance(payer)
+        needed = spend + self.fee()
+        remaining = balance - needed
+        minimum = await self._backend.minimum_rent(0)
+        if remaining < 0 or 0 < remaining < minimum:
+            raise InsufficientFunds(
+                f"{self._where}: {payer} holds {balance} lamports and needs {needed} plus "
+                f"either 0 or at least {minimum} (rent-exempt minimum) left; fund it or "
+                "lower the amount"
+            )
+
+    async def _token_program(self, mint: Pubkey) -> Pubkey:
+        account = await self._backend.account(mint)
+        if account is None:
+            raise ChainError(f"{self._where}: SPL mint {mint} does not exist; check the asset")
+        return Pubkey.from_string(account.owner)
+
+    async def _token_transfer(self, intent: TokenTransfer, payer: Pubkey) -> list[Instruction]:
+        mint, owner = _pubkey(intent.token), _pubkey(intent.to)
+        program = await self._token_program(mint)
+        mint_account = await self._backend.account(mint)
+        assert mint_account is not None  # checked by _token_program
+        decimals = mint_account.data[44]
+        source = get_associated_token_address(payer, mint, program)
+        dest = get_associated_token_address(owner, mint, program)
+        instructions = []
+        if await self._backend.account(dest) is None:
+            instructions.append(
+                create_idempotent_associated_token_account(payer, owner, mint, program)
+            )
+        instructions.append(
+            transfer_checked(
+                TransferCheckedParams(
+                    program_id=program,
+                    source=source,
+                    mint=mint,
+                    dest=dest,
+                    owner=payer,
+                    amount=intent.amount,
+                    decimals=decimals,
+                )
+            )
+        )
+        return instructions
+
+    async def simulate(self, tx: SolanaUnsignedTx | bytes) -> Simulation:  # type: ignore[override]
+        """simulateTransaction: signatures checked for signed bytes, not for a message."""
+        if isinstance(tx, bytes):
+            versioned, verify = _parse(tx), True
+        else:
+            signers = tx.message.header.num_required_signatures
+            versioned = VersionedTransaction.populate(tx.message, [Signature.default()] * signers)
+            verify = False
+        result = await self._backend.simulate(versioned, sig_verify=verify)
+        if result.err is None:
+            return Simulation(ok=True, gas_used=result.units, logs=tuple(result.logs))
+        reason = _reason(result.err, result.logs)
+        return Simulation(ok=False, reason=reason, gas_used=result.units, logs=tuple(result.logs))
+
+    # -- send and track ----------------------------------------------------------------
+
+    def tx_id(self, signed: bytes) -> TxId:
+        """The transaction's first signature, base58."""
+        return TxId(str(_parse(signed).signatures[0]))
+
+    async def broadcast(self, signed: bytes) -> TxId:
+        """Simulate `signed`, then send it once with preflight off (already simulated)."""
+        tx_id = self.tx_id(signed)
+        simulation = await self.simulate(signed)
+        reason = simulation.reason or ""
+        if not simulation.ok and "AlreadyProcessed" in reason:
+            return tx_id  # these exact bytes already landed
+        if not simulation.ok and "BlockhashNotFound" in reason:
+            raise TxExpired(
+                f"{self._where}: blockhash of {tx_id} is no longer valid; not sent",
+                signature=tx_id,
+                signature_absent=False,
+            )
+        if not simulation.ok:
+            raise TransactionReverted(
+                f"{self._where}: simulation failed, not sent: {reason}", reason=reason
+            )
+        sent = await self._backend.send(signed)
+        if sent != tx_id:
+            raise ChainError(f"{self._where}: node answered signature {sent} for {tx_id}")
+        return tx_id
+
+    async def status(self, tx_id: TxId) -> TxStatus:
+        """pending (not seen yet), included (confirmed, when finality is finalized),
+        final, or failed. Expiry is decided against `lastValidBlockHeight` by the caller."""
+        found = await self._backend.status(tx_id)
+        if found is None:
+            return TxStatus(tx_id=tx_id, state="pending")
+        if found.err is not None:
+            return TxStatus(
+                tx_id=tx_id,
+                state="failed",
+                block=found.slot,
+                reason=_reason(found.err, []),
+                finality=found.confirmation,
+            )
+        wanted = self.chain.finality.commitment
+        final = found.confirmation == "finalized" or (
+            wanted == "confirmed" and found.confirmation == "confirmed"
+        )
+        return TxStatus(
+            tx_id=tx_id,
+            state="final" if final else "included",
+            block=found.slot,
+            finality=found.confirmation,
+        )
+
+
+def _pubkey(address: str) -> Pubkey:
+    try:
+        return Pubkey.from_string(address)
+    except ValueError as exc:
+        raise ChainError(f"{address!r} is not a Solana address (base58 public key)") from exc
+
+
+def _parse(signed: bytes) -> VersionedTransaction:
+    try:
+        return VersionedTransaction.from_bytes(signed)
+    except (ValueError, TypeError) as exc:
+        raise ChainError(
+            f"not a signed Solana transaction ({len(signed)} bytes): {exc}; pass the signer's "
+            "serialized VersionedTransaction unchanged"
+        ) from exc
+
+
+def _reason(err: Any, logs: list[str]) -> str:
+    detail = next((line for line in reversed(logs) if "failed" in line or "Error" in line), "")
+    text = str(err)
+    return f"{text}: {detail}" if detail else text

@@ -1,0 +1,291 @@
+"""Solana adapter on the LiteSVM JSON-RPC server: cluster check, compute budget, rent,
+SPL tokens with associated accounts, commitment levels, and blockhash expiry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from solders.compute_budget import ID as COMPUTE_BUDGET_ID
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountParams, create_account
+from spl.token.constants import TOKEN_PROGRAM_ID
+from spl.token.instructions import (
+    create_idempotent_associated_token_account,
+    get_associated_token_address,
+    initialize_mint2,
+    mint_to,
+)
+from spl.token.models import InitializeMint2Params, MintToParams
+
+from chains.base import (
+    AccountRef,
+    NativeTransfer,
+    ProgramInstruction,
+    SolanaUnsignedTx,
+    TokenTransfer,
+    UnsignedTx,
+)
+from chains.journal import TxJournal, send_intent
+from chains.solana import SolanaAdapter
+from config.errors import InsufficientFunds, WrongChainId
+from tests.chains.conftest import SolanaRpcServer, solana_chain, solana_signer
+
+SOL = 10**9
+
+
+async def _rpc(url: str, method: str, *params: object) -> object:
+    async with httpx.AsyncClient() as client:
+        reply = await client.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        )
+    body = reply.json()
+    assert "error" not in body, body
+    return body["result"]
+
+
+async def _funded(adapter: SolanaAdapter, url: str, lamports: int = 10 * SOL) -> Keypair:
+    payer = Keypair()
+    await _rpc(url, "requestAirdrop", str(payer.pubkey()), lamports)
+    return payer
+
+
+@pytest.fixture
+def server(tmp_path):
+    made = SolanaRpcServer(tmp_path)
+    yield made
+    made.kill()
+
+
+async def test_a_different_cluster_is_refused_at_connect(solana_server):
+    with pytest.raises(WrongChainId, match=r"cluster devnet"):
+        await SolanaAdapter.connect(solana_chain(cluster="devnet"), url=solana_server.url)
+
+
+async def test_compute_budget_and_priority_fee_come_from_config(solana_server):
+    chain = solana_chain(fees={"compute_unit_limit": 50_000, "priority_fee_microlamports": 20})
+    async with await SolanaAdapter.connect(chain, url=solana_server.url) as adapter:
+        payer = await _funded(adapter, solana_server.url)
+        tx = await adapter.build(
+            NativeTransfer(to=str(Keypair().pubkey()), amount=SOL), str(payer.pubkey())
+        )
+    keys = tx.message.account_keys
+    budget = [
+        ix for ix in tx.message.instructions if keys[ix.program_id_index] == COMPUTE_BUDGET_ID
+    ]
+    assert [bytes(ix.data) for ix in budget] == [
+        bytes([2]) + (50_000).to_bytes(4, "little"),
+        bytes([3]) + (20).to_bytes(8, "little"),
+    ]
+    assert adapter.fee() == 5_000 + 1  # 50_000 CU * 20 µlamports = 1 lamport
+    assert tx.last_valid_block_height > 0
+
+
+async def test_rent_exemption_is_checked_before_signing(solana_server):
+    async with await SolanaAdapter.connect(solana_chain(), url=solana_server.url) as adapter:
+        payer = await _funded(adapter, solana_server.url)
+        minimum = await adapter.minimum_rent(0)
+        with pytest.raises(InsufficientFunds, match=r"rent-exempt minimum"):
+            await adapter.build(
+                NativeTransfer(to=str(Keypair().pubkey()), amount=minimum - 1), str(payer.pubkey())
+            )
+        poor = await _funded(adapter, solana_server.url, minimum + 10_000)
+        with pytest.raises(InsufficientFunds, match=r"holds"):  # would strand dust below rent
+            await adapter.build(
+                NativeTransfer(to=str(payer.pubkey()), amount=minimum), str(poor.pubkey())
+            )
+
+
+async def test_spl_transfer_creates_the_associated_account_once(solana_server, engine):
+    async with await SolanaAdapter.connect(solana_chain(), url=solana_server.url) as adapter:
+        payer = await _funded(adapter, solana_server.url)
+        journal, owner = TxJournal(engine), str(payer.pubkey())
+        mint = await _create_mint(adapter, journal, payer, supply=1_000)
+        recipient = str(Keypair().pubkey())
+        first = await adapter.build(TokenTransfer(token=mint, to=recipient, amount=300), owner)
+        assert _creates_ata(first)
+        status = await send_intent(
+            adapter,
+            journal,
+            TokenTransfer(token=mint, to=recipient, amount=300),
+            owner,
+            solana_signer(payer),
+        )
+        assert status.state == "final"
+        second = await adapter.build(TokenTransfer(token=mint, to=recipient, amount=1), owner)
+        assert not _creates_ata(second)
+        assert await adapter.balance(recipient, mint) == 300
+        assert await adapter.balance(owner, mint) == 700
+
+
+def _creates_ata(tx: SolanaUnsignedTx) -> bool:
+    keys = tx.message.account_keys
+    ata_program = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
+    return any(keys[ix.program_id_index] == ata_program for ix in tx.message.instructions)
+
+
+async def _create_mint(
+    adapter: SolanaAdapter, journal: TxJournal, payer: Keypair, supply: int
+) -> str:
+    mint, me = Keypair(), payer.pubkey()
+    rent = await adapter.minimum_rent(82)
+    steps = [
+        (
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=me,
+                    to_pubkey=mint.pubkey(),
+                    lamports=rent,
+                    space=82,
+                    owner=TOKEN_PROGRAM_ID,
+                )
+            ),
+            (payer, mint),
+        ),
+        (
+            initialize_mint2(
+                InitializeMint2Params(
+                    decimals=6, program_id=TOKEN_PROGRAM_ID, mint=mint.pubkey(), mint_authority=me
+                )
+            ),
+            (payer,),
+        ),
+        (create_idempotent_associated_token_account(me, me, mint.pubkey()), (payer,)),
+        (
+            mint_to(
+                MintToParams(
+                    program_id=TOKEN_PROGRAM_ID,
+                    mint=mint.pubkey(),
+                    dest=get_associated_token_address(me, mint.pubkey()),
+                    mint_authority=me,
+                    amount=supply,
+                )
+            ),
+            (payer,),
+        ),
+    ]
+    for instruction, signers in steps:
+        intent = ProgramInstruction(
+            program_id=str(instruction.program_id),
+            data=bytes(instruction.data),
+            accounts=tuple(
+                AccountRef(pubkey=str(a.pubkey), is_signer=a.is_signer, is_writable=a.is_writable)
+                for a in instruction.accounts
+            ),
+        )
+        status = await send_intent(adapter, journal, intent, str(me), solana_signer(*signers))
+        assert status.state == "final"
+    return str(mint.pubkey())
+
+
+async def test_finalized_commitment_waits_for_finalization(solana_server, engine):
+    chain = solana_chain(finality={"commitment": "finalized"})
+    async with await SolanaAdapter.connect(chain, url=solana_server.url) as adapter:
+        payer = await _funded(adapter, solana_server.url)
+        tx = await adapter.build(
+            NativeTransfer(to=str(Keypair().pubkey()), amount=SOL), str(payer.pubkey())
+        )
+        tx_id = await adapter.broadcast(await solana_signer(payer)(tx))
+        status = await adapter.status(tx_id)
+        assert (status.state, status.finality) == ("included", "confirmed")
+        await _rpc(solana_server.url, "covenant_advanceBlocks", 32)
+        status = await adapter.status(tx_id)
+    assert (status.state, status.finality) == ("final", "finalized")
+
+
+class _CountingSigner:
+    """Signs with `payer` and records the chain height at each signature."""
+
+    def __init__(self, adapter: SolanaAdapter, payer: Keypair) -> None:
+        self.adapter, self.sign_with = adapter, solana_signer(payer)
+        self.calls: list[tuple[int, int]] = []  # (height when signing, last valid height)
+
+    async def __call__(self, tx: UnsignedTx) -> bytes:
+        assert isinstance(tx, SolanaUnsignedTx)
+        self.calls.append((await self.adapter.height(), tx.last_valid_block_height))
+        return await self.sign_with(tx)
+
+
+async def test_blockhash_expiry_re_signs_only_after_expiry_and_one_transfer_lands(server, engine):
+    journal, to = TxJournal(engine), str(Keypair().pubkey())
+    async with await SolanaAdapter.connect(solana_chain(), url=server.url) as adapter:
+        payer = await _funded(adapter, server.url)
+        signer = _CountingSigner(adapter, payer)
+        await _rpc(server.url, "covenant_setHold", True)  # the leader never processes it
+        sending = asyncio.create_task(
+            send_intent(
+                adapter,
+                journal,
+                NativeTransfer(to=to, amount=SOL),
+                str(payer.pubkey()),
+                signer,
+                timeout=30,
+                poll=0.05,
+            )
+        )
+        await _until(lambda: len(journal.entries("solana-test")) == 1)
+        await asyncio.sleep(0.3)
+        assert len(signer.calls) == 1  # not expired yet: no second signature
+        await _rpc(server.url, "covenant_advanceBlocks", 151)
+        released = await _rpc(server.url, "covenant_releaseHeld")  # too late: never lands
+        assert isinstance(released, int)
+        assert released >= 1
+        await _rpc(server.url, "covenant_setHold", False)
+        status = await asyncio.wait_for(sending, 30)
+    assert status.state == "final"
+    [(_, first_valid), (second_height, _)] = signer.calls
+    assert second_height > first_valid
+    assert [e.status for e in journal.entries("solana-test")] == ["expired", "final"]
+    async with await SolanaAdapter.connect(solana_chain(), url=server.url) as adapter:
+        assert await adapter.balance(to) == SOL
+
+
+async def test_transaction_landing_before_expiry_is_never_re_signed(server, engine):
+    journal, to = TxJournal(engine), str(Keypair().pubkey())
+    async with await SolanaAdapter.connect(solana_chain(), url=server.url) as adapter:
+        payer = await _funded(adapter, server.url)
+        signer = _CountingSigner(adapter, payer)
+        await _rpc(server.url, "covenant_setHold", True)
+        sending = asyncio.create_task(
+            send_intent(
+                adapter,
+                journal,
+                NativeTransfer(to=to, amount=SOL),
+                str(payer.pubkey()),
+                signer,
+                timeout=30,
+                poll=0.05,
+            )
+        )
+        await _until(lambda: len(journal.entries("solana-test")) == 1)
+        await _rpc(server.url, "covenant_releaseHeld")  # lands just before ...
+        await _rpc(server.url, "covenant_advanceBlocks", 151)  # ... the blockhash expires
+        status = await asyncio.wait_for(sending, 30)
+        assert status.state == "final"
+        assert len(signer.calls) == 1
+        assert await adapter.balance(to) == SOL
+
+
+async def test_server_speaks_json_rpc_errors(solana_server):
+    async with httpx.AsyncClient() as client:
+        reply = await client.post(
+            solana_server.url,
+            json=[
+                {"jsonrpc": "2.0", "id": 1, "method": "getHealth"},
+                {"jsonrpc": "2.0", "id": 2, "method": "noSuchMethod"},
+                {"jsonrpc": "2.0", "id": 3, "method": "sendTransaction", "params": ["@@"]},
+            ],
+        )
+    ok, missing, bad = reply.json()
+    assert ok["result"] == "ok"
+    assert missing["error"]["code"] == -32601
+    assert bad["error"]["code"] == -32602
+
+
+async def _until(predicate, timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
+        await asyncio.sleep(0.02)
