@@ -25,7 +25,12 @@ from config.models import Deployment
 from config.store import open_store
 from config.types import Duration
 from wallets._files import write_file
-from wallets.credentials import RevocationList, _unverified_claims, verify_credential
+from wallets.credentials import (
+    REVOCATIONS_FILE,
+    RevocationList,
+    _unverified_claims,
+    verify_credential,
+)
 from wallets.hd import generate_mnemonic
 from wallets.operator import (
     OperatorWallets,
@@ -162,13 +167,20 @@ def did_verify(
     agent: Annotated[str | None, typer.Option(help="Also require this agent as subject.")] = None,
     passphrase_file: PassphraseFile = None,
 ) -> None:
-    """Verify a credential FILE: signature, issuer, subject, validity, revocation."""
-    _, wallets = _open(file, passphrase_file)
+    """Verify a credential FILE: signature, issuer, subject, validity, revocation.
+
+    Needs no passphrase when the deployment sets operator.did and no --agent is given.
+    """
+    deployment = load_deployment(file)
     token = _read_token(credential)
-    subject = wallets.agent(agent).did if agent else None
-    verified = verify_credential(
-        token, issuer=wallets.did, subject=subject, revocations=wallets.revocations()
+    issuer, subject = deployment.operator.did, None
+    if issuer is None or agent is not None:
+        _, wallets = _open(file, passphrase_file)
+        issuer, subject = wallets.did, (wallets.agent(agent).did if agent else None)
+    revocations = RevocationList.load(
+        Path(deployment.data_dir or ".") / REVOCATIONS_FILE, issuer=issuer
     )
+    verified = verify_credential(token, issuer=issuer, subject=subject, revocations=revocations)
     console.print(
         f"[green]valid[/] {verified.id}: {verified.subject} "
         f"until {verified.valid_until.isoformat()}"

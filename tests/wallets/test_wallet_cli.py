@@ -68,3 +68,19 @@ def test_init_refuses_to_overwrite_and_wrong_passphrase_is_one_clear_error(tmp_p
     assert "passphrase is wrong" in message
     assert str(seed_file) in message
     assert seed_file.read_bytes() == before
+
+
+def test_verify_needs_no_passphrase_when_the_operator_did_is_in_the_yaml(tmp_path: Path) -> None:
+    file = write_deployment(tmp_path)
+    assert _run("keys", "init", str(file))[0] == 0
+    assert _run("did", "issue-credential", str(file), "payer")[0] == 0
+    did = json.loads((tmp_path / "data" / "keystore" / "operator-seed.json").read_text())
+    operator_did = did["covenant"]["operator_did"]
+    text = file.read_text().replace(
+        "name: demo-operator", f"name: demo-operator\n  did: {operator_did}"
+    )
+    file.write_text(text)
+    credential = str(tmp_path / "data" / "credentials" / "payer.jwt")
+    code, output = _run("did", "verify", str(file), credential, env={"COVENANT_PASSPHRASE": ""})
+    assert code == 0, output
+    assert "valid" in output
