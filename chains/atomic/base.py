@@ -159,6 +159,8 @@ class HtlcChain(ABC):
     family: str
     adapter: ChainAdapter
     margin: ChainMargin
+    closes_on_settle: bool = False
+    """True when a claim or refund deletes the escrow (Solana), so it then reads EMPTY."""
 
     @property
     def name(self) -> str:

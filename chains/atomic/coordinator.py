@@ -30,6 +30,7 @@ from chains.atomic.base import (
     HtlcChain,
     Leg,
     LockState,
+    OnChainLock,
     Party,
     PlanRefused,
     Purpose,
@@ -254,18 +255,47 @@ class Coordinator:
 
     # -- one leg ---------------------------------------------------------------------
 
+    async def observe(self, plan: PlanRecord, leg: Leg, *, final: bool = False) -> OnChainLock:
+        """The escrow of `leg` on chain, completed from the journal where the chain
+        deletes settled escrows: an escrow we saw locked that is now gone was claimed
+        (by us if our claim is final, else by its recipient or a keeper) or refunded."""
+        chain = self.chain(leg.chain)
+        lock = await chain.read(leg, final=final)
+        if lock.state != LockState.EMPTY or not chain.closes_on_settle:
+            return lock
+        if self.store.get(plan.plan_id).leg_states[leg.index] == "planned":
+            return lock
+        done = {s.purpose for s in self.store.steps(plan.plan_id, leg.index) if s.status == "final"}
+        state = (
+            LockState.REFUNDED if "refund" in done and "claim" not in done else LockState.CLAIMED
+        )
+        return OnChainLock(
+            state=state,
+            sender=leg.sender,
+            recipient=leg.recipient,
+            amount=leg.amount,
+            asset=leg.asset,
+            hashlock=plan.hashlock,
+            deadline=leg.deadline,
+        )
+
+    def saw_locked(self, plan: PlanRecord, leg: Leg) -> None:
+        """Remember that `leg` was locked on chain (see :meth:`observe`)."""
+        self.store.set_leg(plan.plan_id, leg.index, state="locked")
+
     async def ensure_locked(  # noqa: PLR0911 - one return per chain state, in order
         self, plan: PlanRecord, leg: Leg
     ) -> tuple[LegOutcome, str | None]:
         """Lock `leg` unless it is already locked; ('done', None) once final on chain."""
         chain = self.chain(leg.chain)
         await self._settle(plan, leg, "lock")
-        final = await chain.read(leg, final=True)
+        final = await self.observe(plan, leg, final=True)
         if final.state != LockState.EMPTY:
             wrong = final.mismatch(leg, plan.hashlock)
             if wrong:
                 return "failed", f"escrow {leg.locator} on {leg.chain} is not our lock: {wrong}"
-            self.store.set_leg(plan.plan_id, leg.index, state="locked")
+            if final.state == LockState.LOCKED:
+                self.saw_locked(plan, leg)
             return "done", None
         if (await chain.read(leg)).state != LockState.EMPTY:
             return "pending", None  # included, not yet final
@@ -286,7 +316,7 @@ class Coordinator:
         """Claim `leg` with `preimage` unless claimed; ('done', None) once claimed."""
         chain = self.chain(leg.chain)
         await self._settle(plan, leg, "claim")
-        state = (await chain.read(leg)).state
+        state = (await self.observe(plan, leg)).state
         if state == LockState.CLAIMED:
             self.store.set_leg(plan.plan_id, leg.index, state="claimed")
             return "done", None
@@ -306,10 +336,10 @@ class Coordinator:
         chain = self.chain(leg.chain)
         await self._settle(plan, leg, "lock")  # a lock still in flight may yet land
         await self._settle(plan, leg, "refund")
-        state = (await chain.read(leg)).state
+        state = (await self.observe(plan, leg)).state
         if state == LockState.LOCKED and await chain.now() >= leg.deadline:
             await self._send(plan, leg, "refund")
-            state = (await chain.read(leg)).state
+            state = (await self.observe(plan, leg)).state
         outcome: dict[LockState, RefundOutcome] = {
             LockState.EMPTY: "never",
             LockState.REFUNDED: "refunded",

@@ -30,6 +30,7 @@ class EvmHtlc(HtlcChain):
     """The HTLC contract at `contract` on the adapter's chain."""
 
     family = "evm"
+    adapter: EvmAdapter
 
     def __init__(
         self, adapter: EvmAdapter, contract: str, *, rpc_url: str, margin: ChainMargin

@@ -317,12 +317,13 @@ async def _check_taker_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple
     theirs = plan.leg(1)
     take = coordinator.chain(theirs.chain)
     too_late = await take.now() + coordinator.margins.claim_time(take.margin) >= theirs.deadline
-    lock = await take.read(theirs, final=True)
+    lock = await coordinator.observe(plan, theirs, final=True)
     if lock.state == LockState.EMPTY:
         return ("refunding", "the taker did not lock in time") if too_late else ("waiting", None)
     wrong = lock.mismatch(theirs, plan.hashlock)
     if lock.state != LockState.LOCKED or wrong:
         return "refunding", f"the taker's lock is wrong: {wrong or lock.state.name.lower()}"
+    coordinator.saw_locked(plan, theirs)
     if too_late:
         return "refunding", "the taker's lock leaves too little time to claim it"
     return "claiming", None
@@ -355,9 +356,9 @@ async def drive_taker(coordinator: Coordinator, plan: PlanRecord) -> None:
 
 async def _check_maker_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple[str, str | None]:
     theirs, ours = plan.leg(0), plan.leg(1)
-    give, take = coordinator.chain(theirs.chain), coordinator.chain(ours.chain)
+    take = coordinator.chain(ours.chain)
     margins = coordinator.margins
-    lock = await give.read(theirs, final=True)
+    lock = await coordinator.observe(plan, theirs, final=True)
     if lock.state == LockState.EMPTY:
         late = (
             await take.now() + margins.lock_time(take.margin) + margins.claim_time(take.margin)
@@ -367,6 +368,7 @@ async def _check_maker_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple
     wrong = lock.mismatch(theirs, plan.hashlock)
     if lock.state != LockState.LOCKED or wrong:
         return "cancelled", f"the maker's lock is wrong: {wrong or lock.state.name.lower()}"
+    coordinator.saw_locked(plan, theirs)
     try:
         await _check_margins(coordinator, theirs, ours)
     except PlanRefused as exc:
@@ -380,7 +382,7 @@ async def _check_maker_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple
 async def _watch_own_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple[str, str | None]:
     ours = plan.leg(1)
     take = coordinator.chain(ours.chain)
-    state = (await take.read(ours)).state
+    state = (await coordinator.observe(plan, ours)).state
     if state == LockState.CLAIMED:
         return "claiming", None
     if state == LockState.LOCKED and await take.now() >= ours.deadline:

@@ -166,3 +166,58 @@ def solana_config(url: str) -> SolanaChain:
         rpc=url,
         finality={"commitment": "confirmed"},
     )
+
+
+@dataclass
+class SolanaNode:
+    """The LiteSVM JSON-RPC server process with the HTLC program."""
+
+    url: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def rpc(self, method: str, params: list[Any]) -> Any:
+        import httpx
+
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        answer = httpx.post(self.url, json=body, timeout=10).json()
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return answer["result"]
+
+    def fund(self, address: str, lamports: int) -> None:
+        self.rpc("requestAirdrop", [address, lamports])
+
+    def balance(self, address: str) -> int:
+        return int(self.rpc("getBalance", [address])["value"])
+
+    def config(self) -> SolanaChain:
+        return solana_config(self.url)
+
+
+def start_solana_node(log: Path | None = None) -> SolanaNode:
+    import sys
+
+    from chains.devnet._anvil import wait_for_port
+
+    port = free_port()
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
+    script = Path(__file__).resolve().parent / "_solana_server.py"
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(port)],
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_for_port(port, process, timeout=60)
+    return SolanaNode(f"http://127.0.0.1:{port}", process)
+
+
+async def solana_htlc(node: SolanaNode, margins: Margins = TEST_MARGINS) -> HtlcChain:
+    from chains.atomic.solana import SolanaHtlc
+    from chains.htlc.solana_client import LOCAL_PROGRAM_ID
+    from chains.solana import SolanaAdapter
+
+    adapter = await SolanaAdapter.connect(node.config(), url=node.url)
+    return SolanaHtlc(
+        adapter, str(LOCAL_PROGRAM_ID), rpc_url=node.url, margin=margins.of("sol", "solana")
+    )

@@ -12,7 +12,14 @@ import pytest
 
 from chains.devnet._anvil import anvil_path
 from config.store import open_store
-from tests.atomic._env import EVM_CHAINS, Authorizer, EvmNode, start_evm_node
+from tests.atomic._env import (
+    EVM_CHAINS,
+    Authorizer,
+    EvmNode,
+    SolanaNode,
+    start_evm_node,
+    start_solana_node,
+)
 
 pytestmark = pytest.mark.anvil
 
@@ -43,3 +50,12 @@ def engine(tmp_path: Path):
 @pytest.fixture
 def authorizer() -> Authorizer:
     return Authorizer()
+
+
+@pytest.fixture(scope="session")
+def solana_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SolanaNode]:
+    node = start_solana_node(tmp_path_factory.mktemp("svm") / "solana-rpc.log")
+    yield node
+    if node.process is not None:
+        os.killpg(node.process.pid, signal.SIGKILL)
+        node.process.wait()

@@ -1,0 +1,210 @@
+"""HTLC legs on Solana: the Covenant HTLC program through the Solana adapter.
+
+The escrow of a leg is an account whose keypair is derived from the agent's secret and
+the plan id (so a restart finds the same escrow, and nobody else can create it first).
+A lock creates and initialises it in one transaction; a claim or refund moves all its
+lamports (the amount and the rent deposit) out, which closes it. A closed escrow reads
+as empty, so :meth:`read` is completed by the coordinator's journal (see
+``closes_on_settle``).
+
+Reads the adapter does not offer (account data, the Clock sysvar, a claim transaction's
+logs) go through a read-only solana-py client to the same RPC endpoint.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed, Finalized
+from solana.rpc.core import RPCException
+from solders.compute_budget import set_compute_unit_limit
+from solders.keypair import Keypair
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.sysvar import CLOCK
+
+from chains.atomic.base import HtlcChain, Leg, LockState, OnChainLock, Party, Purpose
+from chains.atomic.margins import ChainMargin
+from chains.base import AccountRef, ProgramInstruction, SolanaUnsignedTx, UnsignedTx
+from chains.htlc import solana_client as program
+from chains.solana import SolanaAdapter
+from config.errors import ChainError, RpcUnreachable
+from wallets.authorization import solana_message_digest
+
+
+class SolanaHtlc(HtlcChain):
+    """The HTLC program `program_id` on the adapter's cluster."""
+
+    family = "solana"
+    closes_on_settle = True
+    adapter: SolanaAdapter
+
+    def __init__(
+        self, adapter: SolanaAdapter, program_id: str, *, rpc_url: str, margin: ChainMargin
+    ) -> None:
+        self.adapter = adapter
+        self.margin = margin
+        self.program_id = Pubkey.from_string(program_id)
+        self._rpc = AsyncClient(rpc_url, timeout=10)
+
+    def _escrow_seed(self, party: Party, plan_id: str, index: int) -> bytes:
+        # Plan ids never contain '.', so this label cannot equal another plan's id.
+        return party.derive_secret(f"{plan_id}.escrow.{index}")
+
+    def locator(self, plan_id: str, index: int, party: Party) -> str:
+        """The escrow account's address (base58)."""
+        return str(Keypair.from_seed(self._escrow_seed(party, plan_id, index)).pubkey())
+
+    def co_signers(self, purpose: Purpose, leg: Leg, party: Party, plan_id: str) -> list[bytes]:
+        """The escrow keypair signs the lock that creates it."""
+        return [self._escrow_seed(party, plan_id, leg.index)] if purpose == "lock" else []
+
+    async def now(self) -> int:
+        """The Clock sysvar's unix_timestamp, which the program compares deadlines with."""
+        data = await self._account(CLOCK, final=False)
+        if data is None:
+            raise ChainError(f"{self.name}: the Clock sysvar is not readable")
+        return int(struct.unpack_from("<q", data, 32)[0])
+
+    async def read(self, leg: Leg, *, final: bool = False) -> OnChainLock:
+        """The escrow account (empty if it never existed or was closed by a settle)."""
+        data = await self._account(Pubkey.from_string(leg.locator), final=final)
+        if data is None:
+            return OnChainLock(state=LockState.EMPTY)
+        escrow = program.Escrow.decode(data)
+        if escrow.state == program.EscrowState.EMPTY:
+            return OnChainLock(state=LockState.EMPTY)
+        return OnChainLock(
+            state=LockState(int(escrow.state)),
+            sender=str(escrow.sender),
+            recipient=str(escrow.recipient),
+            amount=escrow.amount,
+            hashlock=escrow.hashlock,
+            deadline=escrow.deadline,
+        )
+
+    async def build(
+        self,
+        purpose: Purpose,
+        leg: Leg,
+        *,
+        hashlock: bytes = b"",
+        preimage: bytes = b"",
+        payer: str,
+    ) -> UnsignedTx:
+        """A lock (create + lock, one transaction), claim or refund of `leg`."""
+        if leg.asset is not None:
+            raise ChainError(f"the Solana HTLC program escrows SOL only, not {leg.asset}")
+        escrow = Pubkey.from_string(leg.locator)
+        if purpose == "lock":
+            return await self._lock(leg, escrow, hashlock, Pubkey.from_string(payer))
+        if purpose == "claim":
+            instruction = program.claim_instruction(
+                self.program_id,
+                escrow=escrow,
+                recipient=Pubkey.from_string(leg.recipient),
+                preimage=preimage,
+            )
+        else:
+            instruction = program.refund_instruction(
+                self.program_id, escrow=escrow, sender=Pubkey.from_string(leg.sender)
+            )
+        return await self.adapter.build(_intent(instruction), payer)
+
+    async def _lock(
+        self, leg: Leg, escrow: Pubkey, hashlock: bytes, payer: Pubkey
+    ) -> SolanaUnsignedTx:
+        # The adapter builds one instruction per intent; a lock needs create_account and
+        # lock in the same transaction, so the message is compiled here.
+        instructions = program.lock_instructions(
+            self.program_id,
+            sender=payer,
+            escrow=escrow,
+            recipient=Pubkey.from_string(leg.recipient),
+            hashlock=hashlock,
+            deadline=leg.deadline,
+            amount=leg.amount,
+            rent_exempt_lamports=await self.adapter.minimum_rent(program.ESCROW_LEN),
+        )
+        budget = set_compute_unit_limit(self.adapter.chain.fees.compute_unit_limit)
+        response = await self._call(lambda: self._rpc.get_latest_blockhash(Confirmed))
+        message = MessageV0.try_compile(
+            payer, [budget, *instructions], [], response.value.blockhash
+        )
+        unsigned = SolanaUnsignedTx(
+            chain=self.name,
+            sender=str(payer),
+            intent=_intent(instructions[1]),
+            digest=solana_message_digest(message),
+            message=message,
+            last_valid_block_height=int(response.value.last_valid_block_height),
+        )
+        simulation = await self.adapter.simulate(unsigned)
+        if not simulation.ok:
+            from config.errors import TransactionReverted
+
+            raise TransactionReverted(
+                f"{self.name}: lock of {leg.locator} would fail: {simulation.reason}",
+                reason=simulation.reason,
+            )
+        return unsigned
+
+    async def revealed_preimage(self, leg: Leg, hashlock: bytes) -> bytes | None:
+        """The preimage from the ``Claimed`` event in the escrow's claim transaction.
+
+        Needs ``getSignaturesForAddress`` and ``getTransaction``; an endpoint without
+        them (the LiteSVM devnet server today) yields None.
+        """
+        escrow = Pubkey.from_string(leg.locator)
+        try:
+            signatures = await self._call(lambda: self._rpc.get_signatures_for_address(escrow))
+            for item in signatures.value:
+                preimage = await self._preimage_in(item.signature, escrow, hashlock)
+                if preimage is not None:
+                    return preimage
+        except ChainError:
+            return None
+        return None
+
+    async def _preimage_in(
+        self, signature: Signature, escrow: Pubkey, hashlock: bytes
+    ) -> bytes | None:
+        response = await self._call(
+            lambda: self._rpc.get_transaction(signature, max_supported_transaction_version=0)
+        )
+        meta = response.value.transaction.meta if response.value else None
+        for event in program.decode_claimed_events(list(meta.log_messages or []) if meta else []):
+            if event.escrow == escrow and program.hashlock_of(event.preimage) == hashlock:
+                return event.preimage
+        return None
+
+    async def close(self) -> None:
+        """Close the read client."""
+        await self._rpc.close()
+
+    async def _account(self, address: Pubkey, *, final: bool) -> bytes | None:
+        wanted = self.adapter.chain.finality.commitment
+        commitment = Finalized if final and wanted == "finalized" else Confirmed
+        response = await self._call(lambda: self._rpc.get_account_info(address, commitment))
+        return None if response.value is None else bytes(response.value.data)
+
+    async def _call(self, operation: Any) -> Any:
+        try:
+            return await operation()
+        except (OSError, TimeoutError) as exc:
+            raise RpcUnreachable(f"{self.name}: RPC read failed: {exc}") from exc
+        except (RPCException, Exception) as exc:
+            raise ChainError(f"{self.name}: RPC read failed: {exc}") from exc
+
+
+def _intent(instruction: Any) -> ProgramInstruction:
+    accounts = tuple(
+        AccountRef(pubkey=str(meta.pubkey), is_signer=meta.is_signer, is_writable=meta.is_writable)
+        for meta in instruction.accounts
+    )
+    return ProgramInstruction(
+        program_id=str(instruction.program_id), accounts=accounts, data=bytes(instruction.data)
+    )

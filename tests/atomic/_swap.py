@@ -1,0 +1,99 @@
+"""Helpers for swap tests: two agents, each with its own store (two daemons)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from chains.atomic import Coordinator, Counterparty, HtlcChain, PlanRecord
+from chains.atomic.store import PlanRecord as Record
+from chains.atomic.swap import accept_offer, make_offer, on_acceptance
+from config.store import open_store
+from tests.atomic._env import (
+    TEST_MARGINS,
+    Authorizer,
+    EvmNode,
+    SolanaNode,
+    evm_htlc,
+    make_wallet,
+    party,
+    solana_htlc,
+)
+
+ETH = 10**18
+SOL = 10**9
+
+
+@dataclass
+class Side:
+    """One agent in its own daemon: wallet, store, coordinator."""
+
+    wallet: Any
+    coordinator: Coordinator
+
+    def counterparty(self) -> Counterparty:
+        return Counterparty(
+            did=self.wallet.did,
+            addresses={"evm": self.wallet.evm_address, "solana": self.wallet.solana_address},
+        )
+
+
+async def make_side(
+    name: str,
+    tmp_path: Any,
+    evm: EvmNode,
+    sol: SolanaNode | None,
+    *,
+    verify: Any = None,
+    margins: Any = TEST_MARGINS,
+) -> Side:
+    wallet = make_wallet(name)
+    authorizer = Authorizer()
+    engine = open_store(f"sqlite:///{tmp_path / f'{name}.db'}")
+    chains: dict[str, HtlcChain] = {evm.name: await evm_htlc(evm, margins)}
+    if sol is not None:
+        chains["sol"] = await solana_htlc(sol, margins)
+    coordinator = Coordinator(
+        engine,
+        party(wallet, authorizer),
+        chains,
+        authorizer,
+        margins=margins,
+        verify_authority=verify,
+        tx_timeout=20,
+        poll=0.05,
+    )
+    return Side(wallet, coordinator)
+
+
+async def trusting(did: str, plan: Record) -> bool:
+    """A verify_authority stand-in that accepts the DID the offer was checked against."""
+    return plan.counterparty == did
+
+
+async def run_both(
+    maker: Side, taker: Side, plan_id: str, timeout: float = 60
+) -> tuple[PlanRecord, PlanRecord]:
+    """Drive both sides, as two watchtowers would, until both are terminal."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        made = await maker.coordinator.drive(plan_id)
+        taken = await taker.coordinator.drive(plan_id)
+        if (made.terminal and taken.terminal) or loop.time() > deadline:
+            return made, taken
+        await asyncio.sleep(0.05)
+
+
+async def open_swap(maker: Side, taker: Side, plan_id: str, **sides: Any) -> None:
+    offer = await make_offer(maker.coordinator, plan_id, taker=taker.counterparty(), **sides)
+    acceptance = await accept_offer(taker.coordinator, offer, maker_did=maker.wallet.did)
+    on_acceptance(maker.coordinator, plan_id, acceptance)
+
+
+async def close(*sides: Side) -> None:
+    for side in sides:
+        for chain in side.coordinator.chains.values():
+            await chain.close()
+            await chain.adapter.close()

@@ -1,0 +1,50 @@
+"""End to end: two agents swap ETH on an anvil L2 for SOL on the LiteSVM RPC server."""
+
+from __future__ import annotations
+
+import pytest
+
+from chains.atomic.swap import SwapSide
+from chains.htlc.solana_client import ESCROW_LEN
+from tests.atomic._swap import ETH, SOL, close, make_side, open_swap, run_both, trusting
+
+pytestmark = pytest.mark.anvil
+
+
+async def test_sol_for_eth_swap_between_two_daemons(tmp_path, evm_nodes, solana_node):
+    arb = evm_nodes["arb"]
+    maker = await make_side("maker", tmp_path, arb, solana_node)
+    taker = await make_side("taker", tmp_path, arb, solana_node, verify=trusting)
+    for side in (maker, taker):
+        arb.fund(side.wallet.evm_address, 10 * ETH)
+        solana_node.fund(side.wallet.solana_address, 10 * SOL)
+    sol_adapter = maker.coordinator.chain("sol").adapter
+    rent = await sol_adapter.minimum_rent(ESCROW_LEN)  # type: ignore[attr-defined]
+    plan_id = "swap-sol-eth-1"
+    try:
+        await open_swap(
+            maker,
+            taker,
+            plan_id,
+            give=SwapSide(chain="sol", amount=2 * SOL),
+            take=SwapSide(chain="arb", amount=ETH // 2),
+        )
+        made, taken = await run_both(maker, taker, plan_id)
+    finally:
+        await close(maker, taker)
+    assert (made.state, taken.state) == ("claimed", "claimed"), (made.reason, taken.reason)
+    assert made.legs[1].deadline < made.legs[0].deadline  # the taker's leg reveals first
+    maker_steps = maker.coordinator.store.steps(plan_id)
+    taker_steps = taker.coordinator.store.steps(plan_id)
+    assert [(s.purpose, s.status) for s in maker_steps] == [("lock", "final"), ("claim", "final")]
+    assert [(s.purpose, s.status) for s in taker_steps] == [("lock", "final"), ("claim", "final")]
+    fee = sol_adapter.fee  # type: ignore[attr-defined]
+    # SOL: the maker paid the amount, the escrow's rent deposit and a 2-signature lock;
+    # the taker received both (a claim empties the escrow) and paid a 1-signature claim.
+    assert solana_node.balance(maker.wallet.solana_address) == 10 * SOL - 2 * SOL - rent - fee(2)
+    assert solana_node.balance(taker.wallet.solana_address) == 10 * SOL + 2 * SOL + rent - fee(1)
+    # ETH: the taker locked half an ether for the maker, who claimed it.
+    maker_fee = arb.fee(maker_steps[1].tx_id)
+    taker_fee = arb.fee(taker_steps[0].tx_id)
+    assert arb.balance(maker.wallet.evm_address) == 10 * ETH + ETH // 2 - maker_fee
+    assert arb.balance(taker.wallet.evm_address) == 10 * ETH - ETH // 2 - taker_fee
