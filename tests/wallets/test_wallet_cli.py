@@ -47,6 +47,7 @@ def test_import_list_show_issue_verify_revoke(tmp_path: Path) -> None:
     assert '"perTransaction"' in output
     assert _run("did", "verify", file, str(credential), "--agent", "taker")[0] == 1
     assert _run("did", "revoke", file, str(credential))[0] == 0
+    assert _run("did", "revoke", file, "--id", "urn:uuid:another")[0] == 0
     code, message = _run("did", "verify", file, str(credential))
     assert code == 1
     assert "revoked" in message

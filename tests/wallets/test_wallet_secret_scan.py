@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from bip_utils import Base58Encoder
 
 from config.errors import KeystoreError
@@ -115,6 +116,7 @@ def test_the_scanner_finds_planted_secrets() -> None:
     )
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_log_line_or_written_file(tmp_path: Path) -> None:
     basetemp, log_file = tmp_path / "suite", tmp_path / "suite.log"
     env = {key: value for key, value in os.environ.items() if key != "COVENANT_PASSPHRASE"}
