@@ -27,8 +27,8 @@ from config.types import Name, PositiveAmount
 from policies.actions import ConfidenceEvidence
 
 MAX_ACTIONS = 4
-MAX_LEGS = 8
-MAX_RATIONALE = 280
+MAX_LEGS = 4
+MAX_RATIONALE = 200
 MAX_WHOLE_DIGITS = 10
 """Whole digits of an amount: 10 plus 18 decimals fit Decimal's default 28-digit context,
 so arithmetic on any valid amount is exact."""
@@ -181,37 +181,49 @@ CONFIDENCE_PATTERN = "^(0([.][0-9]{1,4})?|1([.]0{1,4})?)$"
 
 
 def plan_schema(deployment: Deployment, agent_name: str) -> dict[str, Any]:
-    """The JSON schema the model must follow for `agent_name`'s plans."""
+    """The JSON schema the model must follow for `agent_name`'s plans.
+
+    Every leg is one variant per (chain, asset) the agent may use, with the chain and
+    asset as constants and an amount pattern for that asset's decimals; payments name
+    only counterparties that can be paid on that chain. So a schema-following reply
+    cannot pair an asset with the wrong chain, over-state precision, or name an address.
+    """
     agent = deployment.agent(agent_name)
-    assets = allowed_assets(deployment, agent)
     parties = allowed_counterparties(deployment, agent)
-    names: dict[str, dict[str, Any]] = {
-        "chain": {"enum": allowed_chains(deployment, agent)},
-        "asset": {"enum": sorted({symbol for _, symbol in assets})},
-        "amount": {"type": "string", "pattern": amount_pattern(max(assets.values(), default=0))},
-        "counterparty": {"enum": parties},
-    }
-    leg = _object({key: names[key] for key in ("chain", "asset", "amount")})
-    payment = _object({key: names[key] for key in ("chain", "asset", "amount", "counterparty")})
-    actions = [
-        _object({"kind": {"const": "transfer"}, **payment["properties"]}),
-        _object(
-            {
-                "kind": {"const": "swap"},
-                "counterparty": names["counterparty"],
-                "give": leg,
-                "take": leg,
-            }
-        ),
-        _object(
-            {
-                "kind": {"const": "pay_many"},
-                "legs": {"type": "array", "items": payment, "minItems": 1, "maxItems": MAX_LEGS},
-            }
-        ),
-    ]
-    if not parties or not assets:
-        actions = []  # nothing the agent could name: only the empty plan fits
+    legs, payments = [], []
+    for (chain, symbol), decimals in allowed_assets(deployment, agent).items():
+        leg = {
+            "chain": {"const": chain},
+            "asset": {"const": symbol},
+            "amount": {"type": "string", "pattern": amount_pattern(decimals)},
+        }
+        legs.append(_object(leg))
+        payable = [name for name in parties if _can_receive(deployment, name, chain)]
+        if payable:
+            payments.append({**leg, "counterparty": {"enum": payable}})
+    actions = [_object({"kind": {"const": "transfer"}, **payment}) for payment in payments]
+    if payments:
+        actions += [
+            _object(
+                {
+                    "kind": {"const": "swap"},
+                    "counterparty": {"enum": parties},
+                    "give": {"anyOf": legs},
+                    "take": {"anyOf": legs},
+                }
+            ),
+            _object(
+                {
+                    "kind": {"const": "pay_many"},
+                    "legs": {
+                        "type": "array",
+                        "items": {"anyOf": [_object(p) for p in payments]},
+                        "minItems": 1,
+                        "maxItems": MAX_LEGS,
+                    },
+                }
+            ),
+        ]
     # The rationale comes first so a small model reasons before it commits to actions.
     schema = _object(
         {
@@ -223,6 +235,11 @@ def plan_schema(deployment: Deployment, agent_name: str) -> dict[str, Any]:
         }
     )
     return {"title": f"Plan for {agent_name}", **schema}
+
+
+def _can_receive(deployment: Deployment, party_name: str, chain: str) -> bool:
+    party = next(p for p in deployment.address_book if p.name == party_name)
+    return party.agent is not None or chain in party.addresses
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +341,7 @@ class _Checker:
             self.problems.append(_unknown(where, "counterparty", name, self.parties))
             return
         party = next(p for p in self.deployment.address_book if p.name == name)
-        if party.agent is None and chain in self.chains and chain not in party.addresses:
+        if chain in self.chains and not _can_receive(self.deployment, name, chain):
             self.problems.append(
                 f"{where}: {name} has no address on {chain}; it has "
                 f"{', '.join(sorted(party.addresses))}"

