@@ -264,13 +264,23 @@ def parse_plan(text: str, deployment: Deployment, agent_name: str) -> Plan:
 
 
 def validate_plan(data: Any, deployment: Deployment, agent_name: str) -> Plan:
-    """Validate already-decoded plan data (e.g. from YAML) for `agent_name`."""
+    """Validate already-decoded plan data (e.g. from YAML) for `agent_name`.
+
+    A ``pay_many`` with a single leg comes back as the equivalent ``transfer``: one
+    payment is all-or-nothing by itself and needs no escrow.
+    """
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         raise InvalidPlan([_describe(error) for error in exc.errors()]) from exc
     check_plan(plan, deployment, agent_name)
-    return plan
+    return plan.model_copy(update={"actions": tuple(_simplest(a) for a in plan.actions)})
+
+
+def _simplest(action: Transfer | Swap | PayMany) -> Transfer | Swap | PayMany:
+    if isinstance(action, PayMany) and len(action.legs) == 1:
+        return Transfer(kind="transfer", **action.legs[0].model_dump())
+    return action
 
 
 def _describe(error: Any) -> str:

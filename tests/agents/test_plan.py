@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from agents.plan import (
     InvalidPlan,
+    PayMany,
     Plan,
     Swap,
     Transfer,
@@ -77,6 +78,16 @@ def test_parse_plan_rejects_with_a_clear_error(fields, message):
     with pytest.raises(InvalidPlan) as caught:
         parse_plan(json.dumps(transfer(**fields)), DEPLOYMENT, "alice")
     assert message in str(caught.value)
+
+
+def test_a_single_leg_pay_many_becomes_a_transfer():
+    leg = {"chain": "arb", "asset": "USDC", "amount": "5", "counterparty": "acme"}
+    plan = validate_plan({"actions": [{"kind": "pay_many", "legs": [leg]}]}, DEPLOYMENT, "alice")
+    assert plan.actions == (Transfer(kind="transfer", **leg),)
+    two = validate_plan(
+        {"actions": [{"kind": "pay_many", "legs": [leg, leg]}]}, DEPLOYMENT, "alice"
+    )
+    assert isinstance(two.actions[0], PayMany)
 
 
 def test_json_number_amounts_are_refused():
