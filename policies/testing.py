@@ -63,9 +63,11 @@ def make_deployment(
     *,
     agents: Sequence[str] = ("payer",),
     data_dir: str | None = None,
+    address_book: Sequence[dict[str, Any]] = (),
 ) -> Deployment:
     """A deployment with one EVM and one Solana chain, ETH ($3000) and SOL ($150), the
-    address-book entry `acme-supplier`, and `agents` that all use `policies`."""
+    address-book entry `acme-supplier` (plus `address_book`), and `agents` that all use
+    `policies`."""
     return Deployment.model_validate(
         {
             "name": "kit",
@@ -96,6 +98,7 @@ def make_deployment(
                     "name": "acme-supplier",
                     "addresses": {"evm-local": SUPPLIER_EVM, "solana-local": SUPPLIER_SOLANA},
                 },
+                *address_book,
             ],
             "planners": [{"name": "script", "kind": "scripted"}],
             "agents": [
