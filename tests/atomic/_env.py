@@ -67,6 +67,9 @@ class EvmNode:
     def balance(self, address: str) -> int:
         return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
+    def mine(self) -> None:
+        self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+
     def advance(self, seconds: int) -> None:
         self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
         self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])

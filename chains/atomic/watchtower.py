@@ -1,0 +1,58 @@
+"""The watchtower: on start and then periodically, drive every open plan forward.
+
+A restarted daemon starts one watchtower over the coordinators of its agents; its first
+sweep finishes (or refunds) every plan a crash interrupted. It holds no state of its own:
+everything it needs is in the coordinators' journal and on chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from chains.atomic.coordinator import Coordinator
+from chains.atomic.store import PlanRecord
+
+log = logging.getLogger(__name__)
+
+
+class Watchtower:
+    """Sweeps the open plans of every coordinator every `interval` seconds."""
+
+    def __init__(self, coordinators: Sequence[Coordinator], *, interval: float = 30) -> None:
+        self.coordinators = list(coordinators)
+        self.interval = interval
+
+    async def sweep(self) -> list[PlanRecord]:
+        """One pass over every open plan; returns the plans still open afterwards."""
+        still_open = []
+        for coordinator in self.coordinators:
+            agent = coordinator.party.name
+            for plan in coordinator.store.plans(agent=agent, open_only=True):
+                driven = await coordinator.drive(plan.plan_id)
+                if not driven.terminal:
+                    still_open.append(driven)
+        return still_open
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep now and every `interval` seconds until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except Exception:  # the tower must outlive one bad sweep; the cause is logged
+                log.exception("watchtower sweep failed; retrying in %ss", self.interval)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+            except TimeoutError:
+                continue
+
+    async def settle(self, *, timeout: float, pause: float = 0.1) -> list[PlanRecord]:
+        """Sweep until no plan is open or `timeout` seconds pass; the plans still open."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            still_open = await self.sweep()
+            if not still_open or loop.time() > deadline:
+                return still_open
+            await asyncio.sleep(pause)

@@ -1,0 +1,75 @@
+"""A minimal daemon for the crash tests, run as its own process.
+
+``python tests/atomic/_daemon.py CONFIG.json``: opens the store, derives the agent's
+wallet from the test mnemonic, journals the configured plans (idempotently), then lets
+a watchtower drive every open plan to the end. ``COVENANT_CRASH_AT`` makes it SIGKILL
+itself at a journal boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from chains.atomic import ChainMargin, Coordinator, HtlcChain, Margins, Payment
+from chains.atomic.watchtower import Watchtower
+from config.store import open_store
+from tests.atomic._env import Authorizer, EvmNode, evm_htlc, make_wallet, party
+
+
+async def main(config: dict[str, Any]) -> int:
+    engine = open_store(config["store"])
+    authorizer = Authorizer()  # stands in for this daemon's policy engine
+    wallet = make_wallet(config["agent"], config["mnemonic"])
+    margins = Margins(
+        watcher_interval=config["watcher"], evm=ChainMargin(inclusion=1, finality=0), max_lock=3600
+    )
+    chains: dict[str, HtlcChain] = {}
+    for name, node in config["evm"].items():
+        chains[name] = await evm_htlc(
+            EvmNode(name, node["chain_id"], node["url"], node["contract"]), margins
+        )
+    coordinator = Coordinator(
+        engine,
+        party(wallet, authorizer),
+        chains,
+        authorizer,
+        margins=margins,
+        tx_timeout=20,
+        poll=0.05,
+    )
+    for plan in config["plans"]:
+        payments = []
+        for payment in plan["payments"]:
+            offset = payment.pop("deadline_in", None)
+            if offset is not None:
+                payment["deadline"] = await chains[payment["chain"]].now() + offset
+            payments.append(Payment.model_validate(payment))
+        await coordinator.create_plan(plan["id"], payments)
+    ticker = asyncio.create_task(
+        _tick([EvmNode(name, 0, node["url"], "") for name, node in config["evm"].items()])
+    )
+    still_open = await Watchtower([coordinator], interval=0.1).settle(timeout=60)
+    ticker.cancel()
+    for chain in chains.values():
+        await chain.close()
+        await chain.adapter.close()
+    return 3 if still_open else 0
+
+
+async def _tick(nodes: list[EvmNode]) -> None:
+    """Mine an empty block every half second, as a live L2 would: an idle anvil has no
+    new blocks, so its clock (the latest block's timestamp) would never pass a deadline."""
+    while True:
+        for node in nodes:
+            await asyncio.to_thread(node.mine)
+        await asyncio.sleep(0.5)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(json.loads(Path(sys.argv[1]).read_text()))))
