@@ -139,7 +139,7 @@ class Coordinator:
 
     async def _deadlines(self, payments: Sequence[Payment]) -> list[int]:
         chains = [self.chain(payment.chain) for payment in payments]
-        now = max([await chain.now() for chain in chains])
+        now = await self.clock(*chains)
         minimum = self.margins.minimum_deadlines(now, [chain.margin for chain in chains])
         chosen: list[int] = []
         for index, (payment, earliest) in enumerate(zip(payments, minimum, strict=True)):
@@ -208,7 +208,7 @@ class Coordinator:
         boundary("locked_all")
         first = min(plan.legs, key=lambda leg: leg.deadline)
         chain = self.chain(first.chain)
-        if await chain.now() + self.margins.claim_time(chain.margin) >= first.deadline:
+        if await self.clock(chain) + self.margins.claim_time(chain.margin) >= first.deadline:
             self.store.set_state(
                 plan.plan_id,
                 "refunding",
@@ -304,7 +304,7 @@ class Coordinator:
         if failed:
             return "failed", f"lock of leg {leg.index} failed: {failed[-1].reason}"
         latest = leg.deadline - self.margins.claim_time(chain.margin)
-        if await chain.now() + self.margins.lock_time(chain.margin) >= latest:
+        if await self.clock(chain) + self.margins.lock_time(chain.margin) >= latest:
             return "failed", f"too late to lock leg {leg.index} before deadline {leg.deadline}"
         if await self._send(plan, leg, "lock", hashlock=plan.hashlock) == "abandoned":
             return "pending", None
@@ -325,7 +325,7 @@ class Coordinator:
         attempts = self.store.steps(plan.plan_id, leg.index, "claim")
         if len([step for step in attempts if step.status == "failed"]) >= MAX_CLAIM_ATTEMPTS:
             return "failed", f"claim of leg {leg.index} failed: {attempts[-1].reason}"
-        if await chain.now() >= leg.deadline:
+        if await self.clock(chain) >= leg.deadline:
             return "failed", f"leg {leg.index} passed its deadline {leg.deadline} unclaimed"
         if await self._send(plan, leg, "claim", preimage=preimage) == "abandoned":
             return "pending", None
@@ -423,6 +423,12 @@ class Coordinator:
             raise
         self.store.finish_step(step, status.state, status.reason)
         return status.state
+
+    async def clock(self, *chains: HtlcChain) -> int:
+        """The latest of the wall clock and the chains' clocks, for planning and for
+        "too late" decisions: an idle chain's last block can be old, and erring late
+        only makes us give up sooner. Refunds wait for the chain's own clock."""
+        return max([int(time.time())] + [await chain.now() for chain in chains])
 
     def chain(self, name: str) -> HtlcChain:
         """The HTLC chain called `name`."""

@@ -83,7 +83,7 @@ async def make_offer(
         return _stored_offer(coordinator.store.get(plan_id))
     party, margins = coordinator.party, coordinator.margins
     give_chain, take_chain = coordinator.chain(give.chain), coordinator.chain(take.chain)
-    now = max(await give_chain.now(), await take_chain.now())
+    now = await coordinator.clock(give_chain, take_chain)
     taker_deadline, maker_deadline = margins.minimum_deadlines(
         now, [take_chain.margin, give_chain.margin]
     )
@@ -222,7 +222,7 @@ async def _check_margins(coordinator: Coordinator, maker_leg: Leg, taker_leg: Le
     margins = coordinator.margins
     give = coordinator.chain(maker_leg.chain)
     take = coordinator.chain(taker_leg.chain)
-    now = max(await give.now(), await take.now())
+    now = await coordinator.clock(give, take)
     gap = margins.reveal_gap(take.margin, give.margin)
     needed = margins.lock_time(take.margin) + margins.claim_time(take.margin)
     if maker_leg.deadline - taker_leg.deadline < gap:
@@ -291,7 +291,9 @@ async def drive_maker(coordinator: Coordinator, plan: PlanRecord) -> None:
     margins = coordinator.margins
     if plan.state == "offered":
         if (
-            await take.now() + margins.lock_time(take.margin) + margins.claim_time(take.margin)
+            await coordinator.clock(take)
+            + margins.lock_time(take.margin)
+            + margins.claim_time(take.margin)
             >= theirs.deadline
         ):
             coordinator.store.set_state(plan.plan_id, "cancelled", "the offer expired")
@@ -316,7 +318,10 @@ async def _check_taker_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple
     """'claiming' only if the taker's lock is final, exactly as offered, and claimable."""
     theirs = plan.leg(1)
     take = coordinator.chain(theirs.chain)
-    too_late = await take.now() + coordinator.margins.claim_time(take.margin) >= theirs.deadline
+    too_late = (
+        await coordinator.clock(take) + coordinator.margins.claim_time(take.margin)
+        >= theirs.deadline
+    )
     lock = await coordinator.observe(plan, theirs, final=True)
     if lock.state == LockState.EMPTY:
         return ("refunding", "the taker did not lock in time") if too_late else ("waiting", None)
@@ -361,7 +366,9 @@ async def _check_maker_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple
     lock = await coordinator.observe(plan, theirs, final=True)
     if lock.state == LockState.EMPTY:
         late = (
-            await take.now() + margins.lock_time(take.margin) + margins.claim_time(take.margin)
+            await coordinator.clock(take)
+            + margins.lock_time(take.margin)
+            + margins.claim_time(take.margin)
             >= ours.deadline
         )
         return ("cancelled", "the maker did not lock in time") if late else ("accepted", None)

@@ -31,6 +31,12 @@ class Side:
 
     wallet: Any
     coordinator: Coordinator
+    authorizer: Authorizer
+
+    @property
+    def purposes(self) -> list[str]:
+        """What this side's policy engine authorized, in order."""
+        return [purpose for _, purpose, _ in self.authorizer.seen]
 
     def counterparty(self) -> Counterparty:
         return Counterparty(
@@ -42,7 +48,7 @@ class Side:
 async def make_side(
     name: str,
     tmp_path: Any,
-    evm: EvmNode,
+    evms: list[EvmNode],
     sol: SolanaNode | None,
     *,
     verify: Any = None,
@@ -51,7 +57,7 @@ async def make_side(
     wallet = make_wallet(name)
     authorizer = Authorizer()
     engine = open_store(f"sqlite:///{tmp_path / f'{name}.db'}")
-    chains: dict[str, HtlcChain] = {evm.name: await evm_htlc(evm, margins)}
+    chains: dict[str, HtlcChain] = {evm.name: await evm_htlc(evm, margins) for evm in evms}
     if sol is not None:
         chains["sol"] = await solana_htlc(sol, margins)
     coordinator = Coordinator(
@@ -64,7 +70,7 @@ async def make_side(
         tx_timeout=20,
         poll=0.05,
     )
-    return Side(wallet, coordinator)
+    return Side(wallet, coordinator, authorizer)
 
 
 async def trusting(did: str, plan: Record) -> bool:
@@ -97,3 +103,19 @@ async def close(*sides: Side) -> None:
         for chain in side.coordinator.chains.values():
             await chain.close()
             await chain.adapter.close()
+
+
+async def cheat_lock(side: Side, plan_id: str, index: int, **changes: Any) -> None:
+    """Lock leg `index` as `side`, but with `changes` to the terms (amount, hashlock,
+    deadline): what a misbehaving counterparty would do, signed with its own keys."""
+    coordinator = side.coordinator
+    plan = coordinator.store.get(plan_id)
+    hashlock = changes.pop("hashlock", plan.hashlock)
+    leg = plan.leg(index).model_copy(update=changes)
+    chain = coordinator.chain(leg.chain)
+    unsigned = await chain.build(
+        "lock", leg, hashlock=hashlock, payer=coordinator.party.address(chain.family)
+    )
+    authorization = await side.authorizer(side.wallet.name, unsigned, "lock", plan_id)
+    raw = coordinator.party.sign_tx(chain.family, unsigned, authorization)
+    await chain.adapter.broadcast(raw)

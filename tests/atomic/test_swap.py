@@ -13,8 +13,8 @@ pytestmark = pytest.mark.anvil
 
 async def test_sol_for_eth_swap_between_two_daemons(tmp_path, evm_nodes, solana_node):
     arb = evm_nodes["arb"]
-    maker = await make_side("maker", tmp_path, arb, solana_node)
-    taker = await make_side("taker", tmp_path, arb, solana_node, verify=trusting)
+    maker = await make_side("maker", tmp_path, [arb], solana_node)
+    taker = await make_side("taker", tmp_path, [arb], solana_node, verify=trusting)
     for side in (maker, taker):
         arb.fund(side.wallet.evm_address, 10 * ETH)
         solana_node.fund(side.wallet.solana_address, 10 * SOL)
