@@ -1,0 +1,124 @@
+"""`swaps list | show | recover`: the coordinator's plans from the deployment's store.
+
+``list`` and ``show`` only read the store. ``recover`` runs one watchtower sweep over
+every open plan; it needs the coordinators of the deployment's agents (wallets, chain
+adapters, HTLC addresses and the policy engine's ``authorize``), which the agents
+runtime builds and registers in :data:`COORDINATOR_FACTORY`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chains.atomic.coordinator import Coordinator
+from chains.atomic.store import PlanRecord, PlanStore
+from chains.atomic.watchtower import Watchtower
+from config.errors import AtomicityError
+from config.loader import load_deployment
+from config.models import Deployment
+from config.store import open_store
+
+console = Console()
+swaps_app = typer.Typer(
+    help="Cross-chain plans and swaps: list, show, recover.", no_args_is_help=True
+)
+
+COORDINATOR_FACTORY: Callable[[Deployment], Awaitable[list[Coordinator]]] | None = None
+"""Set by the agents runtime: builds one coordinator per agent of a deployment."""
+
+
+def _store(file: Path) -> tuple[Deployment, PlanStore]:
+    deployment = load_deployment(file)
+    return deployment, PlanStore(open_store(deployment.store.url or ""))
+
+
+@swaps_app.command("list")
+def list_plans(file: Path, open_only: bool = typer.Option(False, "--open")) -> None:
+    """Every plan and swap in FILE's store (with --open, only unfinished ones)."""
+    _, store = _store(file)
+    table = Table("plan", "agent", "kind", "state", "legs", "reason")
+    for plan in store.plans(open_only=open_only):
+        legs = ", ".join(
+            f"{leg.chain}:{state}" for leg, state in zip(plan.legs, plan.leg_states, strict=True)
+        )
+        table.add_row(plan.plan_id, plan.agent, plan.kind, plan.state, legs, plan.reason or "")
+    console.print(table)
+
+
+@swaps_app.command("show")
+def show(file: Path, plan_id: str) -> None:
+    """One plan: its terms, each leg and every journaled step."""
+    _, store = _store(file)
+    plan = store.get(plan_id)
+    console.print(_summary(plan), highlight=False)
+    legs = Table("leg", "chain", "sender", "recipient", "amount", "deadline", "escrow", "state")
+    for leg, state in zip(plan.legs, plan.leg_states, strict=True):
+        legs.add_row(
+            str(leg.index),
+            leg.chain,
+            leg.sender,
+            leg.recipient,
+            str(leg.amount),
+            str(leg.deadline),
+            leg.locator,
+            state,
+        )
+    console.print(legs)
+    steps = Table("step", "leg", "purpose", "status", "tx", "reason")
+    for step in store.steps(plan_id):
+        steps.add_row(
+            str(step.id),
+            str(step.idx),
+            step.purpose,
+            step.status,
+            step.tx_id or "",
+            step.reason or "",
+        )
+    console.print(steps)
+
+
+def _summary(plan: PlanRecord) -> str:
+    # The hashlock is public (it is on chain); the preimage is never stored or shown.
+    secret = (
+        "derived from the agent seed, never stored"
+        if plan.preimage_journaled
+        else "held by the counterparty"
+    )
+    reason = f" - {plan.reason}" if plan.reason else ""
+    return (
+        f"[bold]{plan.plan_id}[/] ({plan.kind} of {plan.agent}): {plan.state}{reason}\n"
+        f"hashlock 0x{plan.hashlock.hex()}; preimage {secret}"
+    )
+
+
+@swaps_app.command("recover")
+def recover(file: Path) -> None:
+    """Drive every open plan of FILE's agents to completion or refund (one sweep)."""
+    deployment, store = _store(file)
+    if COORDINATOR_FACTORY is None:
+        raise AtomicityError(
+            f"{len(store.plans(open_only=True))} open plan(s); recovering needs the agents "
+            "runtime (wallets, adapters, policy engine): run the daemon, whose watchtower "
+            "recovers them on start"
+        )
+    factory = COORDINATOR_FACTORY
+
+    async def sweep() -> list[PlanRecord]:
+        return await Watchtower(await factory(deployment)).sweep()
+
+    still_open = asyncio.run(sweep())
+    console.print(
+        f"[green]swept[/]; {len(still_open)} plan(s) still open "
+        "(waiting for a deadline or a counterparty)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `swaps` command group to the CLI."""
+    app.add_typer(swaps_app, name="swaps")

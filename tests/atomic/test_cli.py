@@ -1,0 +1,74 @@
+"""`swaps list | show | recover` against a deployment's store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import main
+from chains.atomic import Leg, PlanRecord, PlanStore
+from config.loader import load_deployment
+from config.store import open_store
+
+DEMO = Path(main.__file__).resolve().parent / "config" / "demo.yaml"
+
+
+def _deployment(tmp_path: Path) -> Path:
+    text = DEMO.read_text().replace("data_dir: ../.covenant/demo", f"data_dir: {tmp_path}")
+    file = tmp_path / "covenant.yaml"
+    file.write_text(text)
+    return file
+
+
+def _journal_plan(file: Path) -> None:
+    engine = open_store(load_deployment(file).store.url or "")
+    leg = Leg(
+        index=0,
+        chain="arbitrum-local",
+        sender="0x" + "11" * 20,
+        recipient="0x" + "22" * 20,
+        amount=5,
+        deadline=1_900_000_000,
+        locator="0x" + "ab" * 32,
+    )
+    PlanStore(engine).create(
+        PlanRecord(
+            plan_id="pay-1",
+            agent="payer",
+            kind="plan",
+            state="locking",
+            hashlock=bytes(32),
+            preimage_journaled=True,
+            legs=(leg,),
+        )
+    )
+    engine.dispose()
+
+
+def test_list_and_show_read_the_store(tmp_path, capsys, monkeypatch):
+    from chains.atomic import cli
+
+    monkeypatch.setattr(cli.console, "width", 300)
+    file = _deployment(tmp_path)
+    _journal_plan(file)
+    assert main.main(["swaps", "list", str(file)]) == 0
+    listed = capsys.readouterr().out
+    assert "pay-1" in listed
+    assert "locking" in listed
+    assert main.main(["swaps", "show", str(file), "pay-1"]) == 0
+    shown = capsys.readouterr().out
+    assert "never stored" in shown
+    assert "0x" + "ab" * 32 in shown  # the escrow id
+    assert "planned" in shown
+
+
+def test_show_unknown_plan_is_one_red_line(tmp_path, capsys):
+    file = _deployment(tmp_path)
+    assert main.main(["swaps", "show", str(file), "nope"]) == 1
+    assert "no plan 'nope'" in capsys.readouterr().err
+
+
+def test_recover_without_a_runtime_says_what_to_do(tmp_path, capsys):
+    file = _deployment(tmp_path)
+    _journal_plan(file)
+    assert main.main(["swaps", "recover", str(file)]) == 1
+    assert "1 open plan(s)" in capsys.readouterr().err
