@@ -23,7 +23,7 @@ from config.errors import AtomicityError
 from wallets.authorization import Authorization
 
 Purpose = Literal["lock", "claim", "refund"]
-PLAN_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
+PLAN_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{2,62}$"
 
 
 class PlanRefused(AtomicityError):

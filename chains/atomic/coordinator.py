@@ -384,9 +384,26 @@ class Coordinator:
         self.store.step_signed(step, tx_id)
         self.journal.record(chain.name, unsigned, tx_id, raw)
         boundary(f"{purpose}_signed")
+        if not await self._broadcast(step, chain, tx_id, raw):
+            return "failed"
         status = await self._track(step, chain, tx_id)
         boundary(f"{purpose}_final")
         return status
+
+    async def _broadcast(self, step: int, chain: HtlcChain, tx_id: TxId, raw: bytes) -> bool:
+        """Send journaled bytes once; False if the chain refused them for good. Any other
+        failure is left to tracking, which resends the same bytes or settles them."""
+        try:
+            await chain.adapter.broadcast(raw)
+        except (TransactionReverted, InsufficientFunds) as exc:
+            self.journal.mark(tx_id, "failed", str(exc))
+            self.store.finish_step(step, "failed", str(exc))
+            return False
+        except ChainError as exc:
+            log.warning("%s: broadcast of %s failed (%s); tracking it", chain.name, tx_id, exc)
+            return True
+        self.journal.mark(tx_id, "broadcast")
+        return True
 
     async def _settle(self, plan: PlanRecord, leg: Leg, purpose: Purpose) -> None:
         for step in self.store.steps(plan.plan_id, leg.index, purpose):
@@ -446,5 +463,5 @@ def check_plan_id(plan_id: str) -> None:
     if not re.match(PLAN_ID_PATTERN, plan_id):
         raise PlanRefused(
             f"plan id {plan_id!r} must match {PLAN_ID_PATTERN} "
-            "(lowercase letters, digits and dashes)"
+            "(lowercase letters, digits, dashes and underscores)"
         )
