@@ -9,11 +9,12 @@ a restart would forget. Evaluations that finish together share one database tran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+import operator
+import secrets
+from collections.abc import Callable
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,14 +40,33 @@ def from_us(micros: int) -> datetime:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ID_PREFIX = secrets.token_hex(8)
+_ids = itertools.count()
 
 
-@dataclass(slots=True)
+def new_id() -> str:
+    """A unique row id: random per process, then a counter (cheaper than uuid4)."""
+    return f"{_ID_PREFIX}{next(_ids):016x}"
+
+
 class WriteSet:
-    """Rows staged during one evaluation or hook call."""
+    """Rows staged during one evaluation or hook call; a context manager that makes
+    itself the current set of the running task."""
 
-    always: list[Row] = field(default_factory=list)
-    authorized: list[Row] = field(default_factory=list)
+    __slots__ = ("_token", "always", "authorized")
+
+    def __init__(self) -> None:
+        self.always: list[Row] = []
+        self.authorized: list[Row] = []
+        self._token: Token[WriteSet | None] | None = None
+
+    def __enter__(self) -> WriteSet:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
 
 
 _current: ContextVar[WriteSet | None] = ContextVar("policy_writes", default=None)
@@ -58,18 +78,15 @@ class PolicyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._batch: list[Row] = []
-        self._done: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self._draining = False
+        self._drainer: asyncio.Task[None] | None = None
+        self._sql: dict[int, tuple[str, Callable[[dict[str, Any]], Any], Any]] = {}
 
-    @contextmanager
-    def writes(self) -> Iterator[WriteSet]:
-        """Collect the rows staged inside the block (per task, so concurrency is safe)."""
-        write_set = WriteSet()
-        token = _current.set(write_set)
-        try:
-            yield write_set
-        finally:
-            _current.reset(token)
+    def writes(self) -> WriteSet:
+        """A write set to use as `with store.writes() as writes:`; rows staged inside
+        the block (by this task only, so concurrent evaluations stay apart) land in it."""
+        return WriteSet()
 
     def stage(self, statement: Any, params: dict[str, Any], *, always: bool) -> None:
         """Stage a row in the current write set; with none open, write it now."""
@@ -86,42 +103,82 @@ class PolicyStore:
         rows = write_set.always + write_set.authorized if authorized else write_set.always
         if not rows:
             return
+        loop = asyncio.get_running_loop()
+        # One future per waiter (not one shared future): a cancelled waiter must not
+        # cancel the commit the others are waiting for.
+        waiter: asyncio.Future[None] = loop.create_future()
         self._batch.extend(rows)
-        if self._done is None:
-            self._done = asyncio.get_running_loop().create_future()
-        done = self._done
+        self._waiters.append(waiter)
         if not self._draining:
             self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
-        await asyncio.shield(done)
+            self._drainer = loop.create_task(self._drain())
+        await waiter
 
     async def _drain(self) -> None:
         try:
             while self._batch:
-                batch, done = self._batch, self._done
-                self._batch, self._done = [], None
-                assert done is not None
+                batch, waiters = self._batch, self._waiters
+                self._batch, self._waiters = [], []
                 try:
                     await asyncio.to_thread(self.write_now, batch)
                 except StoreError as exc:
-                    done.set_exception(exc)
+                    _settle(waiters, exc)
                 else:
-                    done.set_result(None)
+                    _settle(waiters, None)
         finally:
             self._draining = False
 
     def write_now(self, rows: list[Row]) -> None:
-        """Write `rows` in one transaction, in order; consecutive same statements batch."""
+        """Write `rows` in one transaction, one executemany per statement.
+
+        Rows of one statement keep their order; statements run in order of first
+        appearance. A row must therefore not depend on a row of another statement staged
+        in the same batch (none do: a row is updated only after the evaluation that
+        inserted it has returned, which is after its commit).
+        """
+        groups: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+        for statement, params in rows:
+            group = groups.get(id(statement))
+            if group is None:
+                groups[id(statement)] = (statement, [params])
+            else:
+                group[1].append(params)
         try:
             with self.engine.begin() as connection:
-                for _, run in itertools.groupby(rows, key=lambda row: id(row[0])):
-                    group = list(run)
-                    connection.execute(group[0][0], [params for _, params in group])
+                for statement, params_list in groups.values():
+                    sql, make = self._compiled(statement)
+                    connection.exec_driver_sql(sql, [make(params) for params in params_list])
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot write policy state: {exc.__class__.__name__}: {exc}; check that the "
                 "store is reachable and writable"
             ) from exc
+
+    def _compiled(self, statement: Any) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+        # Compiled once per statement and executed through the driver's executemany:
+        # SQLAlchemy's per-row processing would cost more than the whole evaluation.
+        cached = self._sql.get(id(statement))
+        if cached is None:
+            compiled = statement.compile(dialect=self.engine.dialect)
+            defaults = dict(compiled.params)
+            if self.engine.dialect.positional:
+                names = tuple(compiled.positiontup or ())
+                pick = operator.itemgetter(*names) if len(names) > 1 else None
+
+                def make(params: dict[str, Any]) -> Any:
+                    if pick is not None and len(params) >= len(names):
+                        with contextlib.suppress(KeyError):
+                            return pick(params)
+                    return tuple(params[n] if n in params else defaults[n] for n in names)
+
+            else:
+
+                def make(params: dict[str, Any]) -> Any:
+                    return {**defaults, **params}
+
+            # The statement is kept so its id cannot be reused by another object.
+            cached = self._sql[id(statement)] = (str(compiled), make, statement)
+        return cached[0], cached[1]
 
     def read(self, statement: Any) -> list[sa.Row[Any]]:
         """Run a read query and return every row."""
@@ -135,6 +192,16 @@ class PolicyStore:
         """The control version the CLI bumps whenever it changes control state."""
         rows = self.read(sa.select(policy_control.c.version).where(policy_control.c.id == 1))
         return int(rows[0].version) if rows else 0
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: StoreError | None) -> None:
+    for waiter in waiters:
+        if waiter.done():  # its evaluation was cancelled
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
 
 
 def bump_control(connection: Connection) -> None:

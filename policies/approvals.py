@@ -24,6 +24,7 @@ from policies.actions import ProposedAction
 
 Status = Literal["pending", "approved", "rejected", "used"]
 
+_INSERT = approvals.insert()
 _MARK_USED = (
     approvals.update()
     .where(approvals.c.id == sa.bindparam("a_id"), approvals.c.status == "approved")
@@ -95,7 +96,7 @@ class Approvals:
             requested_at=now,
             expires_at=now + expires_in,
         )
-        self._store.stage(approvals.insert(), _row(request, action), always=True)
+        self._store.stage(_INSERT, _row(request, action), always=True)
         return request
 
     def _by_fingerprint(self, fingerprint: str) -> list[ApprovalRequest]:

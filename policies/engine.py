@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,6 +32,7 @@ from policies._store import PolicyStore, WriteSet
 from policies.actions import ConfidenceEvidence, ProposedAction
 from policies.approvals import ApprovalRequest, Approvals
 from policies.base import (
+    ALLOW,
     AddressResolver,
     Allow,
     AuthorityClaims,
@@ -261,7 +261,7 @@ class Engine:
                     approval_id=None,
                     expires_at=expires_at,
                 )
-        return asked, queued or Allow()
+        return asked, queued or ALLOW
 
     async def _ask(self, policy: Policy, action: ProposedAction, ctx: PolicyContext) -> Decision:
         try:
@@ -306,7 +306,8 @@ class Engine:
             await self._decline(action, ctx, asked, None)
             return Denied(reason=f"policy state could not be persisted ({exc}); not authorized")
         authorization = self._mint.mint(action.agent, action.digest, self._ttl)
-        return Authorized(
+        # Both fields are already validated values; skip re-validating on the hot path.
+        return Authorized.model_construct(
             authorization=authorization, approval_id=approved.id if approved else None
         )
 
@@ -329,14 +330,9 @@ class Engine:
         except Exception:
             logger.exception("hook of policy %s raised; continuing with the others", policy.name)
 
-    @contextmanager
-    def _writes(self) -> Iterator[WriteSet]:
-        if self._store is None:
-            with nullcontext(WriteSet()) as writes:
-                yield writes
-            return
-        with self._store.writes() as writes:
-            yield writes
+    def _writes(self) -> WriteSet:
+        # Without a store nothing is staged; an unentered-by-store set costs nothing.
+        return self._store.writes() if self._store is not None else WriteSet()
 
     async def _commit(self, writes: WriteSet, *, authorized: bool) -> None:
         if self._store is not None:

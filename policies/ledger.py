@@ -11,7 +11,6 @@ check costs the same with ten or ten million entries in the window.
 
 from __future__ import annotations
 
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from policies._store import from_us, to_us
+from policies._store import from_us, new_id, to_us
 from policies._tables import spend_ledger
 
 if TYPE_CHECKING:
@@ -108,7 +107,7 @@ class SpendLedger:
     def reserve(self, action: ProposedAction, usd: Decimal | None, now: datetime) -> Entry:
         """Count `action` against every window; the row is staged for the engine's commit."""
         entry = Entry(
-            id=uuid.uuid4().hex,
+            id=new_id(),
             seq=self._next_seq(),
             agent=action.agent,
             chain=action.chain,

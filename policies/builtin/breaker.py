@@ -39,6 +39,7 @@ from policies.base import (
 
 State = Literal["closed", "open", "half_open"]
 
+_INSERT = breaker_state.insert()
 _UPDATE = (
     breaker_state.update()
     .where(
@@ -261,7 +262,7 @@ class ConfidenceBreaker(Policy):
         rows = env.store.read(sa.select(breaker_state).where(breaker_state.c.agent == self._agent))
         if not rows:
             row = {"agent": self._agent, **_row(self._s, env.clock.now())}
-            env.store.write_now([(breaker_state.insert(), row)])
+            env.store.write_now([(_INSERT, row)])
             return
         self._s = _state(rows[0])
         self._probes.clear()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections import deque
 from datetime import datetime
 
@@ -11,7 +10,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.types import Duration
-from policies._store import from_us, to_us
+from policies._store import from_us, new_id, to_us
 from policies._tables import rate_events
 from policies.actions import ProposedAction
 from policies.base import ALLOW, Decision, Deny, Policy, PolicyContext, PolicyEnv, as_timedelta
@@ -66,7 +65,7 @@ class RateLimit(Policy):
                 reason=f"rate limit: {self._max} actions per {self._window} already used; "
                 f"next slot in {retry}"
             )
-        event = (now, uuid.uuid4().hex)
+        event = (now, new_id())
         self._times.append(event)
         self._pending.setdefault(action.digest, []).append(event)
         if self._env is not None:

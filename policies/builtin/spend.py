@@ -63,6 +63,7 @@ class SpendLimit(Policy):
         super().__init__(params)
         self._p = params
         self._windows = params.all_windows()
+        self._needs_usd = bool(params.per_transaction_usd) or any(w[2] for w in self._windows)
         self._who: str | None = None
 
     @classmethod
@@ -89,7 +90,7 @@ class SpendLimit(Policy):
     async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
         """Check the per-transaction limits, then every rolling window."""
         usd = None
-        if self._p.per_transaction_usd or any(w[2] for w in self._windows):
+        if self._needs_usd:
             price = ctx.prices.usd_price(action.chain, action.asset)
             if price is None:
                 return Deny(
