@@ -11,7 +11,7 @@ import pytest
 from config.loader import load_deployment
 from config.store import open_store
 from main import main
-from policies import Authorized, Denied, Engine, Queued
+from policies import Authorized, Denied, Engine, Outcome, Queued
 from policies.testing import SUPPLIER_EVM, FakeClock, make_action, make_evidence
 
 DEPLOYMENT = """
@@ -66,7 +66,7 @@ def engine(file: Path):
     store.dispose()
 
 
-async def _evaluate(engine: Engine, score: str = "0.9", **fields: object):  # type: ignore[no-untyped-def]
+async def _evaluate(engine: Engine, score: str = "0.9", **fields: object) -> Outcome:
     ctx = engine.context("payer", plan_id="p", evidence=make_evidence(score))
     return await engine.evaluate(make_action(chain="evm-local", **fields), ctx)
 
