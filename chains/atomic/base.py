@@ -198,6 +198,11 @@ class HtlcChain(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; a no-op by default."""
 
+    async def can_read_reveals(self) -> bool:
+        """Whether :meth:`revealed_preimage` works against this endpoint. A swap taker
+        must be able to read the preimage where the maker claims, or it would lose."""
+        return True
+
     @abstractmethod
     async def revealed_preimage(self, leg: Leg, hashlock: bytes) -> bytes | None:
         """The preimage a claim of `leg` revealed on chain, if it was claimed."""

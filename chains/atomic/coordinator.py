@@ -45,6 +45,7 @@ from config.errors import (
     ChainError,
     ChainTimeout,
     InsufficientFunds,
+    PolicyViolation,
     TransactionReverted,
 )
 
@@ -375,7 +376,13 @@ class Coordinator:
         except (TransactionReverted, InsufficientFunds) as exc:
             self.store.finish_step(step, "failed", str(exc))
             return "failed"
-        authorization = await self._authorize(self.party.name, unsigned, purpose, plan.plan_id)
+        try:
+            authorization = await self._authorize(self.party.name, unsigned, purpose, plan.plan_id)
+        except PolicyViolation as exc:
+            # A denied lock sends the plan to refunding; claims and refunds of a plan the
+            # engine already allowed should always be authorized, and are retried.
+            self.store.finish_step(step, "failed", f"denied by policy: {exc}")
+            return "failed"
         seeds = chain.co_signers(purpose, leg, self.party, plan.plan_id)
         raw = self.party.sign_tx(chain.family, unsigned, authorization, seeds)
         tx_id = chain.adapter.tx_id(raw)

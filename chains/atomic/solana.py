@@ -64,6 +64,10 @@ class SolanaHtlc(HtlcChain):
 
     async def now(self) -> int:
         """The Clock sysvar's unix_timestamp, which the program compares deadlines with."""
+        # getSlot first: a cheap call on a real cluster, and on the LiteSVM devnet server
+        # the call that produces the blocks wall time says are due (it only moves its
+        # clock when asked for slots, heights, blockhashes or statuses).
+        await self._call(lambda: self._rpc.get_slot(Confirmed))
         data = await self._account(CLOCK, final=False)
         if data is None:
             raise ChainError(f"{self.name}: the Clock sysvar is not readable")
@@ -180,6 +184,15 @@ class SolanaHtlc(HtlcChain):
             if event.escrow == escrow and program.hashlock_of(event.preimage) == hashlock:
                 return event.preimage
         return None
+
+    async def can_read_reveals(self) -> bool:
+        """True if the endpoint serves ``getSignaturesForAddress`` (the transaction
+        history a claim's preimage is read from)."""
+        try:
+            await self._call(lambda: self._rpc.get_signatures_for_address(self.program_id, limit=1))
+        except ChainError:
+            return False
+        return True
 
     async def close(self) -> None:
         """Close the read client."""

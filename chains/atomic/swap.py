@@ -172,6 +172,12 @@ async def accept_offer(coordinator: Coordinator, token: str, *, maker_did: str) 
         _check_offer_is_for(coordinator, offer)
         await _check_margins(coordinator, offer.maker_leg, offer.taker_leg)
         take_chain = coordinator.chain(offer.taker_leg.chain)
+        if not await take_chain.can_read_reveals():
+            raise PlanRefused(
+                f"swap offer {offer.plan_id} refused: the maker would reveal the preimage "
+                f"on {take_chain.name}, whose endpoint cannot show claim transactions "
+                "(getSignaturesForAddress); swap the other way round or use another RPC"
+            )
         taker_leg = offer.taker_leg.model_copy(
             update={"locator": take_chain.locator(offer.plan_id, 1, party), "ours": True}
         )

@@ -19,21 +19,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from chains.atomic import ChainMargin, Coordinator, HtlcChain, Margins, Payment
 from chains.atomic.watchtower import Watchtower
 from config.store import open_store
-from tests.atomic._env import Authorizer, EvmNode, evm_htlc, make_wallet, party
+from tests.atomic._env import (
+    Authorizer,
+    EvmNode,
+    SolanaNode,
+    evm_htlc,
+    make_wallet,
+    party,
+    solana_htlc,
+)
 
 
 async def main(config: dict[str, Any]) -> int:
     engine = open_store(config["store"])
     authorizer = Authorizer()  # stands in for this daemon's policy engine
     wallet = make_wallet(config["agent"], config["mnemonic"])
-    margins = Margins(
-        watcher_interval=config["watcher"], evm=ChainMargin(inclusion=1, finality=0), max_lock=3600
-    )
+    quick = ChainMargin(inclusion=1, finality=0)
+    margins = Margins(watcher_interval=config["watcher"], evm=quick, solana=quick, max_lock=3600)
     chains: dict[str, HtlcChain] = {}
     for name, node in config["evm"].items():
         chains[name] = await evm_htlc(
             EvmNode(name, node["chain_id"], node["url"], node["contract"]), margins
         )
+    if config.get("solana"):
+        chains["sol"] = await solana_htlc(SolanaNode(config["solana"]), margins)
     coordinator = Coordinator(
         engine,
         party(wallet, authorizer),

@@ -1,11 +1,11 @@
 """Crash test: a daemon process SIGKILLed at every journal boundary, five times each.
 
-Each boundary gets its own agent, store and plans on the two shared anvils, and runs as
-a sequence of daemon processes: each one is killed (``COVENANT_CRASH_AT``) the second
-or second time it reaches the boundary, so every restart makes progress and dies
-somewhere new; after five kills one more run finishes the job. Then
-every plan must be fully claimed or fully refunded, no escrow locked twice, and every
-balance must reconcile to the wei with the fees of the transactions that were mined.
+Each boundary gets its own agent, store and plans on the shared chains (two anvils and
+the LiteSVM JSON-RPC server) and runs as a sequence of daemon processes: each one is
+killed (``COVENANT_CRASH_AT``) the first or second time it reaches the boundary, so every
+restart makes progress and dies somewhere new; after five kills one more run finishes
+the job. Then every plan must be fully claimed or fully refunded, no escrow locked twice,
+and every balance must reconcile exactly with the fees of the transactions that landed.
 """
 
 from __future__ import annotations
@@ -21,19 +21,22 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from eth_account import Account
+from solders.keypair import Keypair
+from solders.transaction import VersionedTransaction
 from web3.exceptions import TransactionNotFound
 
 from chains._store import journal
 from chains.atomic._crash import BOUNDARIES
 from chains.atomic.store import PlanRecord, PlanStore
 from config.store import open_store
-from tests.atomic._env import EvmNode
+from tests.atomic._env import EvmNode, SolanaNode, make_wallet
 from wallets.hd import generate_mnemonic
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 ZYGOTE = Path(__file__).resolve().parent / "_zygote.py"
 ETH = 10**18
+SOL = 10**9
 KILLS = 5
 PLANS = 6
 REFUND_BOUNDARIES = ("refund_intent", "refund_signed", "refund_final")
@@ -46,39 +49,47 @@ class Outcome:
     final_code: int
     store: str
     plans: list[dict[str, Any]]
-    agent: str
+    agent: Any
     log: str
 
 
-def _plans(boundary: str) -> tuple[list[dict[str, Any]], int, int]:
-    """Plans for `boundary`, the watcher interval, and the agent's funding on `base`."""
-    refund = boundary in REFUND_BOUNDARIES
+def _funds(boundary: str) -> dict[str, int]:
+    """What the agent starts with on each chain; refund plans cannot pay their base leg."""
+    base = ETH // 1000 if boundary in REFUND_BOUNDARIES else 10 * ETH
+    return {"arb": 10 * ETH, "base": base, "sol": 10 * SOL}
+
+
+def _plans(boundary: str) -> tuple[list[dict[str, Any]], int]:
+    """Plans for `boundary` and the watcher interval (long: nothing expires by accident)."""
     plans: list[dict[str, Any]] = []
     for number in range(PLANS):
-        first = {"chain": "arb", "recipient": Account.create().address, "amount": ETH // 100}
-        second = {"chain": "base", "recipient": Account.create().address, "amount": ETH // 50}
-        if refund:  # the base lock cannot be paid, so the plan refunds the arb lock
-            first["deadline_in"], second["amount"] = 10, ETH
-        plans.append(
-            {"id": f"crash-{boundary.replace('_', '-')}-{number}", "payments": [first, second]}
-        )
-    return plans, (1 if refund else 25), (ETH // 1000 if refund else 10 * ETH)
+        arb = {"chain": "arb", "recipient": Account.create().address, "amount": ETH // 100}
+        sol = {"chain": "sol", "recipient": str(Keypair().pubkey()), "amount": SOL // 10}
+        base = {"chain": "base", "recipient": Account.create().address, "amount": ETH // 50}
+        payments = [arb, sol, base]
+        if boundary in REFUND_BOUNDARIES:  # the base lock fails, so the first leg refunds
+            first = sol if number % 2 else arb
+            first["deadline_in"], base["amount"] = 10, ETH
+            payments = [first, base]
+        plans.append({"id": f"crash-{boundary.replace('_', '-')}-{number}", "payments": payments})
+    return plans, (1 if boundary in REFUND_BOUNDARIES else 25)
 
 
-def _run_boundary(boundary: str, nodes: dict[str, EvmNode], tmp: Path) -> Outcome:
-    plans, watcher, base_funds = _plans(boundary)
+def _run_boundary(boundary: str, nodes: dict[str, EvmNode], sol: SolanaNode, tmp: Path) -> Outcome:
+    plans, watcher = _plans(boundary)
     mnemonic = generate_mnemonic(12)
-    from tests.atomic._env import make_wallet
-
-    agent = make_wallet("crash", mnemonic).evm_address
-    nodes["arb"].fund(agent, 10 * ETH)
-    nodes["base"].fund(agent, base_funds)
+    agent = make_wallet("crash", mnemonic)
+    funds = _funds(boundary)
+    for name, node in nodes.items():
+        node.fund(agent.evm_address, funds[name])
+    sol.fund(agent.solana_address, funds["sol"])
     config: dict[str, Any] = {
         "store": f"sqlite:///{tmp / f'{boundary}.db'}",
         "agent": "crash",
         "mnemonic": mnemonic,
         "watcher": watcher,
         "plans": plans,
+        "solana": sol.url,
         "evm": {
             name: {"chain_id": node.chain_id, "url": node.url, "contract": node.contract}
             for name, node in nodes.items()
@@ -120,59 +131,109 @@ def _daemon(zygote: subprocess.Popen[str], config: Path, crash: str | None) -> i
     return int(json.loads(zygote.stdout.readline())["code"])
 
 
-def test_daemon_killed_at_every_journal_boundary(evm_nodes, tmp_path):
+def test_daemon_killed_at_every_journal_boundary(evm_nodes, solana_node, tmp_path):
     assert len(BOUNDARIES) >= 8
     with ThreadPoolExecutor(max_workers=3) as pool:
-        outcomes = list(pool.map(lambda b: _run_boundary(b, evm_nodes, tmp_path), BOUNDARIES))
+        outcomes = list(
+            pool.map(lambda b: _run_boundary(b, evm_nodes, solana_node, tmp_path), BOUNDARIES)
+        )
+    chains = Chains(evm_nodes, solana_node)
     for outcome in outcomes:
-        assert outcome.kills == KILLS, (outcome.boundary, Path(outcome.log).read_text()[-3000:])
-        assert outcome.final_code == 0, (outcome.boundary, Path(outcome.log).read_text()[-3000:])
-        _check_outcome(outcome, evm_nodes)
+        tail = Path(outcome.log).read_text()[-3000:]
+        assert outcome.kills == KILLS, (outcome.boundary, tail)
+        assert outcome.final_code == 0, (outcome.boundary, tail)
+        _check_outcome(outcome, chains)
 
 
-def _check_outcome(outcome: Outcome, nodes: dict[str, EvmNode]) -> None:
+@dataclass
+class Chains:
+    """Read-only views of the shared chains, by chain name."""
+
+    evm: dict[str, EvmNode]
+    sol: SolanaNode
+
+    def balance(self, chain: str, address: str) -> int:
+        node = self.evm.get(chain)
+        return node.balance(address) if node else self.sol.balance(address)
+
+    def fee(self, chain: str, tx_id: str, raw: bytes) -> int:
+        """What the transaction cost its payer; 0 if it never landed."""
+        node = self.evm.get(chain)
+        if node is not None:
+            try:
+                return node.fee(tx_id)
+            except TransactionNotFound:
+                return 0
+        if not self.landed(tx_id, ok_only=False):
+            return 0
+        return 5_000 * len(VersionedTransaction.from_bytes(raw).signatures)
+
+    def landed(self, tx_id: str, *, ok_only: bool = True) -> bool:
+        status = self.sol.rpc("getSignatureStatuses", [[tx_id]])["value"][0]
+        return status is not None and (status["err"] is None or not ok_only)
+
+    def locks(self, chain: str, locator: str, lock_txs: list[str]) -> int:
+        """How many times the escrow was locked on chain."""
+        node = self.evm.get(chain)
+        if node is not None:
+            return node.locked_events(locator)
+        return sum(self.landed(tx_id) for tx_id in lock_txs)
+
+
+def _check_outcome(outcome: Outcome, chains: Chains) -> None:
     engine = open_store(outcome.store)
     try:
-        plans = {plan.plan_id: plan for plan in PlanStore(engine).plans()}
+        store = PlanStore(engine)
+        plans = store.plans()
+        steps = {plan.plan_id: store.steps(plan.plan_id) for plan in plans}
         with engine.connect() as connection:
-            sent = connection.execute(sa.select(journal.c.tx_id, journal.c.chain)).all()
+            sent = connection.execute(
+                sa.select(journal.c.tx_id, journal.c.chain, journal.c.raw)
+            ).all()
     finally:
         engine.dispose()
     assert len(plans) == PLANS
-    paid = {"arb": 0, "base": 0}
-    for plan in plans.values():
-        _check_plan(plan, outcome, nodes, paid)
-    for name, node in nodes.items():
-        fees = sum(_fee(node, tx_id) for tx_id, chain in sent if chain == name)
-        funded = (
-            ETH // 1000 if outcome.boundary in REFUND_BOUNDARIES and name == "base" else (10 * ETH)
-        )
-        assert node.balance(outcome.agent) == funded - paid[name] - fees, outcome.boundary
+    rent = int(chains.sol.rpc("getMinimumBalanceForRentExemption", [128]))
+    paid = {"arb": 0, "base": 0, "sol": 0}
+    for plan in plans:
+        _check_plan(plan, steps[plan.plan_id], outcome, chains, paid, rent)
+    addresses = {
+        "arb": outcome.agent.evm_address,
+        "base": outcome.agent.evm_address,
+        "sol": outcome.agent.solana_address,
+    }
+    for name, funded in _funds(outcome.boundary).items():
+        fees = sum(chains.fee(name, tx_id, raw) for tx_id, chain, raw in sent if chain == name)
+        balance = chains.balance(name, addresses[name])
+        assert balance == funded - paid[name] - fees, (outcome.boundary, name)
 
 
 def _check_plan(
-    plan: PlanRecord, outcome: Outcome, nodes: dict[str, EvmNode], paid: dict[str, int]
+    plan: PlanRecord,
+    steps: list[Any],
+    outcome: Outcome,
+    chains: Chains,
+    paid: dict[str, int],
+    rent: int,
 ) -> None:
     where = (outcome.boundary, plan.plan_id, plan.state, plan.reason)
     if outcome.boundary in REFUND_BOUNDARIES:
         assert plan.state == "refunded", where
-    assert plan.state in ("claimed", "refunded", "cancelled"), where
+    else:
+        assert plan.state == "claimed", where
     for leg in plan.legs:
-        locks = nodes[leg.chain].locked_events(leg.locator)
-        assert locks <= 1, where  # never locked twice
-        received = nodes[leg.chain].balance(leg.recipient)
+        lock_txs = [
+            s.tx_id for s in steps if s.idx == leg.index and s.purpose == "lock" and s.tx_id
+        ]
+        locks = chains.locks(leg.chain, leg.locator, lock_txs)
+        received = chains.balance(leg.chain, leg.recipient)
+        # A Solana claim also hands over the escrow's rent deposit.
+        moved = leg.amount + (rent if leg.chain == "sol" else 0)
+        state = plan.leg_states[leg.index]
         if plan.state == "claimed":
-            assert plan.leg_states[leg.index] == "claimed", where
-            assert received == leg.amount, where
-            paid[leg.chain] += leg.amount
+            assert (state, locks, received) == ("claimed", 1, moved), where
+            paid[leg.chain] += moved
         else:
-            assert plan.leg_states[leg.index] in ("refunded", "never"), where
-            assert locks == (1 if plan.leg_states[leg.index] == "refunded" else 0), where
+            assert state in ("refunded", "never"), where
+            assert locks == (1 if state == "refunded" else 0), where  # never locked twice
             assert received == 0, where
-
-
-def _fee(node: EvmNode, tx_id: str) -> int:
-    try:
-        return node.fee(tx_id)
-    except TransactionNotFound:
-        return 0  # journaled but never mined (killed before broadcast, then abandoned)
