@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from agents import audit
+from agents import audit, daemon
 from config.errors import AuditError
 from config.loader import load_deployment
 from config.store import open_store
@@ -190,5 +190,6 @@ def _cut(text: str, limit: int) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `audit` command group to the main CLI."""
+    """Add `run`, `status` and the `audit` command group to the main CLI."""
+    daemon.register(app)
     app.add_typer(audit_app, name="audit")

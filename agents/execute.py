@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from agents.held import HeldActions
 from agents.plan import Payment
 from chains.base import (
     ChainAdapter,
@@ -29,7 +30,7 @@ from chains.journal import TxJournal, send
 from config.errors import ChainError, CovenantError, SignerError
 from config.models import Asset, Deployment
 from policies.actions import ConfidenceEvidence, ProposedAction
-from policies.base import PolicyContext
+from policies.base import AuthorityClaims, PolicyContext
 from policies.engine import Authorized, Denied, Engine, Queued
 from wallets.authorization import Authorization
 from wallets.operator import AgentWallet, OperatorWallets
@@ -107,6 +108,8 @@ class PaymentExecutor:
     adapters: dict[str, ChainAdapter]
     journal: TxJournal
     resolver: Resolver
+    held: HeldActions
+    claims: AuthorityClaims | None = None
     confirm_timeout: float = 60.0
 
     async def propose(self, payment: Payment, plan_id: str) -> tuple[ProposedAction, UnsignedTx]:
@@ -138,13 +141,35 @@ class PaymentExecutor:
             action, unsigned = await self.propose(payment, plan_id)
         except CovenantError as exc:
             return ActionResult("error", f"could not build the payment: {exc}")
+        return await self._decide(action, unsigned, evidence)
+
+    async def resume_approved(self) -> list[ActionResult]:
+        """Re-submit held actions whose approval a person has since decided."""
+        results = []
+        for approval_id, action, unsigned in self.held.waiting(self.agent):
+            result = await self._decide(action, unsigned, None)
+            if result.state == "queued":
+                continue  # still waiting for a person
+            self.held.close(approval_id, result.state)
+            results.append(result)
+        return results
+
+    async def _decide(
+        self, action: ProposedAction, unsigned: UnsignedTx, evidence: ConfidenceEvidence | None
+    ) -> ActionResult:
         ctx = self.engine.context(
-            self.agent, plan_id=plan_id, evidence=evidence, plan_actions=(action,)
+            self.agent,
+            plan_id=action.plan_id,
+            evidence=evidence,
+            claims=self.claims,
+            plan_actions=(action,),
         )
         outcome = await self.engine.evaluate(action, ctx)
         if isinstance(outcome, Denied):
             return ActionResult("denied", outcome.reason, action, policy=outcome.policy)
         if isinstance(outcome, Queued):
+            if outcome.approval_id is not None:
+                self.held.hold(outcome.approval_id, action, unsigned)
             return ActionResult(
                 "queued",
                 outcome.reason,

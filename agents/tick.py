@@ -50,6 +50,13 @@ class TickReport:
     confidence: str = "0"
     errors: tuple[str, ...] = ()
 
+    def headline(self) -> str:
+        """One line: what the plan held and what became of each action."""
+        if not self.results:
+            return f"no action (confidence {self.confidence})"
+        states = ", ".join(f"{result.state}: {result.summary}" for result in self.results)
+        return f"{len(self.results)} action(s), confidence {self.confidence}: {states}"
+
 
 @dataclass
 class Agent:
@@ -71,6 +78,12 @@ class Agent:
 
     async def tick(self) -> TickReport:
         """Observe, plan, authorize and execute each action, and record the tick."""
+        resumed = await self.executor.resume_approved()
+        for outcome in resumed:
+            self.observer.remember(
+                f"approved action {outcome.state}: {outcome.summary}",
+                ok=outcome.state == "executed",
+            )
         observation = await self.observer.observe(self.pending(self.name))
         result = await self.planner.plan(observation)
         plan_id = f"{self.name}-{uuid.uuid4().hex[:16]}"
@@ -80,6 +93,7 @@ class Agent:
             confidence=str(result.evidence.score),
             errors=result.errors,
         )
+        report.results.extend(resumed)
         for action in result.plan.actions:
             outcome = await self._act(action, plan_id, result.evidence)
             report.results.append(outcome)

@@ -1,0 +1,255 @@
+"""`run` and `status`: the daemon's command-line face.
+
+`run FILE` starts whatever local chains the deployment needs (and stops what it
+started), opens the runtime, shows a live status view while the agents tick, and ends
+with a summary. `status FILE` reads the store from another process: heartbeats, breaker
+states, pending approvals, open cross-chain plans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from agents import heartbeats
+from agents.audit import verify as verify_audit
+from agents.runtime import Runtime, open_runtime
+from chains.devnet import manager as devnet
+from chains.devnet._anvil import anvil_path
+from config.cli import DEPLOYMENT_CHECKS
+from config.errors import ConfigError
+from config.loader import load_deployment
+from config.models import Deployment
+from config.store import open_store
+from policies import control
+from policies.approvals import list_requests
+from wallets.operator import ensure_demo_keystore
+from wallets.passphrase import ENV_VAR, is_all_local, resolve_passphrase
+
+console = Console()
+log = logging.getLogger(__name__)
+
+Ticks = Annotated[int | None, typer.Option("--ticks", help="Stop after N ticks per agent.")]
+PassphraseFile = Annotated[
+    Path | None, typer.Option(help="File whose first line is the passphrase.")
+]
+Fresh = Annotated[bool, typer.Option(help="All-local deployments only: start from empty state.")]
+
+
+def run(
+    file: Path, ticks: Ticks = None, passphrase_file: PassphraseFile = None, fresh: Fresh = False
+) -> None:
+    """Run the agents of FILE on their schedules (Ctrl-C or SIGTERM stops gracefully)."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    deployment = load_deployment(file)
+    _check(deployment, file)
+    if fresh:
+        _wipe_local_state(deployment)
+    passphrase = _passphrase(deployment, passphrase_file)
+    with _local_chains(deployment) as started:
+        asyncio.run(_run(deployment, passphrase, ticks, fund=started))
+
+
+def _check(deployment: Deployment, file: Path) -> None:
+    problems = [problem for check in DEPLOYMENT_CHECKS for problem in check(deployment)]
+    if problems:
+        raise ConfigError("\n".join(f"{file}: {problem}" for problem in problems))
+
+
+def _passphrase(deployment: Deployment, passphrase_file: Path | None) -> str:
+    # A demo (every chain local) needs nothing by hand: it makes its own keystore.
+    if passphrase_file is None and not os.environ.get(ENV_VAR) and is_all_local(deployment):
+        return ensure_demo_keystore(deployment)
+    return resolve_passphrase(deployment, passphrase_file)
+
+
+def _wipe_local_state(deployment: Deployment) -> None:
+    if not is_all_local(deployment):
+        raise ConfigError("--fresh deletes state and is only for all-local deployments")
+    data_dir = Path(deployment.data_dir or ".")
+    devnet.down(deployment)
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(devnet.devnet_dir(data_dir), ignore_errors=True)
+    console.print(f"[yellow]--fresh: cleared the store and local chains in {data_dir}[/]")
+
+
+@contextmanager
+def _local_chains(deployment: Deployment) -> Iterator[bool]:
+    """Start local chains that are not running; stop them afterwards. Yields whether any
+    chain was started here (or runs in-process), i.e. whether agents need funding."""
+    local = devnet.local_chains(deployment)
+    if not local:
+        yield False
+        return
+    running = {name for name, _node, alive in devnet.status(deployment) if alive}
+    missing = [chain for chain in local if chain.name not in running]
+    if not missing:
+        yield False
+        return
+    if anvil_path() is None:
+        console.print(
+            "[yellow]anvil is not installed: local chains run in-process "
+            "(py-evm, LiteSVM); run scripts/setup.sh for real nodes[/]"
+        )
+        yield True
+        return
+    state = asyncio.run(devnet.up(deployment))
+    console.print(
+        "local chains: " + ", ".join(f"{n} {node.url}" for n, node in state.nodes.items())
+    )
+    try:
+        yield True
+    finally:
+        devnet.down(deployment)
+
+
+async def _run(deployment: Deployment, passphrase: str, ticks: int | None, *, fund: bool) -> None:
+    async with open_runtime(deployment, passphrase, fund_local_chains=fund) as runtime:
+        with Live(
+            _live_table(runtime), console=console, refresh_per_second=2, transient=False
+        ) as live:
+            updater = asyncio.create_task(_refresh(live, runtime))
+            try:
+                await runtime.run(max_ticks=ticks)
+            finally:
+                updater.cancel()
+                live.update(_live_table(runtime))
+        _summary(runtime)
+
+
+async def _refresh(live: Live, runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(0.5)
+        live.update(_live_table(runtime))
+
+
+def _live_table(runtime: Runtime) -> Table:
+    table = Table(
+        "agent",
+        "ticks",
+        "now",
+        "next tick",
+        "last result",
+        title=f"covenant · {runtime.deployment.name}",
+        expand=True,
+    )
+    scheduler = runtime.scheduler
+    for name, agent in runtime.agents.items():
+        job = scheduler.jobs.get(name) if scheduler else None
+        next_tick = scheduler.next_tick(name) if scheduler else None
+        last = agent.reports[-1].headline() if agent.reports else "-"
+        table.add_row(
+            name,
+            str(job.ticks_done if job else 0),
+            "[cyan]ticking[/]" if job and job.running else "idle",
+            next_tick.strftime("%H:%M:%S") if next_tick else "-",
+            (job.last_error if job and job.last_error else last)[:160],
+        )
+    return table
+
+
+def _summary(runtime: Runtime) -> None:
+    table = Table(
+        "agent", "ticks", "executed", "denied", "queued", "failed", "audit log", title="summary"
+    )
+    for name, agent in runtime.agents.items():
+        states = [result.state for report in agent.reports for result in report.results]
+        audit = verify_audit(runtime.store, name)
+        table.add_row(
+            name,
+            str(len(agent.reports)),
+            str(states.count("executed")),
+            str(states.count("denied")),
+            str(states.count("queued")),
+            str(states.count("failed") + states.count("error")),
+            f"{audit.entries} entries, " + ("intact" if audit.ok else "BROKEN"),
+        )
+    console.print(table)
+    _print_outcomes(runtime)
+
+
+def _print_outcomes(runtime: Runtime) -> None:
+    for name, agent in runtime.agents.items():
+        for report in agent.reports:
+            for result in report.results:
+                colour = {"executed": "green", "queued": "yellow"}.get(result.state, "red")
+                tx = f" tx {result.tx_id}" if result.tx_id else ""
+                console.print(
+                    f"[{colour}]{name} {result.state}[/]{tx}: {result.summary}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+    for request in list_requests(runtime.store, "pending"):
+        console.print(
+            f"[yellow]waiting for approval[/] {request.id}: {request.summary}\n"
+            f"  approve: python main.py approvals approve FILE {request.id}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def status(file: Path) -> None:
+    """Agents, last and next tick, breaker states, pending approvals, open plans."""
+    deployment = load_deployment(file)
+    store = open_store(deployment.store.url or "")
+    try:
+        beats = heartbeats.heartbeats(store)
+        breakers = {row.agent: row for row in control.breakers(store)}
+        table = Table(
+            "agent",
+            "ticks",
+            "last tick",
+            "next tick",
+            "breaker",
+            "last result",
+            title=f"status · {deployment.name}",
+        )
+        for agent in deployment.agents:
+            beat = beats.get(agent.name)
+            breaker = breakers.get(agent.name)
+            table.add_row(
+                agent.name,
+                str(beat.ticks if beat else 0),
+                _when(beat.last_tick_at if beat else None),
+                _when(beat.next_tick_at if beat else None),
+                breaker.state if breaker else "closed",
+                (beat.last_result if beat else "never ticked")[:120],
+            )
+        console.print(table)
+        for request in list_requests(store, "pending"):
+            console.print(
+                f"[yellow]pending approval[/] {request.id}: {request.summary}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    finally:
+        store.dispose()
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` and `status` to the main CLI."""
+    app.command("run")(run)
+    app.command("status")(status)

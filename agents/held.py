@@ -1,0 +1,128 @@
+"""Actions held for a person's approval, stored so the same bytes can be signed later.
+
+The policy engine binds an approval to the exact action (digest included). When the
+operator approves, the next tick re-submits the stored unsigned transaction unchanged;
+if it can no longer land (its nonce was used, its Solana blockhash expired) the send
+fails and the agent plans afresh.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from solders.message import Message, MessageV0, from_bytes_versioned, to_bytes_versioned
+from sqlalchemy.engine import Engine as SqlEngine
+
+from chains.base import EvmUnsignedTx, SolanaUnsignedTx, UnsignedTx
+from config.errors import StoreError
+from policies.actions import ProposedAction
+
+metadata = sa.MetaData()
+held_actions = sa.Table(
+    "held_actions",
+    metadata,
+    sa.Column("approval_id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("chain", sa.String(64), nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("unsigned", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _encode(unsigned: UnsignedTx) -> str:
+    common: dict[str, Any] = {
+        "chain": unsigned.chain,
+        "sender": unsigned.sender,
+        "intent": unsigned.intent.model_dump(mode="json"),
+        "digest": unsigned.digest.hex(),
+    }
+    if isinstance(unsigned, EvmUnsignedTx):
+        tx = {k: v.hex() if isinstance(v, bytes) else v for k, v in unsigned.tx.items()}
+        return json.dumps({**common, "family": "evm", "tx": tx})
+    if isinstance(unsigned, SolanaUnsignedTx):
+        versioned = isinstance(unsigned.message, MessageV0)
+        raw = to_bytes_versioned(unsigned.message) if versioned else bytes(unsigned.message)
+        message = base64.b64encode(raw).decode()
+        return json.dumps(
+            {
+                **common,
+                "family": "solana",
+                "message": message,
+                "v0": versioned,
+                "lvbh": unsigned.last_valid_block_height,
+            }
+        )
+    raise StoreError(f"cannot hold a {type(unsigned).__name__}")
+
+
+def _decode(text: str) -> UnsignedTx:
+    data = json.loads(text)
+    common = {
+        "chain": data["chain"],
+        "sender": data["sender"],
+        "intent": data["intent"],
+        "digest": bytes.fromhex(data["digest"]),
+    }
+    if data["family"] == "evm":
+        return EvmUnsignedTx.model_validate({**common, "tx": data["tx"]})
+    raw = base64.b64decode(data["message"])
+    message = from_bytes_versioned(raw) if data["v0"] else Message.from_bytes(raw)
+    return SolanaUnsignedTx.model_validate(
+        {**common, "message": message, "last_valid_block_height": data["lvbh"]}
+    )
+
+
+class HeldActions:
+    """The store of actions waiting for approval."""
+
+    def __init__(self, engine: SqlEngine) -> None:
+        self._engine = engine
+
+    def hold(self, approval_id: str, action: ProposedAction, unsigned: UnsignedTx) -> None:
+        """Keep `unsigned` until the approval `approval_id` is decided (idempotent)."""
+        with self._engine.begin() as connection:
+            exists = connection.execute(
+                sa.select(held_actions.c.approval_id).where(
+                    held_actions.c.approval_id == approval_id
+                )
+            ).first()
+            if exists is None:
+                connection.execute(
+                    held_actions.insert().values(
+                        approval_id=approval_id,
+                        agent=action.agent,
+                        chain=action.chain,
+                        action=action.model_dump_json(),
+                        unsigned=_encode(unsigned),
+                        state="held",
+                        created_at=datetime.now(UTC),
+                    )
+                )
+
+    def waiting(self, agent: str) -> list[tuple[str, ProposedAction, UnsignedTx]]:
+        """Held actions of `agent`: (approval id, action, unsigned transaction)."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(held_actions)
+                .where(held_actions.c.agent == agent, held_actions.c.state == "held")
+                .order_by(held_actions.c.created_at)
+            ).all()
+        return [
+            (row.approval_id, ProposedAction.model_validate_json(row.action), _decode(row.unsigned))
+            for row in rows
+        ]
+
+    def close(self, approval_id: str, state: str) -> None:
+        """Mark a held action done ('sent', 'rejected', 'expired', 'failed')."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                held_actions.update()
+                .where(held_actions.c.approval_id == approval_id)
+                .values(state=state)
+            )

@@ -1,0 +1,223 @@
+"""The daemon: build every agent of a deployment and run them on their schedules.
+
+Start-up order is a safety property: open the store (migrations), decrypt the wallets,
+connect to every chain (refusing a wrong chain id), reconcile the transaction journal
+with the chains (nothing journaled before a crash is sent twice or lost), build the
+policy engine (it restores breaker states, spend windows and approvals from the store),
+let the watchtower finish or refund open cross-chain plans, then start ticking.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine as SqlEngine
+
+from agents import heartbeats
+from agents.audit import AuditLog
+from agents.execute import PaymentExecutor, Resolver
+from agents.held import HeldActions
+from agents.observe import Observer
+from agents.planners import build_planner
+from agents.planners.types import PendingApproval
+from agents.scheduler import AgentJob, AgentScheduler, TickFunction
+from agents.tick import Agent
+from chains.base import ChainAdapter
+from chains.connect import connect, fund_local
+from chains.devnet import manager as devnet
+from chains.journal import TxJournal, reconcile
+from config.errors import ChainError, CredentialError
+from config.models import AgentConfig, Deployment
+from config.store import open_store
+from policies.approvals import list_requests
+from policies.base import AuthorityClaims
+from policies.engine import Engine
+from wallets.credentials import verify_credential
+from wallets.operator import OperatorWallets, open_wallets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Everything one daemon runs: store, wallets, chains, engine and agents."""
+
+    deployment: Deployment
+    store: SqlEngine
+    wallets: OperatorWallets
+    adapters: dict[str, ChainAdapter]
+    engine: Engine
+    journal: TxJournal
+    audit: AuditLog
+    agents: dict[str, Agent] = field(default_factory=dict)
+    scheduler: AgentScheduler | None = None
+
+    def pending_approvals(self, agent: str) -> list[PendingApproval]:
+        """The approvals waiting for a person, for `agent`'s observation."""
+        return [
+            PendingApproval(id=request.id, summary=request.summary[:300])
+            for request in list_requests(self.store, "pending")
+            if request.agent == agent
+        ]
+
+    def build_agents(self) -> None:
+        """One :class:`Agent` per configured agent, sharing chains, engine and journal."""
+        resolver = Resolver(self.deployment, self.wallets)
+        held = HeldActions(self.store)
+        for config in self.deployment.agents:
+            wallet = self.wallets.agent(config.name)
+            adapters = {name: self.adapters[name] for name in config.chains}
+            executor = PaymentExecutor(
+                config.name,
+                self.deployment,
+                wallet,
+                self.engine,
+                adapters,
+                self.journal,
+                resolver,
+                held,
+                claims=self._claims(config),
+            )
+            self.agents[config.name] = Agent(
+                config=config,
+                planner=build_planner(self.deployment, config.name),
+                observer=Observer(self.deployment, config, wallet, adapters),
+                executor=executor,
+                audit=self.audit,
+                pending=self.pending_approvals,
+            )
+
+    def _claims(self, config: AgentConfig) -> AuthorityClaims | None:
+        """The agent's verified authority credential, if it has one; a bad one is fatal."""
+        if config.credential is None:
+            return None
+        path = Path(config.credential)
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CredentialError(
+                f"cannot read credential {path}: {exc.strerror}", reason="unreadable"
+            ) from exc
+        verified = verify_credential(
+            token,
+            issuer=self.wallets.did,
+            subject=self.wallets.agent(config.name).did,
+            revocations=self.wallets.revocations(),
+        )
+        return AuthorityClaims.model_validate(verified.as_claims())
+
+    async def recover(self) -> None:
+        """Settle what a previous run journaled but did not see through."""
+        for name, adapter in self.adapters.items():
+            outcomes = await reconcile(adapter, self.journal)
+            unresolved = [item for item in outcomes if isinstance(item, ChainError)]
+            if outcomes:
+                log.info(
+                    "chain %s: reconciled %d journaled transactions (%d unresolved)",
+                    name,
+                    len(outcomes),
+                    len(unresolved),
+                )
+
+    async def run(self, *, max_ticks: int | None = None) -> None:
+        """Tick every agent on its schedule until stopped (or `max_ticks` each)."""
+        jobs = [AgentJob(agent.config, self._ticker(agent)) for agent in self.agents.values()]
+        self.scheduler = AgentScheduler(jobs, max_ticks=max_ticks)
+        await self.scheduler.run()
+
+    def _ticker(self, agent: Agent) -> TickFunction:
+        failures = 0
+
+        async def tick() -> None:
+            nonlocal failures
+            last = "tick did not finish"
+            try:
+                last = (await agent.tick()).headline()
+            except Exception as exc:
+                failures += 1
+                last = f"tick failed: {type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self._beat(agent, failures, last)
+
+        return tick
+
+    def _beat(self, agent: Agent, failures: int, last: str) -> None:
+        next_tick = self.scheduler.next_tick(agent.name) if self.scheduler else None
+        heartbeats.beat(
+            self.store,
+            heartbeats.Heartbeat(
+                agent=agent.name,
+                last_tick_at=datetime.now(UTC),
+                next_tick_at=next_tick,
+                ticks=len(agent.reports) + failures,
+                failures=failures,
+                last_result=last[:500],
+                pid=os.getpid(),
+            ),
+        )
+
+
+async def _connect_all(deployment: Deployment, store: SqlEngine) -> dict[str, ChainAdapter]:
+    adapters: dict[str, ChainAdapter] = {}
+    try:
+        for chain in deployment.chains:
+            adapters[chain.name] = await connect(chain, data_dir=deployment.data_dir, engine=store)
+    except BaseException:
+        for adapter in adapters.values():
+            await adapter.close()
+        raise
+    return adapters
+
+
+async def _fund_local_agents(deployment: Deployment, wallets: OperatorWallets) -> None:
+    """Give every agent its `local.fund_agents` coins on each local chain."""
+    for chain in devnet.local_chains(deployment):
+        addresses = [
+            wallets.agent(a.name).address(deployment, chain.name)
+            for a in deployment.agents
+            if chain.name in a.chains
+        ]
+        await fund_local(chain, addresses, data_dir=deployment.data_dir)
+
+
+@asynccontextmanager
+async def open_runtime(
+    deployment: Deployment, passphrase: str, *, fund_local_chains: bool = False
+) -> AsyncIterator[Runtime]:
+    """Open store, wallets and chains, recover, and yield a runtime ready to run."""
+    store = open_store(deployment.store.url or "")
+    wallets = open_wallets(deployment, store, passphrase)
+    adapters = await _connect_all(deployment, store)
+    try:
+        if fund_local_chains:
+            await _fund_local_agents(deployment, wallets)
+        signers = {name: wallets.agent(name).jws_signer() for name in wallets.agents}
+        runtime = Runtime(
+            deployment=deployment,
+            store=store,
+            wallets=wallets,
+            adapters=adapters,
+            engine=Engine(
+                deployment,
+                store,
+                resolve_agent_address=lambda agent, chain: wallets.agent(agent).address(
+                    deployment, chain
+                ),
+            ),
+            journal=TxJournal(store),
+            audit=AuditLog(store, signers),
+        )
+        await runtime.recover()
+        runtime.build_agents()
+        yield runtime
+    finally:
+        for adapter in adapters.values():
+            await adapter.close()
+        store.dispose()
