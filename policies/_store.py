@@ -81,7 +81,9 @@ class PolicyStore:
         self._waiters: list[asyncio.Future[None]] = []
         self._draining = False
         self._drainer: asyncio.Task[None] | None = None
-        self._sql: dict[int, tuple[str, Callable[[dict[str, Any]], Any], Any]] = {}
+        self._sql: dict[
+            tuple[int, tuple[str, ...]], tuple[str, Callable[[dict[str, Any]], Any], Any]
+        ] = {}
 
     def writes(self) -> WriteSet:
         """A write set to use as `with store.writes() as writes:`; rows staged inside
@@ -146,7 +148,7 @@ class PolicyStore:
         try:
             with self.engine.begin() as connection:
                 for statement, params_list in groups.values():
-                    sql, make = self._compiled(statement)
+                    sql, make = self._compiled(statement, tuple(params_list[0]))
                     connection.exec_driver_sql(sql, [make(params) for params in params_list])
         except SQLAlchemyError as exc:
             raise StoreError(
@@ -154,12 +156,18 @@ class PolicyStore:
                 "store is reachable and writable"
             ) from exc
 
-    def _compiled(self, statement: Any) -> tuple[str, Callable[[dict[str, Any]], Any]]:
-        # Compiled once per statement and executed through the driver's executemany:
-        # SQLAlchemy's per-row processing would cost more than the whole evaluation.
-        cached = self._sql.get(id(statement))
+    def _compiled(
+        self, statement: Any, keys: tuple[str, ...]
+    ) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+        # Compiled once per statement (and set of inserted columns) and executed through
+        # the driver's executemany: SQLAlchemy's per-row processing would cost more than
+        # the whole evaluation. Inserts name only the columns given, so server defaults
+        # apply to the rest.
+        cache_key = (id(statement), keys)
+        cached = self._sql.get(cache_key)
         if cached is None:
-            compiled = statement.compile(dialect=self.engine.dialect)
+            columns = list(keys) if isinstance(statement, sa.Insert) else None
+            compiled = statement.compile(dialect=self.engine.dialect, column_keys=columns)
             defaults = dict(compiled.params)
             if self.engine.dialect.positional:
                 names = tuple(compiled.positiontup or ())
@@ -177,7 +185,7 @@ class PolicyStore:
                     return {**defaults, **params}
 
             # The statement is kept so its id cannot be reused by another object.
-            cached = self._sql[id(statement)] = (str(compiled), make, statement)
+            cached = self._sql[cache_key] = (str(compiled), make, statement)
         return cached[0], cached[1]
 
     def read(self, statement: Any) -> list[sa.Row[Any]]:

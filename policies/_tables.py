@@ -31,7 +31,9 @@ breaker_state = sa.Table(
     sa.Column("low_plans", sa.Text, nullable=False),
     sa.Column("updated_at_us", sa.BigInteger, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("resets", sa.Integer, nullable=False, server_default="0"),
 )
+"""`resets` counts `breakers reset`; only the CLI changes it."""
 
 spend_ledger = sa.Table(
     "spend_ledger",

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.errors import StoreError
 from policies._store import PolicyStore, bump_control, from_us, to_us
 from policies._tables import GLOBAL, breaker_state, kill_switches
+from policies.builtin.breaker import RESET_REASON
 
 
 class BreakerRow(BaseModel):
@@ -93,7 +94,7 @@ def reset_breaker(engine: Engine, agent: str, now: datetime) -> bool:
             .where(breaker_state.c.agent == agent)
             .values(
                 state="closed",
-                reason="reset by the operator",
+                reason=RESET_REASON,
                 opened_at_us=None,
                 probes_granted=0,
                 probes_succeeded=0,
@@ -101,6 +102,7 @@ def reset_breaker(engine: Engine, agent: str, now: datetime) -> bool:
                 low_plans="[]",
                 updated_at_us=to_us(now),
                 version=breaker_state.c.version + 1,
+                resets=breaker_state.c.resets + 1,
             )
         ).rowcount
         bump_control(connection)

@@ -48,7 +48,7 @@ from policies.base import (
     StaticPrices,
     SystemClock,
 )
-from policies.ledger import SpendLedger
+from policies.ledger import Entry, SpendLedger
 from policies.registry import build_policies
 from wallets.authorization import Authorization, AuthorizationMint, AuthorizationVerifier
 
@@ -88,6 +88,16 @@ class Queued(_Outcome):
 
 
 Outcome = Authorized | Denied | Queued
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What to undo if an evaluation ends without an authorization."""
+
+    action: ProposedAction
+    ctx: PolicyContext
+    asked: list[Policy]
+    entry: Entry
 
 
 @dataclass(slots=True)
@@ -170,13 +180,14 @@ class Engine:
         self._poll_control()
         stack = self._stacks[action.agent]
         with self._writes() as writes:
-            self.ledger.reserve(action, self._usd(action), self.clock.now())
+            entry = self.ledger.reserve(action, self._usd(action), self.clock.now())
             asked, answer = await self._ask_all(stack.policies, action, ctx)
             outcome = self._approval(action, answer) if isinstance(answer, Queued) else answer
+            declined = _Pending(action, ctx, asked, entry)
             if isinstance(outcome, Allow | ApprovalRequest):
                 approved = outcome if isinstance(outcome, ApprovalRequest) else None
-                return await self._authorize(action, ctx, asked, writes, approved)
-            await self._decline(action, ctx, asked, writes)
+                return await self._authorize(declined, writes, approved)
+            await self._decline(declined, writes)
             return outcome
 
     async def executed(self, action: ProposedAction, ctx: PolicyContext) -> None:
@@ -290,20 +301,16 @@ class Engine:
         )
 
     async def _authorize(
-        self,
-        action: ProposedAction,
-        ctx: PolicyContext,
-        asked: list[Policy],
-        writes: WriteSet,
-        approved: ApprovalRequest | None,
+        self, pending: _Pending, writes: WriteSet, approved: ApprovalRequest | None
     ) -> Outcome:
+        action = pending.action
         try:
             await self._commit(writes, authorized=True)
         except StoreError as exc:
             logger.error("could not persist policy state for %s: %s", action.summary(), exc)
             if approved is not None and self._approvals is not None:
                 self._approvals.unuse(approved)
-            await self._decline(action, ctx, asked, None)
+            await self._decline(pending, None)
             return Denied(reason=f"policy state could not be persisted ({exc}); not authorized")
         authorization = self._mint.mint(action.agent, action.digest, self._ttl)
         # Both fields are already validated values; skip re-validating on the hot path.
@@ -311,16 +318,12 @@ class Engine:
             authorization=authorization, approval_id=approved.id if approved else None
         )
 
-    async def _decline(
-        self,
-        action: ProposedAction,
-        ctx: PolicyContext,
-        asked: list[Policy],
-        writes: WriteSet | None,
-    ) -> None:
-        self.ledger.release(action.digest, persist=False)
-        for policy in asked:
-            await self._hook(policy, policy.on_declined(action, ctx))
+    async def _decline(self, pending: _Pending, writes: WriteSet | None) -> None:
+        """Undo what this evaluation reserved: its ledger entry and each policy's state."""
+        action = pending.action
+        self.ledger.release(action.digest, persist=False, entry=pending.entry)
+        for policy in pending.asked:
+            await self._hook(policy, policy.on_declined(action, pending.ctx))
         if writes is not None:
             await self._commit(writes, authorized=False)
 

@@ -121,9 +121,9 @@ class SpendLedger:
             self._store.stage(_INSERT, self._row(entry, action.digest), always=False)
         return entry
 
-    def release(self, digest: bytes, *, persist: bool) -> None:
-        """Stop counting the oldest live reservation of `digest`."""
-        entry = self._pop(digest)
+    def release(self, digest: bytes, *, persist: bool, entry: Entry | None = None) -> None:
+        """Stop counting `entry`, or else the oldest live reservation of `digest`."""
+        entry = self._pop(digest, entry)
         if entry is None:
             return
         entry.status = "released"
@@ -190,11 +190,14 @@ class SpendLedger:
         if entry.status == "reserved":
             self._by_digest.setdefault(digest, []).append(entry)
 
-    def _pop(self, digest: bytes) -> Entry | None:
+    def _pop(self, digest: bytes, entry: Entry | None = None) -> Entry | None:
         live = self._by_digest.get(digest)
-        if not live:
+        if not live or (entry is not None and entry not in live):
             return None
-        entry = live.pop(0)
+        if entry is None:
+            entry = live.pop(0)
+        else:
+            live.remove(entry)
         if not live:
             del self._by_digest[digest]
         return entry

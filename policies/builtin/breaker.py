@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from statistics import median
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -39,6 +39,9 @@ from policies.base import (
 
 State = Literal["closed", "open", "half_open"]
 
+RESET_REASON = "reset by the operator"
+"""The reason `breakers reset` stores; a running engine adopts a row with it."""
+
 _INSERT = breaker_state.insert()
 _UPDATE = (
     breaker_state.update()
@@ -46,7 +49,13 @@ _UPDATE = (
         breaker_state.c.agent == sa.bindparam("b_agent"),
         breaker_state.c.version < sa.bindparam("v_version"),
     )
-    .values({c.name: sa.bindparam(f"v_{c.name}") for c in breaker_state.c if c.name != "agent"})
+    .values(
+        {
+            c.name: sa.bindparam(f"v_{c.name}")
+            for c in breaker_state.c
+            if c.name not in ("agent", "resets")
+        }
+    )
 )
 
 
@@ -106,6 +115,7 @@ class ConfidenceBreaker(Policy):
         self._cooldown = as_timedelta(params.cooldown)
         self._s = BreakerState()
         self._probes: set[bytes] = set()
+        self._seen_resets = 0
         self._env: PolicyEnv | None = None
         self._agent = ""
 
@@ -119,8 +129,8 @@ class ConfidenceBreaker(Policy):
         self._env, self._agent = env, env.agent.name
         if env.store is None:
             return
-        self._load(env, restarted=True)
-        env.on_control_change(lambda: self._load(env, restarted=False))
+        self._load(env)
+        env.on_control_change(lambda: self._reload(env))
 
     async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
         """Deny while open; judge confidence and size; hand out probes when half-open."""
@@ -257,19 +267,35 @@ class ConfidenceBreaker(Policy):
         params = {"b_agent": self._agent, **{f"v_{k}": v for k, v in row.items()}}
         self._env.persist(_UPDATE, params, always=always)
 
-    def _load(self, env: PolicyEnv, *, restarted: bool) -> None:
+    def _load(self, env: PolicyEnv) -> None:
         assert env.store is not None
-        rows = env.store.read(sa.select(breaker_state).where(breaker_state.c.agent == self._agent))
-        if not rows:
-            row = {"agent": self._agent, **_row(self._s, env.clock.now())}
-            env.store.write_now([(_INSERT, row)])
+        row = self._read(env)
+        if row is None:
+            row_values = {"agent": self._agent, **_row(self._s, env.clock.now())}
+            env.store.write_now([(_INSERT, row_values)])
             return
-        self._s = _state(rows[0])
-        self._probes.clear()
-        if restarted and self._s.state == "half_open" and self._s.probes_granted:
+        self._s = _state(row)
+        self._seen_resets = row.resets
+        if self._s.state == "half_open" and self._s.probes_granted:
             # Their outcomes died with the previous process: count them as failed.
             # Outside an evaluation the store writes this at once.
             self._open(env.clock.now(), "restarted while probes were in flight")
+
+    def _reload(self, env: PolicyEnv) -> None:
+        # Only an operator's reset is adopted: the rest of the stored row may lag behind
+        # memory while evaluations wait for their commit.
+        row = self._read(env)
+        if row is None or row.resets <= self._seen_resets:
+            return
+        self._seen_resets = row.resets
+        version = max(self._s.version, row.version)
+        self._s = BreakerState(reason=RESET_REASON, version=version)
+        self._probes.clear()
+
+    def _read(self, env: PolicyEnv) -> sa.Row[Any] | None:
+        assert env.store is not None
+        rows = env.store.read(sa.select(breaker_state).where(breaker_state.c.agent == self._agent))
+        return rows[0] if rows else None
 
 
 def _row(s: BreakerState, now: datetime) -> dict[str, object]:

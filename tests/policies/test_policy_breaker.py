@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from policies import Authorized, Denied, Engine
+from policies import Authorized, Denied, Engine, Outcome, PolicyContext
 from policies.builtin.breaker import ConfidenceBreaker
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 
@@ -162,3 +162,66 @@ def test_self_reported_certainty_alone_cannot_pass_the_threshold() -> None:
 
     evidence = ConfidenceEvidence(self_reported=Decimal(1), sample_agreement=Decimal(0), samples=3)
     assert evidence.score < Decimal("0.6")
+
+
+async def test_unrelated_control_changes_keep_memory_and_a_reset_closes(store, clock) -> None:
+    from datetime import timedelta
+
+    from policies import control
+
+    deployment = make_deployment([{"KillSwitch": {}}, {"ConfidenceBreaker": PARAMS}])
+    engine = Engine(deployment, store, clock=clock, control_poll=timedelta(0))
+    ctx = engine.context("payer", plan_id="low-1", evidence=make_evidence("0.5"))
+    await engine.evaluate(make_action(plan_id="low-1"), ctx)
+    breaker = engine.policies("payer")[1]
+    assert isinstance(breaker, ConfidenceBreaker)
+    assert len(breaker.state.low_plans) == 1
+    control.halt(store, "payer", "test", clock.now())
+    control.resume(store, "payer")
+    await engine.evaluate(
+        make_action(plan_id="p2"), engine.context("payer", plan_id="p2", evidence=make_evidence())
+    )
+    assert len(breaker.state.low_plans) == 1  # a halt/resume is not a reset
+    await engine.evaluate(
+        make_action(plan_id="p3"),
+        engine.context("payer", plan_id="p3", evidence=make_evidence("0.1")),
+    )
+    assert breaker.state.state == "open"
+    assert control.reset_breaker(store, "payer", clock.now())
+    outcome = await engine.evaluate(
+        make_action(plan_id="p4"), engine.context("payer", plan_id="p4", evidence=make_evidence())
+    )
+    assert isinstance(outcome, Authorized)
+    assert breaker.state.low_plans == type(breaker.state.low_plans)()
+
+
+async def test_a_control_change_during_an_in_flight_probe_grants_no_extra_probe(
+    store, clock
+) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from policies import control
+
+    params = {**PARAMS, "probes": 1}
+    deployment = make_deployment([{"ConfidenceBreaker": params}], agents=("payer", "other"))
+    engine = Engine(deployment, store, clock=clock, control_poll=timedelta(0))
+
+    def ctx(plan: str, score: str = "0.9") -> PolicyContext:
+        return engine.context("payer", plan_id=plan, evidence=make_evidence(score))
+
+    await engine.evaluate(make_action(plan_id="bad"), ctx("bad", "0.1"))
+    clock.advance(minutes=5)
+
+    async def halt_other_then_evaluate() -> Outcome:
+        # Runs while the first probe waits for its commit: the control change makes the
+        # engine reload, which must not forget the probe in flight.
+        control.halt(store, "other", "unrelated", clock.now())
+        return await engine.evaluate(make_action(plan_id="b"), ctx("b"))
+
+    first, second = await asyncio.gather(
+        engine.evaluate(make_action(plan_id="a"), ctx("a")), halt_other_then_evaluate()
+    )
+    assert isinstance(first, Authorized)
+    assert isinstance(second, Denied)
+    assert "probe(s) are in flight" in second.reason

@@ -157,3 +157,17 @@ async def test_declined_actions_do_not_count_against_spend() -> None:
     await engine.evaluate(make_action(amount="0.5"), _ctx(engine))
     day = timedelta(days=1)
     assert engine.ledger.window_total("payer", "ETH", engine.clock.now(), day) == Decimal(0)
+
+
+async def test_a_denied_re_evaluation_releases_its_own_reservation_only() -> None:
+    from policies.builtin.spend import SpendLimit, SpendLimitParams
+
+    limit = SpendLimit(SpendLimitParams.model_validate({"per_day": {"ETH": "0.1"}}))
+    engine = _engine([limit])
+    digest = b"\x05" * 32
+    first = await engine.evaluate(make_action(amount="0.06", digest=digest), _ctx(engine))
+    again = await engine.evaluate(make_action(amount="0.05", digest=digest), _ctx(engine))
+    assert isinstance(first, Authorized)
+    assert isinstance(again, Denied)
+    day = timedelta(days=1)
+    assert engine.ledger.window_total("payer", "ETH", engine.clock.now(), day) == Decimal("0.06")
