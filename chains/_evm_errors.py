@@ -64,6 +64,10 @@ def _reverted(exc: BaseException, where: str, abi: Iterable[dict[str, Any]]) -> 
         data = revert_data(exc)
         reason = decode_revert(data, abi) if data is not None else str(exc.message)
         return TransactionReverted(f"{where}: reverted: {reason}", reason=reason)
+    if isinstance(exc, Web3RPCError) and "revert" in _rpc_message(exc).lower():
+        data = _rpc_data(exc)
+        reason = decode_revert(data, abi) if data is not None else _rpc_message(exc)
+        return TransactionReverted(f"{where}: reverted: {reason}", reason=reason)
     if exc.__class__.__name__ == "TransactionFailed":  # eth-tester, imported lazily
         reason = _tester_reason(str(exc.args[0]) if exc.args else "", abi)
         return TransactionReverted(f"{where}: reverted: {reason}", reason=reason)
@@ -87,6 +91,17 @@ def _tester_nonce_too_low(message: str) -> bool:
     # eth-tester: "Invalid transaction nonce: Expected 3, but got 1"
     numbers = [int(word.strip(",.")) for word in message.split() if word.strip(",.").isdigit()]
     return "invalid transaction nonce" in message and len(numbers) == 2 and numbers[1] < numbers[0]
+
+
+def _rpc_data(exc: Web3RPCError) -> bytes | None:
+    error = exc.rpc_response.get("error") if isinstance(exc.rpc_response, dict) else None
+    data = error.get("data") if isinstance(error, dict) else None
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return None
+    return None
 
 
 def _rpc_message(exc: BaseException) -> str:

@@ -64,6 +64,10 @@ class SolanaBackend(ABC):
     @abstractmethod
     async def account(self, address: Pubkey) -> AccountData | None: ...
 
+    async def accounts(self, addresses: list[Pubkey]) -> list[AccountData | None]:
+        """Several accounts in one request where the backend can."""
+        return [await self.account(address) for address in addresses]
+
     @abstractmethod
     async def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> SimResult: ...
 
@@ -129,6 +133,17 @@ class RpcBackend(SolanaBackend):
         if value is None:
             return None
         return AccountData(int(value.lamports), str(value.owner), bytes(value.data))
+
+    async def accounts(self, addresses: list[Pubkey]) -> list[AccountData | None]:
+        values = (
+            await self._read(
+                lambda: self._client.get_multiple_accounts(addresses), "getMultipleAccounts"
+            )
+        ).value
+        return [
+            None if v is None else AccountData(int(v.lamports), str(v.owner), bytes(v.data))
+            for v in values
+        ]
 
     async def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> SimResult:
         value = (

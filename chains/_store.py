@@ -6,6 +6,8 @@ knows which nonces it handed out and which signed transactions may be on the wir
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -42,6 +44,31 @@ OPEN_STATES = ("signed", "broadcast", "unknown")
 """Journal states of a transaction that may still land."""
 
 
+@contextmanager
+def relaxed(engine: Engine) -> Iterator[Connection]:
+    """A transaction whose commit need not reach the disk before we go on.
+
+    For writes that a crash may lose without harm because they are re-derived from the
+    chain and the journal (nonce reservations, status updates after broadcast). The
+    store's SQLite connections run with ``synchronous=FULL`` so that a journaled
+    transaction is on disk before it is broadcast; here one connection drops to NORMAL
+    (still crash-safe in WAL mode, only a power loss can drop the last commits) and is
+    put back to FULL before it returns to the pool.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            connection.commit()  # ends SQLAlchemy's autobegun transaction
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA synchronous=FULL")
+                connection.commit()
+
+
 def now() -> datetime:
     """The current time, timezone-aware, as every row stores it."""
     return datetime.now(UTC)
@@ -64,7 +91,7 @@ class NonceStore:
 
     def reserve(self, chain: str, chain_id: int, address: str, chain_pending: int) -> int:
         """Reserve and return the next nonce for `address`."""
-        with self._engine.begin() as connection:
+        with relaxed(self._engine) as connection:
             floor = max(chain_pending, _journal_next(connection, chain, address))
             row = connection.execute(
                 sa.select(nonces.c.next_nonce, nonces.c.reserved_at).where(
@@ -79,7 +106,7 @@ class NonceStore:
 
     def resync(self, chain_id: int, address: str, chain_next: int) -> None:
         """Forget reservations below what the chain has already used ("nonce too low")."""
-        with self._engine.begin() as connection:
+        with relaxed(self._engine) as connection:
             _upsert(connection, chain_id, address, chain_next)
 
     def _stale(self, reserved_at: datetime) -> bool:

@@ -8,20 +8,21 @@ time and simulated with ``eth_call`` again before it is sent. Nonces come from t
 
 from __future__ import annotations
 
+import asyncio
+import time
 from decimal import Decimal
 from typing import Any, cast
 
+import rlp  # type: ignore[import-untyped]
 from eth_abi.abi import encode
 from eth_account import Account
-from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import TransactionNotFound
 from web3.providers.async_base import AsyncBaseProvider
-from web3.types import TxParams
+from web3.types import RPCEndpoint, TxParams
 
 from chains import _retry
 from chains._digest import evm_tx_digest
@@ -69,13 +70,22 @@ class EvmAdapter(ChainAdapter):
     chain: EvmChain
 
     def __init__(
-        self, chain: EvmChain, w3: AsyncWeb3[Any], *, where: str, nonces: NonceStore | None
+        self,
+        chain: EvmChain,
+        w3: AsyncWeb3[Any],
+        *,
+        where: str,
+        nonces: NonceStore | None,
+        fee_ttl: float = 1.0,
     ) -> None:
         self.chain = chain
         self._w3 = w3
         self._where = where
         self._nonces = nonces
         self._abis: dict[str, tuple[dict[str, Any], ...]] = {}
+        self._senders: dict[bytes, str] = {}
+        self._fee_ttl = fee_ttl
+        self._market_cache: tuple[float, int, int] = (-float("inf"), 0, 0)
 
     @classmethod
     async def connect(
@@ -85,17 +95,24 @@ class EvmAdapter(ChainAdapter):
         url: str | None = None,
         provider: AsyncBaseProvider | None = None,
         nonces: NonceStore | None = None,
+        fee_ttl: float = 1.0,
     ) -> EvmAdapter:
-        """Connect to `url` (or a ready `provider`) and refuse a different chain id."""
+        """Connect to `url` (or a ready `provider`) and refuse a different chain id.
+
+        `fee_ttl` is how long (seconds) base fee and tip readings are reused; 0 reads them
+        for every transaction.
+        """
         if provider is None:
             if url is None:
                 raise ChainError(f"chain {chain.name}: give an rpc url or a provider")
             provider = AsyncHTTPProvider(
                 url, request_kwargs={"timeout": 10}, exception_retry_configuration=None
             )
-        adapter = cls(
-            chain, AsyncWeb3(provider), where=f"{chain.name} ({url or 'in-process'})", nonces=nonces
-        )
+        # No default middleware: it re-reads eth_chainId on every call, while we check
+        # the chain id once here and build complete EIP-1559 dicts ourselves.
+        w3 = AsyncWeb3(provider, middleware=[])
+        where = f"{chain.name} ({url or 'in-process'})"
+        adapter = cls(chain, w3, where=where, nonces=nonces, fee_ttl=fee_ttl)
         try:
             await adapter._check_chain_id()
         except BaseException:
@@ -149,9 +166,14 @@ class EvmAdapter(ChainAdapter):
         sender = to_checksum_address(sender)
         to, value, data, abi = _encode_intent(intent)
         call = {"from": sender, "to": to, "value": value, "data": data}
-        gas = await self._estimate(call, abi)
-        max_fee, tip = await self._fees()
-        nonce = await self._next_nonce(sender)
+        # The reads and the store's reservation are independent: run them together.
+        gas, (max_fee, tip), pending, reserved = await asyncio.gather(
+            self._estimate(call, abi),
+            self._fees(),
+            self._pending_nonce(sender),
+            self._reserve(sender),
+        )
+        nonce = self._settle_nonce(sender, pending, reserved)
         tx = {
             "type": 2,
             "chainId": self.chain.chain_id,
@@ -163,9 +185,17 @@ class EvmAdapter(ChainAdapter):
         }
         del tx["from"]
         self._abis[to] = abi
+        digest = self._remember(tx, sender)
         return EvmUnsignedTx(
-            chain=self.chain.name, sender=sender, intent=intent, digest=evm_tx_digest(tx), tx=tx
+            chain=self.chain.name, sender=sender, intent=intent, digest=digest, tx=tx
         )
+
+    def _remember(self, tx: dict[str, Any], sender: str) -> bytes:
+        digest = evm_tx_digest(tx)
+        self._senders[digest] = sender
+        if len(self._senders) > 4096:  # forget the oldest; they are recovered if needed
+            del self._senders[next(iter(self._senders))]
+        return digest
 
     async def _estimate(self, call: dict[str, Any], abi: Any) -> int:
         params = cast(TxParams, call)
@@ -176,12 +206,11 @@ class EvmAdapter(ChainAdapter):
         # may change between estimation and inclusion.
         return estimate if estimate == 21_000 else estimate * 6 // 5
 
-    async def _fees(self) -> tuple[int, int]:
+    async def _fees(self, *, fresh: bool = False) -> tuple[int, int]:
         cap_max = int(self.chain.fees.max_fee_gwei * GWEI)
         cap_tip = int(self.chain.fees.max_priority_fee_gwei * GWEI)
-        block = await self._read(lambda: self._w3.eth.get_block("latest"), "eth_getBlockByNumber")
-        base = int(block["baseFeePerGas"])
-        tip = min(int(await self._read(lambda: self._w3.eth.max_priority_fee, "tip")), cap_tip)
+        base, market_tip = await self._market(fresh=fresh)
+        tip = min(market_tip, cap_tip)
         if base + tip > cap_max:
             raise FeeAboveCap(
                 f"{self._where}: base fee {Decimal(base) / GWEI} gwei plus tip exceeds "
@@ -189,20 +218,49 @@ class EvmAdapter(ChainAdapter):
             )
         return min(2 * base + tip, cap_max), tip
 
-    async def _next_nonce(self, sender: str) -> int:
-        pending = int(
+    async def _market(self, *, fresh: bool) -> tuple[int, int]:
+        """Base fee and suggested tip, reused for `fee_ttl` seconds.
+
+        Reusing them for a burst of transactions is safe because max fee is twice the
+        base fee plus the tip, and the base fee rises at most 12.5% per block.
+        """
+        taken, base, tip = self._market_cache
+        if fresh or time.monotonic() - taken > self._fee_ttl:
+            block, market_tip = await asyncio.gather(
+                self._read(lambda: self._w3.eth.get_block("latest"), "eth_getBlockByNumber"),
+                self._read(lambda: self._w3.eth.max_priority_fee, "eth_maxPriorityFeePerGas"),
+            )
+            base, tip = int(block["baseFeePerGas"]), int(market_tip)
+            self._market_cache = (time.monotonic(), base, tip)
+        return base, tip
+
+    async def _pending_nonce(self, sender: str) -> int:
+        return int(
             await self._read(
                 lambda: self._w3.eth.get_transaction_count(sender, "pending"),  # type: ignore[arg-type]
                 "eth_getTransactionCount",
             )
         )
+
+    async def _reserve(self, sender: str) -> int | None:
         if self._nonces is None:
+            return None
+        return await asyncio.to_thread(
+            self._nonces.reserve, self.chain.name, self.chain.chain_id, sender, 0
+        )
+
+    def _settle_nonce(self, sender: str, pending: int, reserved: int | None) -> int:
+        if reserved is None:
             return pending
-        return self._nonces.reserve(self.chain.name, self.chain.chain_id, sender, pending)
+        if pending > reserved:  # the chain saw transactions our store never journaled
+            assert self._nonces is not None
+            self._nonces.resync(self.chain.chain_id, sender, pending + 1)
+            return pending
+        return reserved
 
     async def replacement(self, tx: EvmUnsignedTx) -> EvmUnsignedTx:
         """The same transaction (same nonce) with both fee fields raised by >= 12.5%."""
-        max_fee, tip = await self._fees()
+        max_fee, tip = await self._fees(fresh=True)
         bumped_tip = max(_bump(tx.tx["maxPriorityFeePerGas"]), tip)
         bumped_max = max(_bump(tx.tx["maxFeePerGas"]), max_fee, bumped_tip)
         if bumped_max > int(self.chain.fees.max_fee_gwei * GWEI):
@@ -212,19 +270,29 @@ class EvmAdapter(ChainAdapter):
                 f"{self.chain.fees.max_fee_gwei}; raise the cap or wait for the original"
             )
         new = {**tx.tx, "maxFeePerGas": bumped_max, "maxPriorityFeePerGas": bumped_tip}
-        return tx.model_copy(update={"tx": new, "digest": evm_tx_digest(new)})
+        return tx.model_copy(update={"tx": new, "digest": self._remember(new, tx.sender)})
 
     async def simulate(self, tx: EvmUnsignedTx | bytes) -> Simulation:  # type: ignore[override]
         """Run the transaction with eth_call on the latest block."""
-        fields = _decode_signed(tx) if isinstance(tx, bytes) else {**tx.tx, "from": tx.sender}
+        if isinstance(tx, bytes):
+            fields = _decode_signed(tx, self._senders)
+        else:
+            fields = {**tx.tx, "from": tx.sender}
         call = {
             key: fields[key]
             for key in ("from", "to", "value", "data", "gas")
             if fields.get(key) is not None
         }
         abi = self._abis.get(str(fields.get("to")), ())
+        params = [_hex_call(call), "latest"]
         try:
-            await self._read(lambda: self._w3.eth.call(call), "eth_call", abi)  # type: ignore[arg-type]
+            # Straight to the provider: the call is already JSON-RPC shaped, and web3's
+            # per-call ABI formatting costs more than the node's answer on a local chain.
+            await self._read(
+                lambda: self._w3.manager.coro_request(RPCEndpoint("eth_call"), params),
+                "eth_call",
+                abi,
+            )
         except (TransactionReverted, InsufficientFunds) as exc:
             reason = getattr(exc, "reason", None) or str(exc)
             return Simulation(ok=False, reason=reason, gas_used=fields.get("gas"))
@@ -294,6 +362,8 @@ class EvmAdapter(ChainAdapter):
             tagged = await self._read(lambda: self._w3.eth.get_block(finality.block_tag), "tag")
             final = int(tagged["number"]) >= block
             return final, finality.block_tag if final else f"not yet {finality.block_tag}"
+        if finality.confirmations == 0:
+            return True, "0/0 confirmations"
         depth = await self.height() - block
         return depth >= finality.confirmations, f"{depth}/{finality.confirmations} confirmations"
 
@@ -312,6 +382,15 @@ class EvmAdapter(ChainAdapter):
         except TransactionReverted as exc:
             return exc.reason or str(exc)
         return "reverted (the replay on the parent block succeeded, so state changed in-block)"
+
+
+def _hex_call(call: dict[str, Any]) -> dict[str, str]:
+    return {
+        key: value
+        if isinstance(value, str)
+        else ("0x" + bytes(value).hex() if isinstance(value, bytes | bytearray) else hex(value))
+        for key, value in call.items()
+    }
 
 
 def _bump(value: int) -> int:
@@ -346,14 +425,28 @@ def _encode_call(abi: tuple[dict[str, Any], ...], name: str, args: tuple[Any, ..
     )
 
 
-def _decode_signed(signed: bytes) -> dict[str, Any]:
+def _decode_signed(signed: bytes, senders: dict[bytes, str]) -> dict[str, Any]:
+    """from, to, value, data and gas of a signed EIP-1559 transaction.
+
+    The sender comes from `senders` (signing hash -> sender of transactions this adapter
+    built) and is recovered from the signature only for transactions built elsewhere.
+    """
     try:
-        fields = dict(TypedTransaction.from_bytes(HexBytes(signed)).as_dict())
-        fields["from"] = Account.recover_transaction(signed)
+        if signed[:1] != b"\x02":
+            raise ValueError("not an EIP-1559 (type 2) transaction")
+        items = rlp.decode(signed[1:])
+        digest = keccak(b"\x02" + rlp.encode(items[:9]))
+        sender = senders.get(digest) or Account.recover_transaction(signed)
     except Exception as exc:
         raise ChainError(
             f"not a signed EIP-1559 transaction ({len(signed)} bytes): {exc}; pass the "
             "signer's raw output unchanged"
         ) from exc
-    fields["to"] = to_checksum_address(fields["to"]) if fields.get("to") else None
-    return fields
+    to = to_checksum_address(items[5]) if items[5] else None
+    return {
+        "from": sender,
+        "to": to,
+        "value": int.from_bytes(items[6], "big"),
+        "data": bytes(items[7]),
+        "gas": int.from_bytes(items[4], "big"),
+    }

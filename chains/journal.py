@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Engine
 
-from chains._store import OPEN_STATES, journal, now
+from chains._store import OPEN_STATES, journal, now, relaxed
 from chains.base import (
     ChainAdapter,
     EvmUnsignedTx,
@@ -67,10 +67,19 @@ class TxJournal:
     def record(
         self, chain: str, tx: UnsignedTx, tx_id: TxId, raw: bytes, *, replaces: str | None = None
     ) -> None:
-        """Durably write `raw` as status 'signed' (the commit returns after fsync)."""
+        """Durably write `raw` as status 'signed' (the commit returns after fsync).
+
+        The same transaction twice is refused: on Solana two identical intents built in
+        the same block share a blockhash and so are one transaction, which lands once.
+        """
         nonce = tx.nonce if isinstance(tx, EvmUnsignedTx) else None
         expires = tx.last_valid_block_height if isinstance(tx, SolanaUnsignedTx) else None
         stamp = now()
+        if self.get(tx_id) is not None:
+            raise ChainError(
+                f"{chain}: transaction {tx_id} is already journaled; an identical intent "
+                "must be built again (new blockhash or nonce) to be a second payment"
+            )
         with self._engine.begin() as connection:
             connection.execute(
                 journal.insert().values(
@@ -88,8 +97,12 @@ class TxJournal:
             )
 
     def mark(self, tx_id: str, status: str, reason: str | None = None) -> None:
-        """Set the status (signed, broadcast, unknown, final, failed, expired, replaced)."""
-        with self._engine.begin() as connection:
+        """Set the status (signed, broadcast, unknown, final, failed, expired, replaced).
+
+        Not forced to disk: a lost status update is re-derived from the chain by
+        :func:`reconcile`; only :meth:`record` must be durable before a broadcast.
+        """
+        with relaxed(self._engine) as connection:
             connection.execute(
                 journal.update()
                 .where(journal.c.tx_id == tx_id)

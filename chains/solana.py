@@ -10,6 +10,7 @@ or leave the payer below it, is refused before anything is signed.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
@@ -27,7 +28,7 @@ from spl.token.instructions import (
 from spl.token.models import TransferCheckedParams
 
 from chains._digest import solana_message_digest
-from chains._solana_backends import LedgerBackend, RpcBackend, SolanaBackend
+from chains._solana_backends import AccountData, LedgerBackend, RpcBackend, SolanaBackend
 from chains.base import (
     ChainAdapter,
     Intent,
@@ -64,6 +65,7 @@ class SolanaAdapter(ChainAdapter):
         self.chain = chain
         self._backend = backend
         self._where = where
+        self._rent: dict[int, int] = {}
 
     @classmethod
     async def connect(
@@ -121,17 +123,25 @@ class SolanaAdapter(ChainAdapter):
         return await self._backend.block_height()
 
     async def minimum_rent(self, size: int) -> int:
-        """Lamports that make an account of `size` data bytes rent-exempt."""
-        return await self._backend.minimum_rent(size)
+        """Lamports that make an account of `size` data bytes rent-exempt (cached: rent
+        parameters are fixed per cluster)."""
+        if size not in self._rent:
+            self._rent[size] = await self._backend.minimum_rent(size)
+        return self._rent[size]
 
     # -- build and simulate ------------------------------------------------------------
 
     async def build(self, intent: Intent, sender: str) -> SolanaUnsignedTx:
         """A v0 message for `intent` with the configured compute budget and priority fee."""
         payer = _pubkey(sender)
-        instructions = await self._instructions(intent, payer)
-        await self._check_fee_payer(payer, intent)
-        blockhash, last_valid = await self._backend.latest_blockhash(self.chain.finality.commitment)
+        keys = [payer, _pubkey(intent.to)] if isinstance(intent, NativeTransfer) else [payer]
+        # Independent reads, one round trip: payer (and recipient) accounts, blockhash.
+        accounts, (blockhash, last_valid) = await asyncio.gather(
+            self._backend.accounts(keys),
+            self._backend.latest_blockhash(self.chain.finality.commitment),
+        )
+        instructions = await self._instructions(intent, payer, accounts[1:])
+        await self._check_fee_payer(payer, accounts[0], intent)
         message = MessageV0.try_compile(payer, self._budget() + instructions, [], blockhash)
         return SolanaUnsignedTx(
             chain=self.chain.name,
@@ -155,9 +165,11 @@ class SolanaAdapter(ChainAdapter):
         priority = -(-fees.compute_unit_limit * fees.priority_fee_microlamports // 10**6)
         return BASE_FEE_LAMPORTS * signatures + priority
 
-    async def _instructions(self, intent: Intent, payer: Pubkey) -> list[Instruction]:
+    async def _instructions(
+        self, intent: Intent, payer: Pubkey, recipient: list[AccountData | None]
+    ) -> list[Instruction]:
         if isinstance(intent, NativeTransfer):
-            await self._check_new_account_rent(_pubkey(intent.to), intent.amount)
+            await self._check_new_account_rent(_pubkey(intent.to), recipient[0], intent.amount)
             return [
                 transfer(
                     TransferParams(
@@ -174,24 +186,28 @@ class SolanaAdapter(ChainAdapter):
             return [Instruction(_pubkey(intent.program_id), intent.data, accounts)]
         raise ChainError(f"a Solana chain cannot run a {intent.kind!r} intent; use an EVM chain")
 
-    async def _check_new_account_rent(self, to: Pubkey, amount: int) -> None:
-        if await self._backend.account(to) is not None:
+    async def _check_new_account_rent(
+        self, to: Pubkey, account: AccountData | None, amount: int
+    ) -> None:
+        if account is not None:
             return
-        minimum = await self._backend.minimum_rent(0)
+        minimum = await self.minimum_rent(0)
         if amount < minimum:
             raise InsufficientFunds(
                 f"{self._where}: sending {amount} lamports would create {to} below the "
                 f"rent-exempt minimum of {minimum} lamports; send at least {minimum}"
             )
 
-    async def _check_fee_payer(self, payer: Pubkey, intent: Intent) -> None:
+    async def _check_fee_payer(
+        self, payer: Pubkey, account: AccountData | None, intent: Intent
+    ) -> None:
         spend = intent.amount if isinstance(intent, NativeTransfer) else 0
         if isinstance(intent, TokenTransfer):
-            spend = await self._backend.minimum_rent(TOKEN_ACCOUNT_SIZE)  # may create an ATA
-        balance = await self._backend.balance(payer)
+            spend = await self.minimum_rent(TOKEN_ACCOUNT_SIZE)  # may create an ATA
+        balance = 0 if account is None else account.lamports
         needed = spend + self.fee()
         remaining = balance - needed
-        minimum = await self._backend.minimum_rent(0)
+        minimum = await self.minimum_rent(0)
         if remaining < 0 or 0 < remaining < minimum:
             raise InsufficientFunds(
                 f"{self._where}: {payer} holds {balance} lamports and needs {needed} plus "

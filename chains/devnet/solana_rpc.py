@@ -82,6 +82,7 @@ METHODS: dict[str, Handler] = {
     "getLatestBlockhash": _latest_blockhash,
     "getBalance": lambda ledger, p: _context(ledger, ledger.balance(p[0])),
     "getAccountInfo": lambda ledger, p: _context(ledger, ledger.account(p[0])),
+    "getMultipleAccounts": lambda ledger, p: _context(ledger, [ledger.account(a) for a in p[0]]),
     "sendTransaction": _send,
     "simulateTransaction": _simulate,
     "getSignatureStatuses": _statuses,

@@ -126,3 +126,14 @@ async def test_reconcile_after_crash_before_broadcast_sends_exactly_once(backend
     assert outcome.state == "final"
     assert await reconcile(adapter, journal, timeout=30) == []
     assert await adapter.balance(to) == backend.amount
+
+
+async def test_the_same_signed_transaction_is_journaled_once(backend):
+    adapter, journal = backend.adapter, backend.journal
+    to = backend.new_address()
+    unsigned = await adapter.build(NativeTransfer(to=to, amount=backend.amount), backend.sender)
+    signed = await backend.sign(unsigned)
+    await send(adapter, journal, unsigned, signed, timeout=30)
+    with pytest.raises(ChainError, match=r"already journaled"):
+        await send(adapter, journal, unsigned, signed, timeout=30)
+    assert await adapter.balance(to) == backend.amount

@@ -1,0 +1,231 @@
+"""Native transfers per second: our adapters vs the raw libraries, on the same local chains.
+
+    .venv/bin/python bench/bench_chains.py [--count 200] [--rounds 3]
+
+EVM: one anvil. "raw web3" does what a careful web3.py client does per transfer: estimate
+gas, read the base fee and tip, read the pending nonce, sign, send, poll the receipt.
+"adapter" is EvmAdapter.build (the same reads, fee caps, store-backed nonce) + simulate
+(eth_call) + broadcast + status. "adapter+journal" adds the durable journal (SQLite, FULL
+sync) through chains.journal.send.
+
+Solana: one LiteSVM JSON-RPC server process. "raw solders" fetches a blockhash, compiles
+and signs a v0 message, sends it with preflight, polls the signature status. "adapter" is
+SolanaAdapter.build (rent and balance checks, compute budget) + simulate + send + status.
+
+Transfers run one after another (each waits for its confirmation); each figure is the
+best of `rounds` rounds, rounds alternate between the two sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eth_account import Account
+from solana.rpc.async_api import AsyncClient
+from solders.keypair import Keypair
+from solders.message import MessageV0
+from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
+from solders.transaction import VersionedTransaction
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import TransactionNotFound
+
+from chains._store import NonceStore
+from chains.base import EvmUnsignedTx, NativeTransfer, SolanaUnsignedTx, TxId
+from chains.devnet._anvil import free_port, start_anvil
+from chains.devnet._solana_proc import start_solana_rpc
+from chains.evm import EvmAdapter
+from chains.journal import TxJournal, send
+from chains.solana import SolanaAdapter
+from config.models import EvmChain, SolanaChain
+from config.store import open_store
+
+ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+RECIPIENT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+async def rate(count: int, one: Callable[[int], Awaitable[None]]) -> float:
+    start = time.perf_counter()
+    for i in range(count):
+        await one(i)
+    return count / (time.perf_counter() - start)
+
+
+async def poll(done: Callable[[], Awaitable[bool]]) -> None:
+    """Wait for `done`, checking every millisecond."""
+    for _ in range(100_000):
+        if await done():
+            return
+        await asyncio.sleep(0.001)
+    raise TimeoutError("never confirmed")
+
+
+async def _final(adapter: EvmAdapter | SolanaAdapter, tx_id: TxId) -> bool:
+    return (await adapter.status(tx_id)).state == "final"
+
+
+async def _seen(client: AsyncClient, signature: Signature) -> bool:
+    return (await client.get_signature_statuses([signature])).value[0] is not None
+
+
+# -- EVM -------------------------------------------------------------------------------
+
+
+async def evm_raw(w3: AsyncWeb3[Any], account: Any) -> Callable[[int], Awaitable[None]]:
+    async def one(_: int) -> None:
+        call = {"from": account.address, "to": RECIPIENT, "value": 1}
+        gas = await w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+        block = await w3.eth.get_block("latest")
+        tip = await w3.eth.max_priority_fee
+        nonce = await w3.eth.get_transaction_count(account.address, "pending")
+        tx = {
+            "type": 2,
+            "chainId": 31337,
+            "nonce": nonce,
+            "gas": gas,
+            "to": RECIPIENT,
+            "value": 1,
+            "maxFeePerGas": 2 * block["baseFeePerGas"] + tip,
+            "maxPriorityFeePerGas": tip,
+        }
+        tx_hash = await w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+        while True:
+            try:
+                await w3.eth.get_transaction_receipt(tx_hash)
+                return
+            except TransactionNotFound:
+                await asyncio.sleep(0.001)
+
+    return one
+
+
+def evm_ours(adapter: EvmAdapter, account, journal: TxJournal | None):
+    async def one(_: int) -> None:
+        tx = await adapter.build(NativeTransfer(to=RECIPIENT, amount=1), account.address)
+        assert isinstance(tx, EvmUnsignedTx)
+        signed = bytes(account.sign_transaction(tx.tx).raw_transaction)
+        if journal is not None:
+            await send(adapter, journal, tx, signed, poll=0.001)
+            return
+        tx_id = await adapter.broadcast(signed)
+        await poll(lambda: _final(adapter, tx_id))
+
+    return one
+
+
+async def bench_evm(count: int, rounds: int, tmp: Path) -> dict[str, float]:
+    port = free_port()
+    node = start_anvil(31337, port)
+    url = f"http://127.0.0.1:{port}"
+    account = Account.from_key(ANVIL_KEY)
+    chain = EvmChain(
+        name="bench", family="evm", chain_id=31337, rpc="local", finality={"confirmations": 0}
+    )
+    engine = open_store(f"sqlite:///{tmp / 'bench.db'}")
+    w3 = AsyncWeb3(AsyncHTTPProvider(url))
+    adapter = await EvmAdapter.connect(chain, url=url, nonces=NonceStore(engine))
+    best: dict[str, float] = {"raw web3": 0.0, "adapter": 0.0, "adapter+journal": 0.0}
+    try:
+        for _ in range(rounds):
+            best["raw web3"] = max(best["raw web3"], await rate(count, await evm_raw(w3, account)))
+            ours = evm_ours(adapter, account, None)
+            best["adapter"] = max(best["adapter"], await rate(count, ours))
+            journaled = evm_ours(adapter, account, TxJournal(engine))
+            best["adapter+journal"] = max(best["adapter+journal"], await rate(count, journaled))
+    finally:
+        await adapter.close()
+        await w3.provider.disconnect()
+        node.kill()
+        engine.dispose()
+    return best
+
+
+# -- Solana ----------------------------------------------------------------------------
+
+
+def solana_raw(client: AsyncClient, payer: Keypair, to: Keypair):
+    async def one(i: int) -> None:
+        blockhash = (await client.get_latest_blockhash()).value.blockhash
+        ix = transfer(
+            TransferParams(
+                from_pubkey=payer.pubkey(), to_pubkey=to.pubkey(), lamports=1_000_000 + i
+            )
+        )
+        tx = VersionedTransaction(
+            MessageV0.try_compile(payer.pubkey(), [ix], [], blockhash), [payer]
+        )
+        signature = (await client.send_raw_transaction(bytes(tx))).value
+        await poll(lambda: _seen(client, signature))
+
+    return one
+
+
+def solana_ours(adapter: SolanaAdapter, payer: Keypair, to: Keypair, offset: int):
+    async def one(i: int) -> None:
+        # Distinct amounts: two identical transfers within one blockhash are one transaction.
+        intent = NativeTransfer(to=str(to.pubkey()), amount=1_000_000 + offset + i)
+        tx = await adapter.build(intent, str(payer.pubkey()))
+        assert isinstance(tx, SolanaUnsignedTx)
+        tx_id = await adapter.broadcast(bytes(VersionedTransaction(tx.message, [payer])))
+        await poll(lambda: _final(adapter, tx_id))
+
+    return one
+
+
+async def bench_solana(count: int, rounds: int) -> dict[str, float]:
+    port = free_port()
+    server = start_solana_rpc(port)
+    url = f"http://127.0.0.1:{port}"
+    client = AsyncClient(url)
+    payer, to = Keypair(), Keypair()
+    await client.request_airdrop(payer.pubkey(), 10**13)
+    chain = SolanaChain(name="bench", family="solana", cluster="localnet", rpc="local")
+    adapter = await SolanaAdapter.connect(chain, url=url)
+    best = {"raw solders": 0.0, "adapter": 0.0}
+    try:
+        for r in range(rounds):
+            raw = solana_raw(client, payer, to)
+            best["raw solders"] = max(best["raw solders"], await rate(count, raw))
+            ours = solana_ours(adapter, payer, to, (r + 1) * 10 * count)
+            best["adapter"] = max(best["adapter"], await rate(count, ours))
+    finally:
+        await adapter.close()
+        await client.close()
+        server.kill()
+    return best
+
+
+def report(title: str, figures: dict[str, float], baseline: str) -> None:
+    print(f"\n{title}")
+    for name, value in figures.items():
+        print(f"  {name:<18} {value:8.1f} transfers/s   ratio {value / figures[baseline]:.2f}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        evm = await bench_evm(args.count, args.rounds, Path(tmp))
+    report("EVM native transfers on one anvil (sequential, each confirmed)", evm, "raw web3")
+    solana = await bench_solana(args.count, args.rounds)
+    report(
+        "Solana native transfers on one LiteSVM RPC server (sequential, each confirmed)",
+        solana,
+        "raw solders",
+    )
+    print("\ntarget: adapter / raw >= 0.90 on both")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
