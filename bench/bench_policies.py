@@ -56,7 +56,7 @@ def _actions(count: int) -> list[ProposedAction]:
     template = [make_action(agent=agent, amount="0.001") for agent in AGENTS]
     return [
         template[i % len(AGENTS)].model_copy(
-            update={"digest": i.to_bytes(32, "big"), "plan_id": f"plan-{i}"}
+            update={"digest": i.to_bytes(32, "big"), "plan_id": "bench"}
         )
         for i in range(count)
     ]

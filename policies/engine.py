@@ -183,11 +183,11 @@ class Engine:
             entry = self.ledger.reserve(action, self._usd(action), self.clock.now())
             asked, answer = await self._ask_all(stack.policies, action, ctx)
             outcome = self._approval(action, answer) if isinstance(answer, Queued) else answer
-            declined = _Pending(action, ctx, asked, entry)
+            pending = _Pending(action, ctx, asked, entry)
             if isinstance(outcome, Allow | ApprovalRequest):
                 approved = outcome if isinstance(outcome, ApprovalRequest) else None
-                return await self._authorize(declined, writes, approved)
-            await self._decline(declined, writes)
+                return await self._authorize(pending, writes, approved)
+            await self._decline(pending, writes)
             return outcome
 
     async def executed(self, action: ProposedAction, ctx: PolicyContext) -> None:
@@ -231,6 +231,9 @@ class Engine:
         return _Stack(policies, env)
 
     def _check_action(self, action: ProposedAction, ctx: PolicyContext) -> str | None:
+        return self._check_binding(action, ctx) or self._check_amount(action, ctx)
+
+    def _check_binding(self, action: ProposedAction, ctx: PolicyContext) -> str | None:
         stack = self._stacks.get(action.agent)
         if stack is None or ctx.agent.name != action.agent:
             return (
@@ -238,6 +241,12 @@ class Engine:
             )
         if not stack.policies:
             return f"agent {action.agent!r} has no policies; nothing is authorized without any"
+        if ctx.plan_id != action.plan_id:
+            # The context's confidence evidence belongs to its plan, not to this action's.
+            return f"action of plan {action.plan_id!r} evaluated with plan {ctx.plan_id!r}"
+        return None
+
+    def _check_amount(self, action: ProposedAction, ctx: PolicyContext) -> str | None:
         if action.chain not in ctx.agent.chains:
             return f"agent {action.agent!r} does not use chain {action.chain!r}"
         decimals = self._decimals.get((action.chain, action.asset))

@@ -72,10 +72,12 @@ class SpendLedger:
 
     def track(self, length: timedelta) -> None:
         """Keep a running total for windows of `length` (call before :meth:`load`)."""
-        if length not in self._lengths:
-            self._lengths.add(length)
-            for windows in self._windows.values():
-                windows[length] = _Window(length)
+        if length in self._lengths:
+            return
+        if self._windows:
+            # A new window would start empty and undercount what is already reserved.
+            raise RuntimeError(f"track({length}) after entries exist; attach policies first")
+        self._lengths.add(length)
 
     def load(self, now: datetime) -> None:
         """Rebuild memory from the store: live entries within the longest window."""

@@ -151,7 +151,7 @@ async def test_state_survives_a_restart(store, clock) -> None:
 
 async def test_missing_evidence_is_a_deny(store, clock) -> None:
     h = Harness(store, clock)
-    ctx = h.engine.context("payer", plan_id="p", evidence=None)
+    ctx = h.engine.context("payer", plan_id="plan-1", evidence=None)
     outcome = await h.engine.evaluate(make_action(), ctx)
     assert isinstance(outcome, Denied)
     assert "no confidence evidence" in outcome.reason

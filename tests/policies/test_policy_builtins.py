@@ -30,10 +30,12 @@ def _engine(policies, store=None, clock=None, **kw) -> Engine:
 
 
 async def _verdicts(engine: Engine, *amounts: str, agent: str = "payer", **fields) -> list[str]:
-    ctx = engine.context(agent, plan_id="p", evidence=make_evidence(), claims=make_claims(agent))
     found: list[str] = []
     for index, amount in enumerate(amounts):
         action = make_action(agent=agent, amount=amount, plan_id=f"p{index}", **fields)
+        ctx = engine.context(
+            agent, plan_id=action.plan_id, evidence=make_evidence(), claims=make_claims(agent)
+        )
         found.append((await engine.evaluate(action, ctx)).verdict)
     return found
 
@@ -128,7 +130,8 @@ async def test_authority_per_day_uses_the_ledger() -> None:
         "payer", plan_id="p", evidence=make_evidence(), claims=make_claims(per_day={"ETH": "0.1"})
     )
     outcomes = [
-        await engine.evaluate(make_action(amount="0.06", plan_id=f"p{i}"), ctx) for i in range(2)
+        await engine.evaluate(make_action(amount=amount, plan_id="p"), ctx)
+        for amount in ("0.06", "0.05")
     ]
     assert isinstance(outcomes[0], Authorized)
     assert isinstance(outcomes[1], Denied)

@@ -67,8 +67,9 @@ def engine(file: Path):
 
 
 async def _evaluate(engine: Engine, score: str = "0.9", **fields: object) -> Outcome:
-    ctx = engine.context("payer", plan_id="p", evidence=make_evidence(score))
-    return await engine.evaluate(make_action(chain="evm-local", **fields), ctx)
+    action = make_action(chain="evm-local", **fields)
+    ctx = engine.context("payer", plan_id=action.plan_id, evidence=make_evidence(score))
+    return await engine.evaluate(action, ctx)
 
 
 async def test_halt_and_resume_reach_a_running_engine(file: Path, engine: Engine, capsys) -> None:

@@ -72,9 +72,11 @@ def _ctx(engine: Engine) -> PolicyContext:
 
 async def test_all_allow_mints_an_authorization_the_verifier_accepts() -> None:
     engine = _engine([Recorder(ALLOW), Recorder(Allow())])
+    counter = CountingMint(engine)
     action = make_action()
     outcome = await engine.evaluate(action, _ctx(engine))
     assert isinstance(outcome, Authorized)
+    assert counter.count == 1
     engine.verifier.check(outcome.authorization, agent="payer", digest=action.digest)
     with pytest.raises(SignerError):
         engine.verifier.check(outcome.authorization, agent="payer", digest=b"\x01" * 32)
@@ -171,3 +173,27 @@ async def test_a_denied_re_evaluation_releases_its_own_reservation_only() -> Non
     assert isinstance(again, Denied)
     day = timedelta(days=1)
     assert engine.ledger.window_total("payer", "ETH", engine.clock.now(), day) == Decimal("0.06")
+
+
+async def test_two_concurrent_evaluations_cannot_both_pass_a_limit(store) -> None:
+    import asyncio
+
+    from policies.builtin.spend import SpendLimit, SpendLimitParams
+
+    limit = SpendLimit(SpendLimitParams.model_validate({"per_day": {"ETH": "0.1"}}))
+    engine = _engine([limit], store)
+    ctx = _ctx(engine)
+    outcomes = await asyncio.gather(
+        engine.evaluate(make_action(amount="0.06"), ctx),
+        engine.evaluate(make_action(amount="0.07"), ctx),
+    )
+    assert sorted(o.verdict for o in outcomes) == ["authorized", "denied"]
+
+
+async def test_another_engines_verifier_rejects_this_engines_authorization() -> None:
+    first, second = _engine([Recorder(ALLOW)]), _engine([Recorder(ALLOW)])
+    action = make_action()
+    outcome = await first.evaluate(action, _ctx(first))
+    assert isinstance(outcome, Authorized)
+    with pytest.raises(SignerError, match="not signed by this runtime"):
+        second.verifier.check(outcome.authorization, agent="payer", digest=action.digest)

@@ -71,15 +71,25 @@ class SpendMachine(RuleBasedStateMachine):
         actions = []
         for amount in millis:
             self.serial += 1
-            actions.append(make_action(amount=Decimal(amount) / 1000, plan_id=f"p{self.serial}"))
+            digest = self.serial.to_bytes(32, "big")
+            actions.append(make_action(amount=Decimal(amount) / 1000, plan_id="p", digest=digest))
         ctx = self._ctx()
 
         async def run() -> list[Outcome]:
             return await asyncio.gather(*(self.engine.evaluate(a, ctx) for a in actions))
 
+        # Each evaluation checks and reserves before it first waits (for its commit), so
+        # concurrent evaluations are decided in list order: the model predicts each one.
         for action, outcome in zip(actions, asyncio.run(run()), strict=True):
-            if isinstance(outcome, Authorized):
-                assert action.amount <= PER_TX
+            fits = action.amount <= PER_TX and all(
+                self._model_total(length) + action.amount <= limit
+                for length, limit in (
+                    (timedelta(days=1), DAY_LIMIT),
+                    (timedelta(hours=1), HOUR_LIMIT),
+                )
+            )
+            assert isinstance(outcome, Authorized) == fits, (action.amount, outcome)
+            if fits:
                 self.spent.append(Spent(self.clock.now(), action.amount, action))
 
     @rule(data=st.data(), success=st.booleans())
