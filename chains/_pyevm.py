@@ -8,10 +8,18 @@ from typing import Any
 
 from web3 import AsyncEthereumTesterProvider
 
+from config.errors import ChainError
+
 
 def pyevm_provider(chain_id: int) -> AsyncEthereumTesterProvider:
     """A fresh in-process chain that reports and enforces `chain_id`."""
-    provider = AsyncEthereumTesterProvider()
+    try:
+        provider = AsyncEthereumTesterProvider()
+    except ImportError as exc:
+        raise ChainError(
+            "the in-process EVM needs eth-tester with py-evm (pip extra of the project); "
+            "install it, or install anvil (`npm ci`) and run `main.py devnet up FILE`"
+        ) from exc
     # eth-tester hard-codes its chain id in two places: the py-evm chain class (used
     # to validate signatures) and the eth_chainId endpoint. Both must say `chain_id`.
     chain = provider.ethereum_tester.backend.chain
