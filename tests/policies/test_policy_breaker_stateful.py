@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -114,6 +115,8 @@ class BreakerMachine(RuleBasedStateMachine):
         self.dir = tempfile.mkdtemp()
         self.url = fresh_store_url(self.dir)
         self.clock = FakeClock()
+        # One loop per run: asyncio.run per step would start a fresh executor thread.
+        self.loop = asyncio.new_event_loop()
         self.deployment = make_deployment(policies(probes))
         self.model = Model(probes)
         self.pending: list[ProposedAction] = []
@@ -125,6 +128,8 @@ class BreakerMachine(RuleBasedStateMachine):
         self.engine = Engine(self.deployment, self.store, clock=self.clock)
 
     def teardown(self) -> None:
+        if hasattr(self, "loop"):
+            self.loop.close()
         if hasattr(self, "store"):
             self.store.dispose()
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -146,7 +151,9 @@ class BreakerMachine(RuleBasedStateMachine):
         plan = "repeat" if same_plan else f"plan-{self.serial}"
         action = make_action(plan_id=plan, amount="0.01", digest=self.serial.to_bytes(32, "big"))
         evidence_score = make_evidence(score).score
-        outcome = asyncio.run(self.engine.evaluate(action, self._ctx(Decimal(score), plan)))
+        outcome = self.loop.run_until_complete(
+            self.engine.evaluate(action, self._ctx(Decimal(score), plan))
+        )
         expected = self.model.evaluate(evidence_score, plan, action.digest, self.clock.now())
         assert isinstance(outcome, Authorized) == expected, (outcome, self.model)
         if expected:
@@ -160,10 +167,10 @@ class BreakerMachine(RuleBasedStateMachine):
         action = data.draw(st.sampled_from(self.pending))
         self.pending.remove(action)
         if success:
-            asyncio.run(self.engine.executed(action, self._ctx()))
+            self.loop.run_until_complete(self.engine.executed(action, self._ctx()))
             self.model.executed(action.digest)
         else:
-            asyncio.run(self.engine.failed(action, self._ctx(), "reverted"))
+            self.loop.run_until_complete(self.engine.failed(action, self._ctx(), "reverted"))
             self.model.failed(action.digest, self.clock.now())
 
     @rule(seconds=st.sampled_from([1, 60, 299, 300, 301, 3600, 300, 301]))
@@ -188,4 +195,5 @@ class BreakerMachine(RuleBasedStateMachine):
 
 
 BreakerMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
-TestBreakerFollowsItsSpecification = BreakerMachine.TestCase
+# About 25 s: enough examples to find an extra half-open probe (checked by mutation).
+TestBreakerFollowsItsSpecification = pytest.mark.slow(BreakerMachine.TestCase)

@@ -49,6 +49,8 @@ class SpendMachine(RuleBasedStateMachine):
         self.dir = tempfile.mkdtemp()
         self.url = fresh_store_url(self.dir)
         self.clock = FakeClock()
+        # One loop per run: asyncio.run per step would start a fresh executor thread.
+        self.loop = asyncio.new_event_loop()
         self.deployment = make_deployment(POLICIES)
         self.spent: list[Spent] = []
         self.serial = 0
@@ -59,6 +61,8 @@ class SpendMachine(RuleBasedStateMachine):
         self.engine = Engine(self.deployment, self.store, clock=self.clock)
 
     def teardown(self) -> None:
+        if hasattr(self, "loop"):
+            self.loop.close()
         if hasattr(self, "store"):
             self.store.dispose()
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -80,7 +84,7 @@ class SpendMachine(RuleBasedStateMachine):
 
         # Each evaluation checks and reserves before it first waits (for its commit), so
         # concurrent evaluations are decided in list order: the model predicts each one.
-        for action, outcome in zip(actions, asyncio.run(run()), strict=True):
+        for action, outcome in zip(actions, self.loop.run_until_complete(run()), strict=True):
             fits = action.amount <= PER_TX and all(
                 self._model_total(length) + action.amount <= limit
                 for length, limit in (
@@ -101,10 +105,10 @@ class SpendMachine(RuleBasedStateMachine):
         item.done = True
         ctx = self._ctx()
         if success:
-            asyncio.run(self.engine.executed(item.action, ctx))
+            self.loop.run_until_complete(self.engine.executed(item.action, ctx))
         else:
             item.released = True
-            asyncio.run(self.engine.failed(item.action, ctx, "reverted"))
+            self.loop.run_until_complete(self.engine.failed(item.action, ctx, "reverted"))
 
     @rule(minutes=st.integers(1, 26 * 60))
     def advance(self, minutes: int) -> None:
