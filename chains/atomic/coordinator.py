@@ -139,24 +139,29 @@ class Coordinator:
         )
 
     async def _deadlines(self, payments: Sequence[Payment]) -> list[int]:
+        # Offsets are set on each leg's own chain clock, so chains whose clocks disagree
+        # still get the margins in real time.
         chains = [self.chain(payment.chain) for payment in payments]
-        now = await self.clock(*chains)
-        minimum = self.margins.minimum_deadlines(now, [chain.margin for chain in chains])
-        chosen: list[int] = []
-        for index, (payment, earliest) in enumerate(zip(payments, minimum, strict=True)):
-            floor = earliest
-            if chosen:  # later legs keep the gap after the deadline actually chosen
+        clocks = [await self.clock(chain) for chain in chains]
+        reveal_order = [chain.margin for chain in chains]
+        minimum = self.margins.minimum_deadlines(0, reveal_order)
+        default = self.margins.default_deadlines(0, reveal_order)
+        offsets: list[int] = []
+        for index, (payment, clock) in enumerate(zip(payments, clocks, strict=True)):
+            floor = minimum[index]
+            if offsets:  # later legs keep the gap after the deadline actually chosen
                 gap = self.margins.reveal_gap(chains[index - 1].margin, chains[index].margin)
-                floor = max(earliest, chosen[-1] + gap)
-            deadline = payment.deadline or floor
-            if deadline < floor or deadline > now + self.margins.max_lock:
+                floor = max(floor, offsets[-1] + gap)
+            offset = payment.deadline - clock if payment.deadline else max(default[index], floor)
+            if not floor <= offset <= self.margins.max_lock:
                 raise PlanRefused(
-                    f"deadline {deadline} of leg {index} on {payment.chain} must be between "
-                    f"{floor} (the chain margins) and {now + self.margins.max_lock} "
-                    "(max_lock); leave it out to use the earliest safe deadline"
+                    f"deadline {clock + offset} of leg {index} on {payment.chain} must be "
+                    f"between {clock + floor} (the chain margins) and "
+                    f"{clock + self.margins.max_lock} (max_lock); leave it out to use the "
+                    "earliest safe deadline"
                 )
-            chosen.append(deadline)
-        return chosen
+            offsets.append(offset)
+        return [clock + offset for clock, offset in zip(clocks, offsets, strict=True)]
 
     # -- driving ---------------------------------------------------------------------
 
@@ -448,11 +453,11 @@ class Coordinator:
         self.store.finish_step(step, status.state, status.reason)
         return status.state
 
-    async def clock(self, *chains: HtlcChain) -> int:
-        """The latest of the wall clock and the chains' clocks, for planning and for
-        "too late" decisions: an idle chain's last block can be old, and erring late
-        only makes us give up sooner. Refunds wait for the chain's own clock."""
-        return max([int(time.time())] + [await chain.now() for chain in chains])
+    async def clock(self, chain: HtlcChain) -> int:
+        """The later of the wall clock and `chain`'s clock, for planning and for "too
+        late" decisions: an idle chain's last block can be old, and erring late only
+        makes us give up sooner. Refunds wait for the chain's own clock."""
+        return max(int(time.time()), await chain.now())
 
     def chain(self, name: str) -> HtlcChain:
         """The HTLC chain called `name`."""

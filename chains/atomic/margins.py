@@ -47,6 +47,12 @@ class Margins(BaseModel):
     chains: dict[str, ChainMargin] = Field(
         default_factory=dict, description="Overrides by chain name."
     )
+    slack: int = Field(
+        default=60,
+        ge=0,
+        description="Seconds added to each default deadline beyond the minimum, so checks "
+        "made later (by us or a counterparty, on clocks that tick differently) still pass.",
+    )
     max_lock: int = Field(
         default=7 * 86400,
         ge=60,
@@ -72,6 +78,11 @@ class Margins(BaseModel):
         the reveal becomes final, the watcher sees it, the next claim gets included."""
         halts = max(revealed_on.halt_allowance, claim_on.halt_allowance)
         return revealed_on.finality + self.watcher_interval + claim_on.inclusion + halts
+
+    def default_deadlines(self, now: int, reveal_order: Sequence[ChainMargin]) -> list[int]:
+        """The minimum deadlines with `slack` added to each leg and to each gap."""
+        minimum = self.minimum_deadlines(now, reveal_order)
+        return [deadline + (index + 1) * self.slack for index, deadline in enumerate(minimum)]
 
     def minimum_deadlines(self, now: int, reveal_order: Sequence[ChainMargin]) -> list[int]:
         """The earliest safe deadline of each leg, legs given in the order they reveal.

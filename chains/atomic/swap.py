@@ -14,8 +14,10 @@ If anything is off, nobody reveals anything and each side refunds after its dead
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -23,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from chains.atomic._crash import boundary
 from chains.atomic.base import Leg, LockState, PlanRefused
 from chains.atomic.store import PlanRecord
+from config.errors import CredentialError
+from wallets.credentials import RevocationList, verify_credential
 from wallets.jws import JwsError, verify_jws
 
 if TYPE_CHECKING:
@@ -83,10 +87,12 @@ async def make_offer(
         return _stored_offer(coordinator.store.get(plan_id))
     party, margins = coordinator.party, coordinator.margins
     give_chain, take_chain = coordinator.chain(give.chain), coordinator.chain(take.chain)
-    now = await coordinator.clock(give_chain, take_chain)
-    taker_deadline, maker_deadline = margins.minimum_deadlines(
-        now, [take_chain.margin, give_chain.margin]
+    # Each deadline is set on its own chain's clock (see Coordinator._deadlines).
+    taker_offset, maker_offset = margins.default_deadlines(
+        0, [take_chain.margin, give_chain.margin]
     )
+    taker_deadline = await coordinator.clock(take_chain) + taker_offset
+    maker_deadline = await coordinator.clock(give_chain) + maker_offset
     hashlock = hashlib.sha256(party.derive_secret(plan_id)).digest()
     maker_leg = Leg(
         index=0,
@@ -228,23 +234,26 @@ async def _check_margins(coordinator: Coordinator, maker_leg: Leg, taker_leg: Le
     margins = coordinator.margins
     give = coordinator.chain(maker_leg.chain)
     take = coordinator.chain(taker_leg.chain)
-    now = await coordinator.clock(give, take)
+    # Time left on each leg's own chain clock: chains' clocks need not agree.
+    maker_left = maker_leg.deadline - await coordinator.clock(give)
+    taker_left = taker_leg.deadline - await coordinator.clock(take)
     gap = margins.reveal_gap(take.margin, give.margin)
     needed = margins.lock_time(take.margin) + margins.claim_time(take.margin)
-    if maker_leg.deadline - taker_leg.deadline < gap:
+    if maker_left - taker_left < gap:
         raise PlanRefused(
-            f"maker deadline {maker_leg.deadline} is only "
-            f"{maker_leg.deadline - taker_leg.deadline}s after ours "
-            f"{taker_leg.deadline}; the margins need {gap}s"
+            f"the maker's deadline {maker_leg.deadline} leaves {maker_left}s, only "
+            f"{maker_left - taker_left}s more than ours ({taker_leg.deadline}, {taker_left}s); "
+            f"the margins need {gap}s"
         )
-    if taker_leg.deadline - now < needed:
+    if taker_left < needed:
         raise PlanRefused(
-            f"our deadline {taker_leg.deadline} is {taker_leg.deadline - now}s "
-            f"away; locking and being claimed needs {needed}s"
+            f"our deadline {taker_leg.deadline} is {taker_left}s away; locking and being "
+            f"claimed needs {needed}s"
         )
-    if max(maker_leg.deadline, taker_leg.deadline) - now > margins.max_lock:
+    if max(maker_left, taker_left) > margins.max_lock:
         raise PlanRefused(
-            f"deadline {maker_leg.deadline} is more than max_lock {margins.max_lock}s away"
+            f"deadline {maker_leg.deadline} is {maker_left}s away, more than max_lock "
+            f"{margins.max_lock}s"
         )
 
 
@@ -282,9 +291,29 @@ def offer_of(plan: PlanRecord) -> SwapOffer:
 
 
 def _unb64(text: str) -> bytes:
-    import base64
-
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def credential_verifier(
+    *, issuer: str, revocations: RevocationList
+) -> Callable[[str, PlanRecord], Awaitable[bool]]:
+    """A ``verify_authority`` for the taker: the offer must carry an agent-authority
+    credential issued by `issuer` to the maker's DID, unexpired, unrevoked, covering the
+    chain the maker locks on."""
+
+    async def verify(did: str, plan: PlanRecord) -> bool:
+        offer = offer_of(plan)
+        if offer.credential is None:
+            return False
+        try:
+            verified = verify_credential(
+                offer.credential, issuer=issuer, subject=did, revocations=revocations
+            )
+        except CredentialError:
+            return False
+        return offer.maker_leg.chain in verified.authority.chains
+
+    return verify
 
 
 # -- the maker's side ------------------------------------------------------------------

@@ -35,7 +35,9 @@ async def main(config: dict[str, Any]) -> int:
     authorizer = Authorizer()  # stands in for this daemon's policy engine
     wallet = make_wallet(config["agent"], config["mnemonic"])
     quick = ChainMargin(inclusion=1, finality=0)
-    margins = Margins(watcher_interval=config["watcher"], evm=quick, solana=quick, max_lock=3600)
+    margins = Margins(
+        watcher_interval=config["watcher"], evm=quick, solana=quick, slack=2, max_lock=3600
+    )
     chains: dict[str, HtlcChain] = {}
     for name, node in config["evm"].items():
         chains[name] = await evm_htlc(

@@ -34,6 +34,7 @@ TEST_MARGINS = Margins(
     watcher_interval=1,
     evm=ChainMargin(inclusion=2, finality=1),
     solana=ChainMargin(inclusion=2, finality=1, halt_allowance=1),
+    slack=3,
     max_lock=3600,
 )
 
@@ -224,3 +225,8 @@ async def solana_htlc(node: SolanaNode, margins: Margins = TEST_MARGINS) -> Htlc
     return SolanaHtlc(
         adapter, str(LOCAL_PROGRAM_ID), rpc_url=node.url, margin=margins.of("sol", "solana")
     )
+
+
+async def remaining(coordinator: Any, leg: Any) -> int:
+    """Seconds left before `leg`'s deadline on its own chain's clock."""
+    return int(leg.deadline - await coordinator.clock(coordinator.chain(leg.chain)))

@@ -93,6 +93,7 @@ async def run_both(
 
 
 async def open_swap(maker: Side, taker: Side, plan_id: str, **sides: Any) -> None:
+    """Offer, accept, and hand the acceptance back: the messages two daemons exchange."""
     offer = await make_offer(maker.coordinator, plan_id, taker=taker.counterparty(), **sides)
     acceptance = await accept_offer(taker.coordinator, offer, maker_did=maker.wallet.did)
     on_acceptance(maker.coordinator, plan_id, acceptance)
@@ -119,3 +120,38 @@ async def cheat_lock(side: Side, plan_id: str, index: int, **changes: Any) -> No
     authorization = await side.authorizer(side.wallet.name, unsigned, "lock", plan_id)
     raw = coordinator.party.sign_tx(chain.family, unsigned, authorization)
     await chain.adapter.broadcast(raw)
+
+
+@dataclass
+class Operator:
+    """The operator that issues agent-authority credentials (its DID key from a mnemonic)."""
+
+    signer: Any
+
+    @classmethod
+    def new(cls) -> Operator:
+        from wallets.hd import derive_operator_did_key, generate_mnemonic, seed_from_mnemonic
+        from wallets.jws import JwsSigner
+
+        return cls(JwsSigner(derive_operator_did_key(seed_from_mnemonic(generate_mnemonic(12)))))
+
+    def credential(self, side: Side, chains: tuple[str, ...]) -> str:
+        from datetime import UTC, datetime, timedelta
+
+        from wallets.credentials import AgentAuthority, issue_credential
+
+        now = datetime.now(UTC)
+        authority = AgentAuthority(agent=side.wallet.name, chains=chains, assets=("ETH", "SOL"))
+        return issue_credential(
+            self.signer,
+            side.wallet.did,
+            authority,
+            valid_from=now,
+            valid_until=now + timedelta(hours=1),
+        )
+
+    def verifier(self) -> Any:
+        from chains.atomic.swap import credential_verifier
+        from wallets.credentials import RevocationList
+
+        return credential_verifier(issuer=self.signer.did, revocations=RevocationList())

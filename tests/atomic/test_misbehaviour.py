@@ -14,7 +14,16 @@ import pytest
 from chains.atomic import ChainMargin, Margins, PlanRefused
 from chains.atomic.swap import SwapSide, accept_offer, make_offer
 from tests.atomic._env import TEST_MARGINS, unique
-from tests.atomic._swap import ETH, cheat_lock, close, make_side, open_swap, run_both, trusting
+from tests.atomic._swap import (
+    ETH,
+    Operator,
+    cheat_lock,
+    close,
+    make_side,
+    open_swap,
+    run_both,
+    trusting,
+)
 
 pytestmark = pytest.mark.anvil
 GIVE = SwapSide(chain="arb", amount=ETH // 10)
@@ -87,7 +96,9 @@ async def test_taker_lock_with_wrong_amount_is_not_claimed_and_maker_refunds(sid
 
 async def test_offer_with_too_short_a_margin_is_refused(tmp_path, evm_nodes):
     nodes = [evm_nodes["arb"], evm_nodes["base"]]
-    hasty = Margins(watcher_interval=1, evm=ChainMargin(inclusion=1, finality=0), max_lock=3600)
+    hasty = Margins(
+        watcher_interval=1, evm=ChainMargin(inclusion=1, finality=0), slack=0, max_lock=3600
+    )
     maker = await make_side("maker", tmp_path, nodes, None, margins=hasty)
     careful = TEST_MARGINS.model_copy(update={"watcher_interval": 30})
     taker = await make_side("taker", tmp_path, nodes, None, margins=careful)
@@ -153,3 +164,29 @@ async def test_evm_only_swap_completes(sides, evm_nodes):
     assert base.balance(maker.wallet.evm_address) == 10 * ETH + TAKE.amount - _spent(
         base, maker, plan_id
     )
+
+
+@pytest.mark.parametrize("credential", ["missing", "other-issuer", "other-chain"])
+async def test_maker_without_authority_is_never_matched(tmp_path, evm_nodes, credential):
+    nodes = [evm_nodes["arb"], evm_nodes["base"]]
+    operator = Operator.new()
+    maker = await make_side("maker", tmp_path, nodes, None)
+    taker = await make_side("taker", tmp_path, nodes, None, verify=operator.verifier())
+    for side in (maker, taker):
+        for node in nodes:
+            node.fund(side.wallet.evm_address, 10 * ETH)
+    token = {
+        "missing": None,
+        "other-issuer": Operator.new().credential(maker, ("arb", "base")),
+        "other-chain": operator.credential(maker, ("base",)),
+    }[credential]
+    plan_id = unique("no-authority")
+    try:
+        await open_swap(maker, taker, plan_id, give=GIVE, take=TAKE, credential=token)
+        assert (await maker.coordinator.drive(plan_id)).state == "waiting"
+        taken = await taker.coordinator.drive(plan_id)
+    finally:
+        await close(maker, taker)
+    assert taken.state == "cancelled"
+    assert taken.reason == "the maker's authority credential did not verify"
+    assert taker.purposes == []

@@ -30,6 +30,7 @@ QUICK = Margins(
     watcher_interval=1,
     evm=ChainMargin(inclusion=1, finality=0),
     solana=ChainMargin(inclusion=1, finality=0),
+    slack=1,
     max_lock=3600,
 )
 

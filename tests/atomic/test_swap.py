@@ -6,15 +6,17 @@ import pytest
 
 from chains.atomic.swap import SwapSide
 from chains.htlc.solana_client import ESCROW_LEN
-from tests.atomic._swap import ETH, SOL, close, make_side, open_swap, run_both, trusting
+from tests.atomic._env import remaining
+from tests.atomic._swap import ETH, SOL, Operator, close, make_side, open_swap, run_both
 
 pytestmark = pytest.mark.anvil
 
 
 async def test_sol_for_eth_swap_between_two_daemons(tmp_path, evm_nodes, solana_node):
     arb = evm_nodes["arb"]
+    operator = Operator.new()
     maker = await make_side("maker", tmp_path, [arb], solana_node)
-    taker = await make_side("taker", tmp_path, [arb], solana_node, verify=trusting)
+    taker = await make_side("taker", tmp_path, [arb], solana_node, verify=operator.verifier())
     for side in (maker, taker):
         arb.fund(side.wallet.evm_address, 10 * ETH)
         solana_node.fund(side.wallet.solana_address, 10 * SOL)
@@ -28,12 +30,16 @@ async def test_sol_for_eth_swap_between_two_daemons(tmp_path, evm_nodes, solana_
             plan_id,
             give=SwapSide(chain="sol", amount=2 * SOL),
             take=SwapSide(chain="arb", amount=ETH // 2),
+            credential=operator.credential(maker, ("sol", "arb")),
         )
+        offered = maker.coordinator.store.get(plan_id)
+        # The taker's leg reveals first (the maker claims it), so it has less time left.
+        taker_left = await remaining(maker.coordinator, offered.leg(1))
+        assert taker_left < await remaining(maker.coordinator, offered.leg(0))
         made, taken = await run_both(maker, taker, plan_id)
     finally:
         await close(maker, taker)
     assert (made.state, taken.state) == ("claimed", "claimed"), (made.reason, taken.reason)
-    assert made.legs[1].deadline < made.legs[0].deadline  # the taker's leg reveals first
     maker_steps = maker.coordinator.store.steps(plan_id)
     taker_steps = taker.coordinator.store.steps(plan_id)
     assert [(s.purpose, s.status) for s in maker_steps] == [("lock", "final"), ("claim", "final")]
