@@ -164,6 +164,10 @@ def parse_duration(value: Any) -> Decimal:
     """Turn '30s', '5m', '2h' or an integer number of seconds into seconds."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return Decimal(value)
+    if isinstance(value, Decimal) and value.is_finite() and value > 0:
+        return value  # already parsed: a dumped model validates again
+    if isinstance(value, str) and value.isdigit() and int(value) > 0:
+        return Decimal(value)
     match = _DURATION.match(value) if isinstance(value, str) else None
     if match is None or int(match.group(1)) == 0:
         raise ValueError(f"{value!r} is not a positive duration such as '30s', '5m' or '2h'")

@@ -9,7 +9,7 @@ the allowlist can check it against the book.
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from functools import cached_property
 from typing import Literal
 
@@ -74,12 +74,31 @@ class ProposedAction(BaseModel):
 _Unit = Decimal  # a value in [0, 1]
 
 
-class ConfidenceEvidence(BaseModel):
-    """Evidence a planner gathers for how sure it is of a plan.
+# Weights of the derived confidence score; see ConfidenceEvidence.
+W_AGREEMENT = Decimal("0.45")
+W_TOKENS = Decimal("0.35")
+W_SELF = Decimal("0.20")
+UNKNOWN = Decimal("0.25")
+REPAIR_FACTOR = Decimal("0.7")
 
-    ``score`` is derived here and cannot be supplied: the model's own claim
-    (``self_reported``) is one input of several, weighted low, so a model that says it
-    is certain cannot open the breaker's gate by saying so.
+
+class ConfidenceEvidence(BaseModel):
+    """Evidence a planner gathers for how sure it is of a plan, and the derived score.
+
+    ``score = (0.45*A + 0.35*T + 0.20*S) * 0.7**R``, rounded down to 4 places, where
+
+    - A is ``sample_agreement``, the share of the k samples whose actions equal the
+      chosen plan's; with one sample it is unknown (one sample agrees with itself);
+    - T is ``exp(mean_token_logprob)``, the geometric-mean probability of the sampled
+      tokens; unknown when the backend returns no log-probabilities;
+    - S is ``self_reported``, the model's own claim;
+    - R is ``repair_count``, how many outputs needed a repair re-ask.
+
+    Unknown evidence counts as 0.25, not as a neutral 0.5: missing evidence is no
+    reason for confidence. So self-report moves the score by at most 0.2, and a model
+    claiming 1.0 with no other evidence scores at most 0.4 (DESIGN invariant 4: the
+    model's own number never authorizes anything). ``score`` is computed, never
+    supplied, so it cannot be forged.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -97,17 +116,9 @@ class ConfidenceEvidence(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def score(self) -> Decimal:
-        """Derived confidence in [0, 1], rounded to 4 places."""
-        # One sample agrees with itself trivially; treat it as no evidence either way.
-        agreement = self.sample_agreement if self.samples > 1 else Decimal("0.5")
-        if self.mean_token_logprob is None:
-            combined = Decimal("0.7") * agreement + Decimal("0.3") * self.self_reported
-        else:
-            token = self.mean_token_logprob.exp()
-            combined = (
-                Decimal("0.4") * agreement
-                + Decimal("0.4") * token
-                + Decimal("0.2") * self.self_reported
-            )
-        penalty = max(Decimal(0), _ONE - Decimal("0.15") * self.repair_count)
-        return min(_ONE, combined * penalty).quantize(Decimal("0.0001"))
+        """Derived confidence in [0, 1], rounded down to 4 places."""
+        agreement = self.sample_agreement if self.samples > 1 else UNKNOWN
+        tokens = UNKNOWN if self.mean_token_logprob is None else self.mean_token_logprob.exp()
+        combined = W_AGREEMENT * agreement + W_TOKENS * tokens + W_SELF * self.self_reported
+        scaled = combined * REPAIR_FACTOR**self.repair_count
+        return min(_ONE, scaled).quantize(Decimal("0.0001"), rounding=ROUND_FLOOR)

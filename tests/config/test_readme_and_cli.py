@@ -54,3 +54,11 @@ def test_init_scaffolds_a_valid_deployment(tmp_path: Path) -> None:
     assert deployment.name == "my-shop"
     assert deployment.data_dir == str((target / ".covenant").resolve())
     assert main.main(["init", str(target)]) == 1  # never overwrites
+
+
+def test_a_dumped_deployment_validates_again() -> None:
+    from config.models import Deployment
+
+    deployment = load_deployment(ROOT / "config" / "demo.yaml")
+    assert Deployment.model_validate(deployment.model_dump()) == deployment
+    assert Deployment.model_validate_json(deployment.model_dump_json()) == deployment
