@@ -94,6 +94,7 @@ class Agent:
             errors=result.errors,
         )
         report.results.extend(resumed)
+        await self.executor.engine.plan_observed(self.name, plan_id, result.evidence)
         for action in result.plan.actions:
             outcome = await self._act(action, plan_id, result.evidence)
             report.results.append(outcome)

@@ -244,6 +244,10 @@ class Policy(ABC):
     async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
         """Allow, deny (with a reason) or ask for approval of `action`."""
 
+    async def on_plan(self, ctx: PolicyContext) -> None:
+        """A plan was made (possibly with no actions); `ctx.evidence` is its confidence."""
+        return None  # a documented no-op hook
+
     async def on_declined(self, action: ProposedAction, ctx: PolicyContext) -> None:
         """This policy allowed `action` but another one did not: undo what it reserved."""
         return None  # a documented no-op hook

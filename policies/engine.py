@@ -190,6 +190,17 @@ class Engine:
             await self._decline(pending, writes)
             return outcome
 
+    async def plan_observed(
+        self, agent: str, plan_id: str, evidence: ConfidenceEvidence | None
+    ) -> None:
+        """Show the agent's policies a plan before its actions, even a plan with none:
+        an empty or malformed plan still counts toward the confidence breaker."""
+        ctx = self.context(agent, plan_id=plan_id, evidence=evidence)
+        with self._writes() as writes:
+            for policy in self._stacks[agent].policies:
+                await self._hook(policy, policy.on_plan(ctx))
+            await self._commit(writes, authorized=True)
+
     async def executed(self, action: ProposedAction, ctx: PolicyContext) -> None:
         """Report that the authorized transaction executed; settles its reservation."""
         with self._writes() as writes:

@@ -144,6 +144,11 @@ class ConfidenceBreaker(Policy):
             return self._probe(action, ctx)
         return ALLOW
 
+    async def on_plan(self, ctx: PolicyContext) -> None:
+        """Count a low-confidence plan even when it has no action to deny."""
+        if self._s.state == "closed" and ctx.evidence is not None:
+            self._confidence_problem(ctx, ctx.clock.now())
+
     async def on_declined(self, action: ProposedAction, ctx: PolicyContext) -> None:
         """A probe that another policy refused is not a probe: give it back."""
         if action.digest in self._probes:

@@ -225,3 +225,20 @@ async def test_a_control_change_during_an_in_flight_probe_grants_no_extra_probe(
     assert isinstance(first, Authorized)
     assert isinstance(second, Denied)
     assert "probe(s) are in flight" in second.reason
+
+
+async def test_empty_low_confidence_plans_count_toward_the_breaker(store, clock) -> None:
+    # A malformed model reply becomes an empty plan: no action to deny, yet it counts.
+    h = Harness(store, clock)
+    for serial in range(3):
+        await h.engine.plan_observed("payer", f"empty-{serial}", make_evidence("0.5"))
+    assert h.current() == "open"
+    h.reopen()  # persisted, like every breaker transition
+    assert h.current() == "open"
+
+
+async def test_a_confident_empty_plan_changes_nothing(store, clock) -> None:
+    h = Harness(store, clock)
+    for serial in range(5):
+        await h.engine.plan_observed("payer", f"idle-{serial}", make_evidence("0.9"))
+    assert h.current() == "closed"
