@@ -21,8 +21,11 @@ class ScriptedPlanner(Planner):
     """Returns the configured plans in order; with ``repeat`` it starts over, otherwise
     it returns empty plans once the script is used up.
 
-    A scripted rule is deterministic, so its evidence reports full agreement; its score
-    still depends on the confidence the script states and has no token evidence.
+    A script is written by the operator, not sampled from a model: running it again
+    gives the same plan, token for token. Its evidence says exactly that (agreement 1
+    over repeated runs, token probability 1), so its score is 0.8 plus a fifth of the
+    confidence the script states; a script that states low confidence still trips a
+    breaker.
     """
 
     def __init__(
@@ -46,7 +49,10 @@ class ScriptedPlanner(Planner):
             plan = self.plans[self.position]
             self.position += 1
         evidence = ConfidenceEvidence(
-            self_reported=plan.confidence, sample_agreement=Decimal(1), samples=1
+            self_reported=plan.confidence,
+            sample_agreement=Decimal(1),
+            samples=2,
+            mean_token_logprob=Decimal(0),
         )
         return PlanResult(plan=plan, evidence=evidence)
 

@@ -88,8 +88,10 @@ async def test_scripted_planner_repeats_when_told_and_derives_evidence(deploymen
     results = [await planner.plan(make_observation()) for _ in range(3)]
     assert all(first(r).amount == Decimal(5) for r in results)
     assert results[0].evidence.self_reported == Decimal("0.9")
-    assert results[0].evidence.samples == 1
-    assert results[0].evidence.mean_token_logprob is None
+    # A script reproduces itself exactly: full agreement, token probability 1.
+    assert results[0].evidence.sample_agreement == Decimal(1)
+    assert results[0].evidence.mean_token_logprob == Decimal(0)
+    assert results[0].evidence.score == Decimal("0.98")
 
 
 def test_an_invalid_scripted_plan_fails_at_build_time_naming_planner_and_plan(deployment):
@@ -104,7 +106,7 @@ async def test_malformed_output_gets_one_repair_then_an_empty_low_confidence_pla
     result = await model.plan(make_observation())
     assert result.plan.actions == ()
     assert result.plan.rationale.startswith("no valid plan after one repair")
-    assert result.evidence.score <= Decimal("0.3")  # one sample: agreement counts as 0.5
+    assert result.evidence.score <= Decimal("0.3")  # one sample: agreement is unknown
     assert result.evidence.repair_count == 1
     assert result.raw_outputs == ("I will pay acme!", '{"actions": "all of it"}')
     assert result.model_calls == 2
