@@ -38,7 +38,7 @@ from chains.atomic.base import (
 )
 from chains.atomic.margins import Margins
 from chains.atomic.store import PlanRecord, PlanStore, StepRecord
-from chains.base import TxId
+from chains.base import TxId, UnsignedTx
 from chains.journal import TxJournal, track
 from config.errors import (
     AtomicityError,
@@ -269,12 +269,13 @@ class Coordinator:
         lock = await chain.read(leg, final=final)
         if lock.state != LockState.EMPTY or not chain.closes_on_settle:
             return lock
-        if self.store.get(plan.plan_id).leg_states[leg.index] == "planned":
-            return lock
-        done = {s.purpose for s in self.store.steps(plan.plan_id, leg.index) if s.status == "final"}
-        state = (
-            LockState.REFUNDED if "refund" in done and "claim" not in done else LockState.CLAIMED
-        )
+        steps = self.store.steps(plan.plan_id, leg.index)
+        done = {step.purpose for step in steps if step.status == "final"}
+        seen = self.store.get(plan.plan_id).leg_states[leg.index] != "planned"
+        if not seen and "lock" not in done:
+            return lock  # never locked, as far as we know: empty means empty
+        refunded = "refund" in done and "claim" not in done
+        state = LockState.REFUNDED if refunded else LockState.CLAIMED
         return OnChainLock(
             state=state,
             sender=leg.sender,
@@ -370,26 +371,10 @@ class Coordinator:
         chain = self.chain(leg.chain)
         step = self.store.add_step(plan.plan_id, leg.index, purpose)
         boundary(f"{purpose}_intent")
-        try:
-            unsigned = await chain.build(
-                purpose,
-                leg,
-                hashlock=hashlock,
-                preimage=preimage,
-                payer=self.party.address(chain.family),
-            )
-        except (TransactionReverted, InsufficientFunds) as exc:
-            self.store.finish_step(step, "failed", str(exc))
+        signed = await self._sign(plan, leg, purpose, step, hashlock=hashlock, preimage=preimage)
+        if signed is None:
             return "failed"
-        try:
-            authorization = await self._authorize(self.party.name, unsigned, purpose, plan.plan_id)
-        except PolicyViolation as exc:
-            # A denied lock sends the plan to refunding; claims and refunds of a plan the
-            # engine already allowed should always be authorized, and are retried.
-            self.store.finish_step(step, "failed", f"denied by policy: {exc}")
-            return "failed"
-        seeds = chain.co_signers(purpose, leg, self.party, plan.plan_id)
-        raw = self.party.sign_tx(chain.family, unsigned, authorization, seeds)
+        unsigned, raw = signed
         tx_id = chain.adapter.tx_id(raw)
         # The step names its tx before the bytes are journaled: a step whose tx is not
         # in the journal was never sent, so it is safe to abandon and build anew.
@@ -401,6 +386,39 @@ class Coordinator:
         status = await self._track(step, chain, tx_id)
         boundary(f"{purpose}_final")
         return status
+
+    async def _sign(
+        self,
+        plan: PlanRecord,
+        leg: Leg,
+        purpose: Purpose,
+        step: int,
+        *,
+        hashlock: bytes,
+        preimage: bytes,
+    ) -> tuple[UnsignedTx, bytes] | None:
+        """Build, get the policy engine's authorization, sign; None (step failed) if the
+        chain or the engine refuses."""
+        chain = self.chain(leg.chain)
+        try:
+            unsigned = await chain.build(
+                purpose,
+                leg,
+                hashlock=hashlock,
+                preimage=preimage,
+                payer=self.party.address(chain.family),
+            )
+            authorization = await self._authorize(self.party.name, unsigned, purpose, plan.plan_id)
+        except (TransactionReverted, InsufficientFunds) as exc:
+            self.store.finish_step(step, "failed", str(exc))
+            return None
+        except PolicyViolation as exc:
+            # A denied lock sends the plan to refunding; claims and refunds of a plan the
+            # engine already allowed should always be authorized, and are retried.
+            self.store.finish_step(step, "failed", f"denied by policy: {exc}")
+            return None
+        seeds = chain.co_signers(purpose, leg, self.party, plan.plan_id)
+        return unsigned, self.party.sign_tx(chain.family, unsigned, authorization, seeds)
 
     async def _broadcast(self, step: int, chain: HtlcChain, tx_id: TxId, raw: bytes) -> bool:
         """Send journaled bytes once; False if the chain refused them for good. Any other

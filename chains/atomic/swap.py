@@ -79,42 +79,18 @@ async def make_offer(
     taker: Counterparty,
     credential: str | None = None,
 ) -> str:
-    """Journal a maker plan and return the signed offer (JWS) to send to the taker."""
+    """Journal a maker plan and return the signed offer (JWS) to send to the taker.
+
+    `credential` is the maker's agent-authority credential (JWT) for the taker to check.
+    """
     from chains.atomic.coordinator import check_plan_id
 
     check_plan_id(plan_id)
     if coordinator.store.exists(plan_id):
         return _stored_offer(coordinator.store.get(plan_id))
-    party, margins = coordinator.party, coordinator.margins
-    give_chain, take_chain = coordinator.chain(give.chain), coordinator.chain(take.chain)
-    # Each deadline is set on its own chain's clock (see Coordinator._deadlines).
-    taker_offset, maker_offset = margins.default_deadlines(
-        0, [take_chain.margin, give_chain.margin]
-    )
-    taker_deadline = await coordinator.clock(take_chain) + taker_offset
-    maker_deadline = await coordinator.clock(give_chain) + maker_offset
+    party = coordinator.party
     hashlock = hashlib.sha256(party.derive_secret(plan_id)).digest()
-    maker_leg = Leg(
-        index=0,
-        chain=give.chain,
-        sender=party.address(give_chain.family),
-        recipient=_address(taker, give_chain.family),
-        amount=give.amount,
-        asset=give.asset,
-        deadline=maker_deadline,
-        locator=give_chain.locator(plan_id, 0, party),
-    )
-    taker_leg = Leg(
-        index=1,
-        chain=take.chain,
-        sender=_address(taker, take_chain.family),
-        recipient=party.address(take_chain.family),
-        amount=take.amount,
-        asset=take.asset,
-        deadline=taker_deadline,
-        locator="",
-        ours=False,
-    )
+    maker_leg, taker_leg = await _offer_legs(coordinator, plan_id, give, take, taker)
     offer = SwapOffer(
         plan_id=plan_id,
         maker_did=party.did,
@@ -140,6 +116,41 @@ async def make_offer(
     )
     boundary("plan_journaled")
     return token
+
+
+async def _offer_legs(
+    coordinator: Coordinator, plan_id: str, give: SwapSide, take: SwapSide, taker: Counterparty
+) -> tuple[Leg, Leg]:
+    """Leg 0 the maker locks, leg 1 the taker locks (its escrow id comes with the
+    acceptance). The taker's leg reveals first, so it gets the shorter deadline; each
+    deadline is set on its own chain's clock (see ``Coordinator._deadlines``)."""
+    party = coordinator.party
+    give_chain, take_chain = coordinator.chain(give.chain), coordinator.chain(take.chain)
+    taker_offset, maker_offset = coordinator.margins.default_deadlines(
+        0, [take_chain.margin, give_chain.margin]
+    )
+    maker_leg = Leg(
+        index=0,
+        chain=give.chain,
+        sender=party.address(give_chain.family),
+        recipient=_address(taker, give_chain.family),
+        amount=give.amount,
+        asset=give.asset,
+        deadline=await coordinator.clock(give_chain) + maker_offset,
+        locator=give_chain.locator(plan_id, 0, party),
+    )
+    taker_leg = Leg(
+        index=1,
+        chain=take.chain,
+        sender=_address(taker, take_chain.family),
+        recipient=party.address(take_chain.family),
+        amount=take.amount,
+        asset=take.asset,
+        deadline=await coordinator.clock(take_chain) + taker_offset,
+        locator="",
+        ours=False,
+    )
+    return maker_leg, taker_leg
 
 
 def _address(counterparty: Counterparty, family: str) -> str:

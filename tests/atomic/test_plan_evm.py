@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -132,3 +133,51 @@ async def test_deadline_below_the_margins_is_refused(engine, evm_nodes, authoriz
             )
     finally:
         await close_all(coordinator.chains)
+
+
+async def test_watchtower_finishes_open_plans_from_start(engine, evm_nodes, authorizer):
+    """A plan journaled by a daemon that then stopped is finished by the next daemon's
+    watchtower, on its first sweep, without being asked to."""
+    from chains.atomic.watchtower import Watchtower
+
+    wallet = make_wallet("payer")
+    for node in evm_nodes.values():
+        node.fund(wallet.evm_address, 10 * ETH)
+    first = await _coordinator(engine, evm_nodes, authorizer, wallet)
+    plan_id = unique("tower")
+    recipient = Account.create().address
+    await first.create_plan(plan_id, [Payment(chain="base", recipient=recipient, amount=7)])
+    await close_all(first.chains)
+    second = await _coordinator(engine, evm_nodes, authorizer, wallet)
+    stop = asyncio.Event()
+    tower = asyncio.create_task(Watchtower([second], interval=0.05).run(stop))
+    try:
+        for _ in range(200):
+            if second.store.get(plan_id).terminal:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await tower
+        await close_all(second.chains)
+    assert second.store.get(plan_id).state == "claimed"
+    assert evm_nodes["base"].balance(recipient) == 7
+
+
+async def test_lock_denied_by_policy_locks_nothing(engine, evm_nodes, authorizer):
+    wallet = make_wallet("payer")
+    for node in evm_nodes.values():
+        node.fund(wallet.evm_address, 10 * ETH)
+    authorizer.refuse.add("lock")
+    coordinator = await _coordinator(engine, evm_nodes, authorizer, wallet)
+    plan_id = unique("denied")
+    try:
+        await coordinator.create_plan(
+            plan_id, [Payment(chain="arb", recipient=Account.create().address, amount=1)]
+        )
+        plan = await coordinator.run(plan_id, timeout=10)
+    finally:
+        await close_all(coordinator.chains)
+    assert plan.state == "cancelled"
+    assert "denied by policy" in (plan.reason or "")
+    assert evm_nodes["arb"].balance(wallet.evm_address) == 10 * ETH
