@@ -146,11 +146,11 @@ class PaymentExecutor:
     async def resume_approved(self) -> list[ActionResult]:
         """Re-submit held actions whose approval a person has since decided."""
         results = []
-        for approval_id, action, unsigned in self.held.waiting(self.agent):
-            result = await self._decide(action, unsigned, None)
+        for held in self.held.waiting(self.agent):
+            result = await self._decide(held.action, held.unsigned, held.evidence)
             if result.state == "queued":
                 continue  # still waiting for a person
-            self.held.close(approval_id, result.state)
+            self.held.close(held.approval_id, result.state)
             results.append(result)
         return results
 
@@ -169,7 +169,7 @@ class PaymentExecutor:
             return ActionResult("denied", outcome.reason, action, policy=outcome.policy)
         if isinstance(outcome, Queued):
             if outcome.approval_id is not None:
-                self.held.hold(outcome.approval_id, action, unsigned)
+                self.held.hold(outcome.approval_id, action, unsigned, evidence)
             return ActionResult(
                 "queued",
                 outcome.reason,

@@ -1,5 +1,7 @@
-"""Agent heartbeats: the daemon writes one row per agent after each tick, so `status`
-(another process) can show ticks, the next tick and the last result."""
+"""Small per-agent state of the daemon: heartbeats, written after each tick so `status`
+(another process) can show ticks, the next tick and the last result; and scripted
+planners' positions, saved once a plan is taken and before any of it is executed, so a
+restart skips a plan rather than doing it twice."""
 
 from __future__ import annotations
 
@@ -22,6 +24,29 @@ agent_heartbeats = sa.Table(
     sa.Column("last_result", sa.Text, nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
 )
+
+planner_cursors = sa.Table(
+    "planner_cursors",
+    metadata,
+    sa.Column("agent", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+
+def load_cursor(engine: SqlEngine, agent: str) -> int:
+    """Where `agent`'s scripted planner stopped (0 if it never ran)."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(planner_cursors.c.position).where(planner_cursors.c.agent == agent)
+        ).first()
+    return int(row[0]) if row else 0
+
+
+def save_cursor(engine: SqlEngine, agent: str, position: int) -> None:
+    """Record that `agent`'s scripted planner has taken its plans up to `position`."""
+    with engine.begin() as connection:
+        connection.execute(planner_cursors.delete().where(planner_cursors.c.agent == agent))
+        connection.execute(planner_cursors.insert().values(agent=agent, position=position))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 
 from chains.base import EvmUnsignedTx, SolanaUnsignedTx, UnsignedTx
 from config.errors import StoreError
-from policies.actions import ProposedAction
+from policies.actions import ConfidenceEvidence, ProposedAction
 
 metadata = sa.MetaData()
 held_actions = sa.Table(
@@ -30,6 +31,7 @@ held_actions = sa.Table(
     sa.Column("chain", sa.String(64), nullable=False),
     sa.Column("action", sa.Text, nullable=False),
     sa.Column("unsigned", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -78,14 +80,31 @@ def _decode(text: str) -> UnsignedTx:
     )
 
 
+@dataclass(frozen=True)
+class HeldAction:
+    """An action waiting for approval, exactly as the policies saw it."""
+
+    approval_id: str
+    action: ProposedAction
+    unsigned: UnsignedTx
+    evidence: ConfidenceEvidence | None
+
+
 class HeldActions:
     """The store of actions waiting for approval."""
 
     def __init__(self, engine: SqlEngine) -> None:
         self._engine = engine
 
-    def hold(self, approval_id: str, action: ProposedAction, unsigned: UnsignedTx) -> None:
-        """Keep `unsigned` until the approval `approval_id` is decided (idempotent)."""
+    def hold(
+        self,
+        approval_id: str,
+        action: ProposedAction,
+        unsigned: UnsignedTx,
+        evidence: ConfidenceEvidence | None,
+    ) -> None:
+        """Keep `unsigned` (and the plan's evidence, which the policies will judge again)
+        until the approval `approval_id` is decided; idempotent."""
         with self._engine.begin() as connection:
             exists = connection.execute(
                 sa.select(held_actions.c.approval_id).where(
@@ -100,13 +119,14 @@ class HeldActions:
                         chain=action.chain,
                         action=action.model_dump_json(),
                         unsigned=_encode(unsigned),
+                        evidence=evidence.model_dump_json(exclude={"score"}) if evidence else None,
                         state="held",
                         created_at=datetime.now(UTC),
                     )
                 )
 
-    def waiting(self, agent: str) -> list[tuple[str, ProposedAction, UnsignedTx]]:
-        """Held actions of `agent`: (approval id, action, unsigned transaction)."""
+    def waiting(self, agent: str) -> list[HeldAction]:
+        """Held actions of `agent`, oldest first."""
         with self._engine.connect() as connection:
             rows = connection.execute(
                 sa.select(held_actions)
@@ -114,7 +134,12 @@ class HeldActions:
                 .order_by(held_actions.c.created_at)
             ).all()
         return [
-            (row.approval_id, ProposedAction.model_validate_json(row.action), _decode(row.unsigned))
+            HeldAction(
+                row.approval_id,
+                ProposedAction.model_validate_json(row.action),
+                _decode(row.unsigned),
+                ConfidenceEvidence.model_validate_json(row.evidence) if row.evidence else None,
+            )
             for row in rows
         ]
 

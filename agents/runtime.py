@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +24,8 @@ from agents.audit import AuditLog
 from agents.execute import PaymentExecutor, Resolver
 from agents.held import HeldActions
 from agents.observe import Observer
-from agents.planners import build_planner
+from agents.planners import Planner, build_planner
+from agents.planners.scripted import ScriptedPlanner
 from agents.planners.types import PendingApproval
 from agents.scheduler import AgentJob, AgentScheduler, TickFunction
 from agents.tick import Agent
@@ -84,14 +85,23 @@ class Runtime:
                 held,
                 claims=self._claims(config),
             )
+            planner = build_planner(self.deployment, config.name)
             self.agents[config.name] = Agent(
                 config=config,
-                planner=build_planner(self.deployment, config.name),
+                planner=planner,
+                on_planned=self._cursor_keeper(config.name, planner),
                 observer=Observer(self.deployment, config, wallet, adapters),
                 executor=executor,
                 audit=self.audit,
                 pending=self.pending_approvals,
             )
+
+    def _cursor_keeper(self, agent: str, planner: Planner) -> Callable[[], None] | None:
+        """For a scripted planner: resume where it stopped, and save each step."""
+        if not isinstance(planner, ScriptedPlanner):
+            return None
+        planner.position = heartbeats.load_cursor(self.store, agent)
+        return lambda: heartbeats.save_cursor(self.store, agent, planner.position)
 
     def _claims(self, config: AgentConfig) -> AuthorityClaims | None:
         """The agent's verified authority credential, if it has one; a bad one is fatal."""

@@ -69,6 +69,7 @@ class Agent:
     audit: AuditSink
     pending: PendingSource
     atomic: AtomicHandler | None = None
+    on_planned: Callable[[], None] | None = None
     reports: list[TickReport] = field(default_factory=list)
 
     @property
@@ -86,6 +87,8 @@ class Agent:
             )
         observation = await self.observer.observe(self.pending(self.name))
         result = await self.planner.plan(observation)
+        if self.on_planned is not None:
+            self.on_planned()  # durable before any action of the plan is taken
         plan_id = f"{self.name}-{uuid.uuid4().hex[:16]}"
         report = TickReport(
             plan_id,

@@ -1,5 +1,6 @@
-"""Held actions (transactions waiting for a person's approval, kept byte for byte) and
-agent heartbeats (what `status` shows of a running daemon).
+"""Held actions (transactions waiting for a person's approval, kept byte for byte),
+agent heartbeats (what `status` shows of a running daemon) and scripted planners'
+positions (so a restart never replays a plan).
 
 An approval is bound to the exact transaction digest, so the runtime keeps the unsigned
 transaction it showed the policies and re-submits that same transaction once approved.
@@ -25,6 +26,7 @@ def upgrade() -> None:
         sa.Column("chain", sa.String(64), nullable=False),
         sa.Column("action", sa.Text, nullable=False),
         sa.Column("unsigned", sa.Text, nullable=False),
+        sa.Column("evidence", sa.Text, nullable=True),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
@@ -40,7 +42,14 @@ def upgrade() -> None:
         sa.Column("pid", sa.Integer, nullable=False),
     )
 
+    op.create_table(
+        "planner_cursors",
+        sa.Column("agent", sa.String(64), primary_key=True),
+        sa.Column("position", sa.Integer, nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("planner_cursors")
     op.drop_table("agent_heartbeats")
     op.drop_table("held_actions")
