@@ -204,8 +204,11 @@ class HtlcChain(ABC):
         return True
 
     @abstractmethod
-    async def revealed_preimage(self, leg: Leg, hashlock: bytes) -> bytes | None:
-        """The preimage a claim of `leg` revealed on chain, if it was claimed."""
+    async def revealed_preimage(
+        self, leg: Leg, hashlock: bytes, *, lock_tx: str | None = None
+    ) -> bytes | None:
+        """The preimage a claim of `leg` revealed on chain, if it was claimed; `lock_tx`
+        (the lock's transaction) bounds the search where the chain needs a range."""
 
 
 def hashlock_of(preimage: bytes) -> bytes:

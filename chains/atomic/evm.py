@@ -113,11 +113,20 @@ class EvmHtlc(HtlcChain):
         """None: an EVM transaction has one signer."""
         return []
 
-    async def revealed_preimage(self, leg: Leg, hashlock: bytes) -> bytes | None:
-        """The preimage from the ``Claimed(id, preimage)`` log of this escrow, if any."""
+    async def revealed_preimage(
+        self, leg: Leg, hashlock: bytes, *, lock_tx: str | None = None
+    ) -> bytes | None:
+        """The preimage from the ``Claimed(id, preimage)`` log of this escrow, if any,
+        searched from the block of `lock_tx` (public RPCs limit log ranges)."""
+        start = 0
+        if lock_tx is not None:
+            receipt = await self._call(
+                lambda: self._w3.eth.get_transaction_receipt(cast(Any, lock_tx))
+            )
+            start = int(receipt["blockNumber"])
         query: Any = {
             "address": self.contract,
-            "fromBlock": 0,
+            "fromBlock": start,
             "toBlock": "latest",
             "topics": ["0x" + _CLAIMED_TOPIC.hex(), leg.locator],
         }

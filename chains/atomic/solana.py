@@ -156,7 +156,9 @@ class SolanaHtlc(HtlcChain):
             )
         return unsigned
 
-    async def revealed_preimage(self, leg: Leg, hashlock: bytes) -> bytes | None:
+    async def revealed_preimage(
+        self, leg: Leg, hashlock: bytes, *, lock_tx: str | None = None
+    ) -> bytes | None:
         """The preimage from the ``Claimed`` event in the escrow's claim transaction.
 
         Needs ``getSignaturesForAddress`` and ``getTransaction``; an endpoint without

@@ -445,7 +445,11 @@ async def _watch_own_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple[s
 
 async def _claim_maker_lock(coordinator: Coordinator, plan: PlanRecord) -> None:
     theirs, ours = plan.leg(0), plan.leg(1)
-    preimage = await coordinator.chain(ours.chain).revealed_preimage(ours, plan.hashlock)
+    locks = coordinator.store.steps(plan.plan_id, ours.index, "lock")
+    lock_tx = next((step.tx_id for step in locks if step.status == "final"), None)
+    preimage = await coordinator.chain(ours.chain).revealed_preimage(
+        ours, plan.hashlock, lock_tx=lock_tx
+    )
     if preimage is None:
         return  # claimed but the log is not visible yet; next pass
     outcome, reason = await coordinator.ensure_claimed(plan, theirs, preimage)

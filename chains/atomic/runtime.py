@@ -1,0 +1,81 @@
+"""Wiring for a daemon: HTLC chains around the runtime's own adapters, and one
+coordinator per agent, all sharing the store, the chains and the policy engine.
+
+The runtime passes its adapters (one per chain, shared with its other executors so an
+agent's nonces come from one place), the HTLC contract address or program id of each
+chain, and its ``authorize`` callable; nothing here mints or holds an authorization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy.engine import Engine
+
+from chains.atomic.base import Authorize, HtlcChain
+from chains.atomic.coordinator import Coordinator, VerifyAuthority
+from chains.atomic.evm import EvmHtlc
+from chains.atomic.margins import Margins
+from chains.atomic.solana import SolanaHtlc
+from chains.atomic.wallet import WalletParty
+from chains.base import ChainAdapter
+from chains.evm import EvmAdapter
+from chains.solana import SolanaAdapter
+from config.errors import AtomicityError
+from wallets.authorization import AuthorizationVerifier
+from wallets.operator import AgentWallet
+
+
+def htlc_chains(
+    adapters: Mapping[str, ChainAdapter],
+    htlc: Mapping[str, str],
+    *,
+    margins: Margins,
+    rpc_urls: Mapping[str, str] | None = None,
+) -> dict[str, HtlcChain]:
+    """An :class:`HtlcChain` for every chain named in `htlc` (chain -> contract address
+    or program id). `rpc_urls` overrides the URL of chains configured `rpc: local`."""
+    chains: dict[str, HtlcChain] = {}
+    for name, address in htlc.items():
+        adapter = adapters.get(name)
+        if adapter is None:
+            raise AtomicityError(
+                f"no adapter for chain {name!r}, which has an HTLC at "
+                f"{address}; chains with adapters: {sorted(adapters)}"
+            )
+        url = (rpc_urls or {}).get(name, adapter.chain.rpc)
+        if url == "local":
+            raise AtomicityError(f"chain {name} is `rpc: local`; pass its devnet URL")
+        family = adapter.chain.family
+        margin = margins.of(name, family)
+        if isinstance(adapter, EvmAdapter):
+            chains[name] = EvmHtlc(adapter, address, rpc_url=url, margin=margin)
+        elif isinstance(adapter, SolanaAdapter):
+            chains[name] = SolanaHtlc(adapter, address, rpc_url=url, margin=margin)
+        else:
+            raise AtomicityError(f"chain {name}: no HTLC support for {type(adapter).__name__}")
+    return chains
+
+
+def coordinators(
+    engine: Engine,
+    wallets: Mapping[str, AgentWallet],
+    verifier: AuthorizationVerifier,
+    chains: Mapping[str, HtlcChain],
+    authorize: Authorize,
+    *,
+    margins: Margins,
+    verify_authority: VerifyAuthority | None = None,
+) -> dict[str, Coordinator]:
+    """One coordinator per agent wallet; their signers trust only `verifier`."""
+    return {
+        name: Coordinator(
+            engine,
+            WalletParty(wallet, verifier),
+            chains,
+            authorize,
+            margins=margins,
+            verify_authority=verify_authority,
+        )
+        for name, wallet in wallets.items()
+    }
