@@ -55,6 +55,9 @@ def run(
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # A skipped run ("maximum number of running instances") is the one-tick-in-flight
+    # rule working, not news: with many agents it would flood the log.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     deployment = load_deployment(file)
     _check(deployment, file)
     if fresh:

@@ -62,14 +62,16 @@ class Heartbeat:
     pid: int
 
 
-def beat(engine: SqlEngine, heartbeat: Heartbeat) -> None:
-    """Replace the heartbeat of `heartbeat.agent`."""
-    values = {**heartbeat.__dict__, "pid": heartbeat.pid or os.getpid()}
+def beat(engine: SqlEngine, *beats: Heartbeat) -> None:
+    """Replace the heartbeats of the given agents, in one transaction."""
+    if not beats:
+        return
+    rows = [{**item.__dict__, "pid": item.pid or os.getpid()} for item in beats]
     with engine.begin() as connection:
         connection.execute(
-            agent_heartbeats.delete().where(agent_heartbeats.c.agent == heartbeat.agent)
+            agent_heartbeats.delete().where(agent_heartbeats.c.agent.in_([b.agent for b in beats]))
         )
-        connection.execute(agent_heartbeats.insert().values(**values))
+        connection.execute(agent_heartbeats.insert(), rows)
 
 
 def heartbeats(engine: SqlEngine) -> dict[str, Heartbeat]:

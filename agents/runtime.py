@@ -9,6 +9,7 @@ let the watchtower finish or refund open cross-chain plans, then start ticking.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -44,6 +45,9 @@ from wallets.operator import OperatorWallets, open_wallets
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_FLUSH = 1.0
+"""Seconds between heartbeat writes."""
+
 
 @dataclass
 class Runtime:
@@ -58,6 +62,7 @@ class Runtime:
     audit: AuditLog
     agents: dict[str, Agent] = field(default_factory=dict)
     scheduler: AgentScheduler | None = None
+    _beats: dict[str, heartbeats.Heartbeat] = field(default_factory=dict)
 
     def pending_approvals(self, agent: str) -> list[PendingApproval]:
         """The approvals waiting for a person, for `agent`'s observation."""
@@ -139,7 +144,22 @@ class Runtime:
         """Tick every agent on its schedule until stopped (or `max_ticks` each)."""
         jobs = [AgentJob(agent.config, self._ticker(agent)) for agent in self.agents.values()]
         self.scheduler = AgentScheduler(jobs, max_ticks=max_ticks)
-        await self.scheduler.run()
+        flusher = asyncio.create_task(self._flush_heartbeats_every(HEARTBEAT_FLUSH))
+        try:
+            await self.scheduler.run()
+        finally:
+            flusher.cancel()
+            self.flush_heartbeats()
+
+    async def _flush_heartbeats_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.flush_heartbeats()
+
+    def flush_heartbeats(self) -> None:
+        """Write the heartbeats gathered since the last flush (one transaction)."""
+        beats, self._beats = list(self._beats.values()), {}
+        heartbeats.beat(self.store, *beats)
 
     def _ticker(self, agent: Agent) -> TickFunction:
         failures = 0
@@ -159,18 +179,17 @@ class Runtime:
         return tick
 
     def _beat(self, agent: Agent, failures: int, last: str) -> None:
+        # Kept in memory and flushed once a second: a heartbeat is for people reading
+        # `status`, and one fsync per tick would cap a daemon of many agents.
         next_tick = self.scheduler.next_tick(agent.name) if self.scheduler else None
-        heartbeats.beat(
-            self.store,
-            heartbeats.Heartbeat(
-                agent=agent.name,
-                last_tick_at=datetime.now(UTC),
-                next_tick_at=next_tick,
-                ticks=len(agent.reports) + failures,
-                failures=failures,
-                last_result=last[:500],
-                pid=os.getpid(),
-            ),
+        self._beats[agent.name] = heartbeats.Heartbeat(
+            agent=agent.name,
+            last_tick_at=datetime.now(UTC),
+            next_tick_at=next_tick,
+            ticks=len(agent.reports) + failures,
+            failures=failures,
+            last_result=last[:500],
+            pid=os.getpid(),
         )
 
 

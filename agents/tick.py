@@ -87,8 +87,10 @@ class Agent:
             )
         observation = await self.observer.observe(self.pending(self.name))
         result = await self.planner.plan(observation)
-        if self.on_planned is not None:
-            self.on_planned()  # durable before any action of the plan is taken
+        if self.on_planned is not None and result.plan.actions:
+            # Durable before any action is taken. An empty plan replayed after a crash
+            # does nothing, so it is not worth an fsync.
+            self.on_planned()
         plan_id = f"{self.name}-{uuid.uuid4().hex[:16]}"
         report = TickReport(
             plan_id,
