@@ -49,9 +49,15 @@ class EvmHtlc(HtlcChain):
         return "0x" + hashlib.sha256(material).hexdigest()
 
     async def now(self) -> int:
-        """The latest block's timestamp (the contract compares deadlines with it)."""
-        block = await self._call(lambda: self._w3.eth.get_block("latest"))
-        return int(block["timestamp"])
+        """The timestamp our next transaction will see (the contract compares deadlines
+        with it): the pending block's where the node builds one, else the latest's. On an
+        idle chain the latest block can be minutes old; the pending one is not."""
+        latest = await self._call(lambda: self._w3.eth.get_block("latest"))
+        try:
+            pending = await self._call(lambda: self._w3.eth.get_block("pending"))
+        except ChainError:
+            return int(latest["timestamp"])
+        return max(int(latest["timestamp"]), int(pending["timestamp"]))
 
     async def read(self, leg: Leg, *, final: bool = False) -> OnChainLock:
         """``swaps(id)`` at the latest block, or at the newest final block."""

@@ -42,6 +42,8 @@ async def test_every_agent_gets_a_coordinator_over_shared_chains(engine, evm_nod
                 ],
             )
         assert await Watchtower(list(made.values()), interval=0.05).settle(timeout=30) == []
+        outcomes = [(plan.state, plan.reason) for plan in made["alpha"].store.plans()]
+        assert outcomes == [("claimed", None), ("claimed", None)]
     finally:
         await close_all(chains)
     assert evm_nodes["arb"].balance(recipient) == 10
