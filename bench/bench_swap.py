@@ -61,7 +61,7 @@ async def bench_swap(tmp: Path, arb, sol) -> None:
         for step in side.coordinator.store.steps("bench-swap"):
             leg = side.coordinator.store.get("bench-swap").leg(step.idx)
             if leg.chain == "arb":
-                shown = f"{arb.fee(step.tx_id)} wei"
+                shown = f"{arb.fee(step.tx_id)} wei, {_gas(arb, step.tx_id)} gas"
             else:  # a lock carries two signatures (payer and the new escrow account)
                 adapter: Any = side.coordinator.chain("sol").adapter
                 shown = f"{adapter.fee(2 if step.purpose == 'lock' else 1)} lamports"
@@ -98,6 +98,10 @@ async def bench_plan(tmp: Path, nodes) -> None:
     for chain in chains.values():
         await chain.close()
         await chain.adapter.close()
+
+
+def _gas(node, tx_id: str) -> int:
+    return int(node.w3.eth.get_transaction_receipt(tx_id)["gasUsed"])
 
 
 def main() -> None:
