@@ -92,15 +92,14 @@ async def bench_plan(tmp: Path, nodes) -> None:
     )
     for step in steps:
         node = nodes[plan.leg(step.idx).chain]
-        print(
-            f"  {step.purpose:<6} leg {step.idx} on {node.name:<4} fee {node.fee(step.tx_id)} wei"
-        )
+        fee, gas = node.fee(step.tx_id), _gas(node, step.tx_id)
+        print(f"  {step.purpose:<6} leg {step.idx} on {node.name:<4} fee {fee} wei, {gas} gas")
     for chain in chains.values():
         await chain.close()
         await chain.adapter.close()
 
 
-def _gas(node, tx_id: str) -> int:
+def _gas(node, tx_id: str | None) -> int:
     return int(node.w3.eth.get_transaction_receipt(tx_id)["gasUsed"])
 
 
