@@ -126,6 +126,7 @@ class Coordinator:
         return self.store.get(plan_id)
 
     def _own_leg(self, plan_id: str, index: int, payment: Payment, deadline: int) -> Leg:
+        native_only(payment.chain, payment.asset)
         chain = self.chain(payment.chain)
         return Leg(
             index=index,
@@ -486,6 +487,16 @@ class Coordinator:
                 f"no HTLC contract or program is configured on chain {name!r}; chains with "
                 f"one: {sorted(self.chains)}"
             ) from None
+
+
+def native_only(chain: str, asset: str | None) -> None:
+    """Refuse token legs up front: an ERC-20 lock needs an `approve` step first, which
+    the coordinator does not journal yet, so the lock would only fail on chain."""
+    if asset is not None:
+        raise PlanRefused(
+            f"leg on {chain} escrows token {asset}; only the native coin is "
+            "supported by the coordinator so far (ERC-20 needs an approve step)"
+        )
 
 
 def check_plan_id(plan_id: str) -> None:

@@ -124,6 +124,10 @@ async def _offer_legs(
     """Leg 0 the maker locks, leg 1 the taker locks (its escrow id comes with the
     acceptance). The taker's leg reveals first, so it gets the shorter deadline; each
     deadline is set on its own chain's clock (see ``Coordinator._deadlines``)."""
+    from chains.atomic.coordinator import native_only
+
+    native_only(give.chain, give.asset)
+    native_only(take.chain, take.asset)
     party = coordinator.party
     give_chain, take_chain = coordinator.chain(give.chain), coordinator.chain(take.chain)
     taker_offset, maker_offset = coordinator.margins.default_deadlines(
@@ -186,6 +190,9 @@ async def accept_offer(coordinator: Coordinator, token: str, *, maker_did: str) 
     offer = read_offer(token, maker_did=maker_did)
     party = coordinator.party
     if not coordinator.store.exists(offer.plan_id):
+        from chains.atomic.coordinator import native_only
+
+        native_only(offer.taker_leg.chain, offer.taker_leg.asset)
         _check_offer_is_for(coordinator, offer)
         await _check_margins(coordinator, offer.maker_leg, offer.taker_leg)
         take_chain = coordinator.chain(offer.taker_leg.chain)

@@ -181,3 +181,23 @@ async def test_lock_denied_by_policy_locks_nothing(engine, evm_nodes, authorizer
     assert plan.state == "cancelled"
     assert "denied by policy" in (plan.reason or "")
     assert evm_nodes["arb"].balance(wallet.evm_address) == 10 * ETH
+
+
+async def test_token_legs_are_refused_up_front(engine, evm_nodes, authorizer):
+    coordinator = await _coordinator(engine, evm_nodes, authorizer, make_wallet("payer"))
+    try:
+        with pytest.raises(PlanRefused, match="only the native coin"):
+            await coordinator.create_plan(
+                unique("token"),
+                [
+                    Payment(
+                        chain="arb",
+                        recipient=Account.create().address,
+                        amount=1,
+                        asset=Account.create().address,
+                    )
+                ],
+            )
+    finally:
+        await close_all(coordinator.chains)
+    assert coordinator.store.plans() == []
