@@ -169,11 +169,13 @@ class Coordinator:
     async def drive(self, plan_id: str) -> PlanRecord:
         """One pass over `plan_id`: act on whatever the chain and the journal allow.
 
-        Safe to repeat at any time; chain errors leave the plan where it was.
+        Safe to repeat at any time; chain errors leave the plan where it was. A plan this
+        agent did not make (another agent's legs or preimage) raises AtomicityError.
         """
         from chains.atomic import swap
 
         plan = self.store.get(plan_id)
+        self._check_ours(plan)
         handlers = {
             "plan": Coordinator._drive_plan,
             "maker": swap.drive_maker,
@@ -185,6 +187,18 @@ class Coordinator:
         except (ChainTimeout, ChainError) as exc:
             log.warning("plan %s waits: %s", plan_id, exc)
         return self.store.get(plan_id)
+
+    def _check_ours(self, plan: PlanRecord) -> None:
+        for leg in plan.legs:
+            family = self.chain(leg.chain).family
+            if leg.ours and leg.sender.lower() != self.party.address(family).lower():
+                raise AtomicityError(
+                    f"plan {plan.plan_id}: leg {leg.index} is sent by {leg.sender}, not by "
+                    f"agent {self.party.name} ({self.party.address(family)}); it belongs to "
+                    "another agent's coordinator"
+                )
+        if plan.preimage_journaled:
+            self.preimage(plan)
 
     async def run(self, plan_id: str, *, timeout: float = 120) -> PlanRecord:
         """Drive `plan_id` until it is terminal or `timeout` seconds pass."""

@@ -30,7 +30,11 @@ class Watchtower:
         for coordinator in self.coordinators:
             agent = coordinator.party.name
             for plan in coordinator.store.plans(agent=agent, open_only=True):
-                driven = await coordinator.drive(plan.plan_id)
+                try:
+                    driven = await coordinator.drive(plan.plan_id)
+                except Exception:  # one broken plan must not stall every other refund
+                    log.exception("watchtower: plan %s failed this sweep", plan.plan_id)
+                    driven = plan
                 if not driven.terminal:
                     still_open.append(driven)
         return still_open

@@ -10,6 +10,7 @@ from eth_account import Account
 
 from chains.atomic import Coordinator, Payment
 from chains.atomic.base import PlanRefused
+from config.errors import AtomicityError
 from tests.atomic._env import (
     TEST_MARGINS,
     close_all,
@@ -201,3 +202,34 @@ async def test_token_legs_are_refused_up_front(engine, evm_nodes, authorizer):
     finally:
         await close_all(coordinator.chains)
     assert coordinator.store.plans() == []
+
+
+async def test_one_broken_plan_does_not_stall_the_others(engine, evm_nodes, authorizer):
+    """A plan journaled under this agent's name by other keys is never driven (nothing
+    is locked for it), and the watchtower still finishes the healthy plan."""
+    from chains.atomic.watchtower import Watchtower
+
+    wallet = make_wallet("payer")
+    for node in evm_nodes.values():
+        node.fund(wallet.evm_address, ETH)
+    impostor = await _coordinator(engine, evm_nodes, authorizer, make_wallet("payer"))
+    broken = unique("broken")
+    evm_nodes["arb"].fund(impostor.party.address("evm"), ETH)
+    await impostor.create_plan(
+        broken, [Payment(chain="arb", recipient=Account.create().address, amount=1)]
+    )
+    await close_all(impostor.chains)
+    coordinator = await _coordinator(engine, evm_nodes, authorizer, wallet)
+    healthy = unique("healthy")
+    await coordinator.create_plan(
+        healthy, [Payment(chain="arb", recipient=Account.create().address, amount=1)]
+    )
+    try:
+        still_open = await Watchtower([coordinator], interval=0.05).settle(timeout=5)
+    finally:
+        await close_all(coordinator.chains)
+    assert coordinator.store.get(healthy).state == "claimed"
+    assert [plan.plan_id for plan in still_open] == [broken]
+    assert coordinator.store.steps(broken) == []
+    with pytest.raises(AtomicityError, match="not by agent payer"):
+        await coordinator.drive(broken)
