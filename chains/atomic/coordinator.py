@@ -227,21 +227,23 @@ class Coordinator:
             if outcome == "pending":
                 return
         boundary("locked_all")
-        first = min(plan.legs, key=lambda leg: leg.deadline)
-        chain = self.chain(first.chain)
-        if await self.clock(chain) + self.margins.claim_time(chain.margin) >= first.deadline:
-            self.store.set_state(
-                plan.plan_id,
-                "refunding",
-                f"every leg locked too late to claim leg {first.index} "
-                f"before its deadline {first.deadline}",
-            )
-            return
+        for leg in plan.legs:  # reveal nothing unless every claim can still land in time
+            chain = self.chain(leg.chain)
+            if await self.clock(chain) + self.margins.claim_time(chain.margin) >= leg.deadline:
+                self.store.set_state(
+                    plan.plan_id,
+                    "refunding",
+                    f"every leg locked too late to claim leg {leg.index} "
+                    f"before its deadline {leg.deadline}",
+                )
+                return
         self.store.set_state(plan.plan_id, "claiming")
 
     async def _claim_all(self, plan: PlanRecord) -> None:
         preimage = self.preimage(plan)
-        for leg in sorted(plan.legs, key=lambda leg: leg.deadline):
+        # Index order is reveal order: deadlines were staggered by it, each on its own
+        # chain's clock, so raw deadlines of two chains need not compare the same way.
+        for leg in plan.legs:
             outcome, reason = await self.ensure_claimed(plan, leg, preimage)
             if outcome == "failed":
                 self.store.set_state(plan.plan_id, "failed", reason)

@@ -445,6 +445,8 @@ async def _watch_own_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple[s
     state = (await coordinator.observe(plan, ours)).state
     if state == LockState.CLAIMED:
         return "claiming", None
+    if state == LockState.REFUNDED:  # anyone may refund after the deadline, to us
+        return "refunded", "refunded after the deadline (the maker never claimed)"
     if state == LockState.LOCKED and await take.now() >= ours.deadline:
         return "refunding", "the maker never claimed our lock"
     return "waiting", None
