@@ -18,8 +18,10 @@ metadata = sa.MetaData()
 plans = sa.Table(
     "atomic_plans",
     metadata,
+    # Keyed by agent too: two agents of one daemon swapping with each other both journal
+    # the same plan id, each with its own side.
+    sa.Column("agent", sa.String(64), primary_key=True),
     sa.Column("plan_id", sa.String(64), primary_key=True),
-    sa.Column("agent", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("hashlock", sa.String(64), nullable=False),
@@ -34,7 +36,8 @@ plans = sa.Table(
 legs = sa.Table(
     "atomic_legs",
     metadata,
-    sa.Column("plan_id", sa.String(64), sa.ForeignKey("atomic_plans.plan_id"), primary_key=True),
+    sa.Column("agent", sa.String(64), primary_key=True),
+    sa.Column("plan_id", sa.String(64), primary_key=True),
     sa.Column("idx", sa.Integer, primary_key=True),
     sa.Column("chain", sa.String(64), nullable=False),
     sa.Column("sender", sa.String(64), nullable=False),
@@ -45,13 +48,15 @@ legs = sa.Table(
     sa.Column("locator", sa.String(100), nullable=True),
     sa.Column("ours", sa.Boolean, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
+    sa.ForeignKeyConstraint(["agent", "plan_id"], ["atomic_plans.agent", "atomic_plans.plan_id"]),
 )
 
 steps = sa.Table(
     "atomic_steps",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("plan_id", sa.String(64), sa.ForeignKey("atomic_plans.plan_id"), nullable=False),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("plan_id", sa.String(64), nullable=False),
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("purpose", sa.String(8), nullable=False),
     sa.Column("tx_id", sa.String(100), nullable=True),
@@ -59,6 +64,7 @@ steps = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(["agent", "plan_id"], ["atomic_plans.agent", "atomic_plans.plan_id"]),
 )
 
 

@@ -33,9 +33,9 @@ COORDINATOR_FACTORY: Callable[[Deployment], Awaitable[list[Coordinator]]] | None
 """Set by the agents runtime: builds one coordinator per agent of a deployment."""
 
 
-def _store(file: Path) -> tuple[Deployment, PlanStore]:
+def _store(file: Path, agent: str | None = None) -> tuple[Deployment, PlanStore]:
     deployment = load_deployment(file)
-    return deployment, PlanStore(open_store(deployment.store.url or ""))
+    return deployment, PlanStore(open_store(deployment.store.url or ""), agent)
 
 
 @swaps_app.command("list")
@@ -52,10 +52,15 @@ def list_plans(file: Path, open_only: bool = typer.Option(False, "--open")) -> N
 
 
 @swaps_app.command("show")
-def show(file: Path, plan_id: str) -> None:
+def show(
+    file: Path,
+    plan_id: str,
+    agent: str | None = typer.Option(None, help="Whose side, when both agents are local."),
+) -> None:
     """One plan: its terms, each leg and every journaled step."""
-    _, store = _store(file)
+    _, store = _store(file, agent)
     plan = store.get(plan_id)
+    store = store.scoped(plan.agent)
     console.print(_summary(plan), highlight=False)
     legs = Table("leg", "chain", "sender", "recipient", "amount", "deadline", "escrow", "state")
     for leg, state in zip(plan.legs, plan.leg_states, strict=True):

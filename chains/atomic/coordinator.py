@@ -88,7 +88,7 @@ class Coordinator:
         self.party = party
         self.chains = dict(chains)
         self.margins = margins or Margins()
-        self.store = PlanStore(engine)
+        self.store = PlanStore(engine, party.name)
         self.journal = TxJournal(engine)
         self.verify_authority = verify_authority
         self._authorize = authorize

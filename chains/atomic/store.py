@@ -59,6 +59,7 @@ class StepRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: int
+    agent: str
     plan_id: str
     idx: int
     purpose: str
@@ -68,10 +69,28 @@ class StepRecord(BaseModel):
 
 
 class PlanStore:
-    """Reads and writes the coordinator's tables; every write commits before it returns."""
+    """Reads and writes the coordinator's tables; every write commits before it returns.
 
-    def __init__(self, engine: Engine) -> None:
+    Scoped to one `agent` (a coordinator's view), or to every agent (the CLI's view):
+    two agents of one daemon that swap with each other journal the same plan id.
+    """
+
+    def __init__(self, engine: Engine, agent: str | None = None) -> None:
         self._engine = engine
+        self.agent = agent
+
+    def scoped(self, agent: str) -> PlanStore:
+        """The same store seen by one agent."""
+        return PlanStore(self._engine, agent)
+
+    def _plan_key(self, table: sa.Table, plan_id: str) -> sa.ColumnElement[bool]:
+        key = table.c.plan_id == plan_id
+        return key & (table.c.agent == self.agent) if self.agent is not None else key
+
+    def _agent_of(self, plan_id: str) -> str:
+        if self.agent is not None:
+            return self.agent
+        return self.get(plan_id).agent
 
     def create(self, plan: PlanRecord) -> None:
         """Journal a new plan and its legs in one transaction."""
@@ -93,25 +112,36 @@ class PlanStore:
                 )
             )
             for leg in plan.legs:
-                connection.execute(legs.insert().values(plan_id=plan.plan_id, **_leg_row(leg)))
+                connection.execute(
+                    legs.insert().values(agent=plan.agent, plan_id=plan.plan_id, **_leg_row(leg))
+                )
 
     def exists(self, plan_id: str) -> bool:
-        """Whether `plan_id` is journaled."""
-        query = sa.select(plans.c.plan_id).where(plans.c.plan_id == plan_id)
+        """Whether `plan_id` is journaled (for this store's agent)."""
+        query = sa.select(plans.c.plan_id).where(self._plan_key(plans, plan_id))
         with self._engine.connect() as connection:
             return connection.execute(query).first() is not None
 
     def get(self, plan_id: str) -> PlanRecord:
-        """The plan `plan_id`; AtomicityError if it is not journaled."""
+        """The plan `plan_id`; AtomicityError if it is not journaled, or if an unscoped
+        store holds it for several agents."""
         with self._engine.connect() as connection:
-            row = connection.execute(sa.select(plans).where(plans.c.plan_id == plan_id)).first()
-            if row is None:
+            rows = connection.execute(sa.select(plans).where(self._plan_key(plans, plan_id)))
+            found = rows.all()
+            if not found:
                 raise AtomicityError(f"no plan {plan_id!r} in the store; `swaps list` shows them")
-            return _plan(connection, row)
+            if len(found) > 1:
+                agents = ", ".join(sorted(row.agent for row in found))
+                raise AtomicityError(
+                    f"plan {plan_id!r} is journaled by agents {agents}; name one with --agent"
+                )
+            return _plan(connection, found[0])
 
     def plans(self, *, agent: str | None = None, open_only: bool = False) -> list[PlanRecord]:
-        """Plans, oldest first, optionally of one agent or only those not terminal."""
+        """Plans, oldest first, of this store's agent (or `agent`), optionally only
+        those not terminal."""
         query = sa.select(plans).order_by(plans.c.created_at, plans.c.plan_id)
+        agent = agent or self.agent
         if agent is not None:
             query = query.where(plans.c.agent == agent)
         if open_only:
@@ -124,7 +154,7 @@ class PlanStore:
         values: dict[str, Any] = {"state": state, "updated_at": now()}
         if reason is not None:
             values["reason"] = reason
-        self._update(plans.update().where(plans.c.plan_id == plan_id).values(**values))
+        self._update(plans.update().where(self._plan_key(plans, plan_id)).values(**values))
 
     def set_leg(
         self, plan_id: str, index: int, *, state: str | None = None, locator: str | None = None
@@ -135,15 +165,16 @@ class PlanStore:
             for key, value in (("state", state), ("locator", locator))
             if value is not None
         }
-        key = (legs.c.plan_id == plan_id) & (legs.c.idx == index)
+        key = self._plan_key(legs, plan_id) & (legs.c.idx == index)
         self._update(legs.update().where(key).values(**values))
 
     def add_step(self, plan_id: str, index: int, purpose: str) -> int:
         """Journal the intent to send `purpose` for a leg; returns the step id."""
-        stamp = now()
+        stamp, agent = now(), self._agent_of(plan_id)
         with self._engine.begin() as connection:
             result = connection.execute(
                 steps.insert().values(
+                    agent=agent,
                     plan_id=plan_id,
                     idx=index,
                     purpose=purpose,
@@ -174,7 +205,7 @@ class PlanStore:
         self, plan_id: str, index: int | None = None, purpose: str | None = None
     ) -> builtins.list[StepRecord]:
         """Steps of a plan in the order they were journaled."""
-        query = sa.select(steps).where(steps.c.plan_id == plan_id).order_by(steps.c.id)
+        query = sa.select(steps).where(self._plan_key(steps, plan_id)).order_by(steps.c.id)
         if index is not None:
             query = query.where(steps.c.idx == index)
         if purpose is not None:
@@ -203,9 +234,8 @@ def _leg_row(leg: Leg) -> dict[str, Any]:
 
 
 def _plan(connection: Connection, row: sa.Row[Any]) -> PlanRecord:
-    leg_rows = connection.execute(
-        sa.select(legs).where(legs.c.plan_id == row.plan_id).order_by(legs.c.idx)
-    ).all()
+    key = (legs.c.plan_id == row.plan_id) & (legs.c.agent == row.agent)
+    leg_rows = connection.execute(sa.select(legs).where(key).order_by(legs.c.idx)).all()
     plan_legs = tuple(
         Leg(
             index=leg.idx,

@@ -17,6 +17,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from chains.atomic import ChainMargin, Coordinator, HtlcChain, Margins, Payment
+from chains.atomic.swap import Counterparty, SwapSide, accept_offer, make_offer, on_acceptance
 from chains.atomic.watchtower import Watchtower
 from config.store import open_store
 from tests.atomic._env import (
@@ -54,6 +55,7 @@ async def main(config: dict[str, Any]) -> int:
         tx_timeout=20,
         poll=0.05,
     )
+    taker = await _swaps(config, engine, coordinator, chains, authorizer, margins)
     for plan in config["plans"]:
         payments = []
         for payment in plan["payments"]:
@@ -65,12 +67,53 @@ async def main(config: dict[str, Any]) -> int:
     ticker = asyncio.create_task(
         _tick([EvmNode(name, 0, node["url"], "") for name, node in config["evm"].items()])
     )
-    still_open = await Watchtower([coordinator], interval=0.1).settle(timeout=60)
+    still_open = await Watchtower([coordinator, taker], interval=0.1).settle(timeout=60)
     ticker.cancel()
     for chain in chains.values():
         await chain.close()
         await chain.adapter.close()
     return 3 if still_open else 0
+
+
+async def _swaps(
+    config: dict[str, Any],
+    engine: Any,
+    maker: Coordinator,
+    chains: dict[str, HtlcChain],
+    authorizer: Authorizer,
+    margins: Margins,
+) -> Coordinator:
+    """A second agent of this daemon, and the swaps it takes from the first one: offer,
+    acceptance and its receipt are idempotent, so a restart replays them safely."""
+    wallet = make_wallet("taker", config["taker_mnemonic"])
+
+    async def trust(did: str, plan: Any) -> bool:
+        return did == maker.party.did
+
+    taker = Coordinator(
+        engine,
+        party(wallet, authorizer),
+        chains,
+        authorizer,
+        margins=margins,
+        verify_authority=trust,
+        tx_timeout=20,
+        poll=0.05,
+    )
+    them = Counterparty(
+        did=wallet.did, addresses={"evm": wallet.evm_address, "solana": wallet.solana_address}
+    )
+    for swap in config.get("swaps", []):
+        offer = await make_offer(
+            maker,
+            swap["id"],
+            give=SwapSide(**swap["give"]),
+            take=SwapSide(**swap["take"]),
+            taker=them,
+        )
+        acceptance = await accept_offer(taker, offer, maker_did=maker.party.did)
+        on_acceptance(maker, swap["id"], acceptance)
+    return taker
 
 
 async def _tick(nodes: list[EvmNode]) -> None:

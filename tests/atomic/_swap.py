@@ -53,10 +53,11 @@ async def make_side(
     *,
     verify: Any = None,
     margins: Any = TEST_MARGINS,
+    store: str | None = None,
 ) -> Side:
     wallet = make_wallet(name)
     authorizer = Authorizer()
-    engine = open_store(f"sqlite:///{tmp_path / f'{name}.db'}")
+    engine = open_store(f"sqlite:///{tmp_path / (store or f'{name}.db')}")
     chains: dict[str, HtlcChain] = {evm.name: await evm_htlc(evm, margins) for evm in evms}
     if sol is not None:
         chains["sol"] = await solana_htlc(sol, margins)

@@ -27,6 +27,7 @@ from web3.exceptions import TransactionNotFound
 
 from chains._store import journal
 from chains.atomic._crash import BOUNDARIES
+from chains.atomic.base import Leg
 from chains.atomic.store import PlanRecord, PlanStore
 from config.store import open_store
 from tests.atomic._env import EvmNode, SolanaNode, make_wallet
@@ -39,6 +40,7 @@ ETH = 10**18
 SOL = 10**9
 KILLS = 5
 PLANS = 6
+SWAPS = 2
 REFUND_BOUNDARIES = ("refund_intent", "refund_signed", "refund_final")
 
 
@@ -50,6 +52,7 @@ class Outcome:
     store: str
     plans: list[dict[str, Any]]
     agent: Any
+    taker: Any
     log: str
 
 
@@ -75,18 +78,35 @@ def _plans(boundary: str) -> tuple[list[dict[str, Any]], int]:
     return plans, (1 if boundary in REFUND_BOUNDARIES else 25)
 
 
+def _swaps(boundary: str) -> list[dict[str, Any]]:
+    """Swaps between the daemon's two agents (none where the test wants refunds)."""
+    if boundary in REFUND_BOUNDARIES:
+        return []
+    return [
+        {
+            "id": f"swap-{boundary.replace('_', '-')}-{number}",
+            "give": {"chain": "sol", "amount": SOL // 20},
+            "take": {"chain": "arb", "amount": ETH // 200},
+        }
+        for number in range(SWAPS)
+    ]
+
+
 def _run_boundary(boundary: str, nodes: dict[str, EvmNode], sol: SolanaNode, tmp: Path) -> Outcome:
     plans, watcher = _plans(boundary)
-    mnemonic = generate_mnemonic(12)
-    agent = make_wallet("crash", mnemonic)
+    mnemonic, taker_mnemonic = generate_mnemonic(12), generate_mnemonic(12)
+    agent, taker = make_wallet("crash", mnemonic), make_wallet("taker", taker_mnemonic)
     funds = _funds(boundary)
-    for name, node in nodes.items():
-        node.fund(agent.evm_address, funds[name])
-    sol.fund(agent.solana_address, funds["sol"])
+    for wallet in (agent, taker):
+        for name, node in nodes.items():
+            node.fund(wallet.evm_address, funds[name])
+        sol.fund(wallet.solana_address, funds["sol"])
     config: dict[str, Any] = {
         "store": f"sqlite:///{tmp / f'{boundary}.db'}",
         "agent": "crash",
         "mnemonic": mnemonic,
+        "taker_mnemonic": taker_mnemonic,
+        "swaps": _swaps(boundary),
         "watcher": watcher,
         "plans": plans,
         "solana": sol.url,
@@ -119,7 +139,7 @@ def _run_boundary(boundary: str, nodes: dict[str, EvmNode], sol: SolanaNode, tmp
     finally:
         zygote.kill()
         zygote.wait()
-    return Outcome(boundary, kills, code, config["store"], plans, agent, str(log_path))
+    return Outcome(boundary, kills, code, config["store"], plans, agent, taker, str(log_path))
 
 
 def _daemon(zygote: subprocess.Popen[str], config: Path, crash: str | None) -> int:
@@ -185,55 +205,73 @@ def _check_outcome(outcome: Outcome, chains: Chains) -> None:
     try:
         store = PlanStore(engine)
         plans = store.plans()
-        steps = {plan.plan_id: store.steps(plan.plan_id) for plan in plans}
+        steps = [step for plan in plans for step in store.scoped(plan.agent).steps(plan.plan_id)]
         with engine.connect() as connection:
             sent = connection.execute(
-                sa.select(journal.c.tx_id, journal.c.chain, journal.c.raw)
+                sa.select(journal.c.tx_id, journal.c.chain, journal.c.sender, journal.c.raw)
             ).all()
     finally:
         engine.dispose()
-    assert len(plans) == PLANS
+    assert len(plans) == PLANS + 2 * len(_swaps(outcome.boundary))
     rent = int(chains.sol.rpc("getMinimumBalanceForRentExemption", [128]))
-    paid = {"arb": 0, "base": 0, "sol": 0}
-    for plan in plans:
-        _check_plan(plan, steps[plan.plan_id], outcome, chains, paid, rent)
-    addresses = {
-        "arb": outcome.agent.evm_address,
-        "base": outcome.agent.evm_address,
-        "sol": outcome.agent.solana_address,
-    }
-    for name, funded in _funds(outcome.boundary).items():
-        fees = sum(chains.fee(name, tx_id, raw) for tx_id, chain, raw in sent if chain == name)
-        balance = chains.balance(name, addresses[name])
-        assert balance == funded - paid[name] - fees, (outcome.boundary, name)
-
-
-def _check_plan(
-    plan: PlanRecord,
-    steps: list[Any],
-    outcome: Outcome,
-    chains: Chains,
-    paid: dict[str, int],
-    rent: int,
-) -> None:
-    where = (outcome.boundary, plan.plan_id, plan.state, plan.reason)
-    if outcome.boundary in REFUND_BOUNDARIES:
-        assert plan.state == "refunded", where
-    else:
-        assert plan.state == "claimed", where
-    for leg in plan.legs:
+    expected: dict[tuple[str, str], int] = {}  # (chain, address) -> balance
+    for wallet in (outcome.agent, outcome.taker):
+        for name, funded in _funds(outcome.boundary).items():
+            address = wallet.solana_address if name == "sol" else wallet.evm_address
+            expected[(name, address)] = funded
+    for tx_id, chain, sender, raw in sent:
+        expected[(chain, sender)] -= chains.fee(chain, tx_id, raw)
+    for leg, (settled, plan_id) in _escrows(outcome, plans).items():
         lock_txs = [
-            s.tx_id for s in steps if s.idx == leg.index and s.purpose == "lock" and s.tx_id
+            step.tx_id
+            for step in steps
+            if step.purpose == "lock"
+            and step.tx_id
+            and (step.plan_id, step.idx) == (plan_id, leg.index)
         ]
-        locks = chains.locks(leg.chain, leg.locator, lock_txs)
-        received = chains.balance(leg.chain, leg.recipient)
-        # A Solana claim also hands over the escrow's rent deposit.
-        moved = leg.amount + (rent if leg.chain == "sol" else 0)
-        state = plan.leg_states[leg.index]
-        if plan.state == "claimed":
-            assert (state, locks, received) == ("claimed", 1, moved), where
-            paid[leg.chain] += moved
+        _check_escrow(leg, settled, lock_txs, chains, rent, expected, outcome)
+    for (chain, address), balance in expected.items():
+        assert chains.balance(chain, address) == balance, (outcome.boundary, chain, address)
+
+
+def _escrows(outcome: Outcome, plans: list[PlanRecord]) -> dict[Leg, tuple[str, str]]:
+    """Every escrow once, with how it ended (claimed, refunded or never locked) and the
+    plan id it was journaled under."""
+    escrows: dict[Leg, tuple[str, str]] = {}
+    for plan in plans:
+        where = (outcome.boundary, plan.plan_id, plan.agent, plan.state, plan.reason)
+        if outcome.boundary in REFUND_BOUNDARIES:
+            assert plan.state == "refunded", where
         else:
-            assert state in ("refunded", "never"), where
-            assert locks == (1 if state == "refunded" else 0), where  # never locked twice
-            assert received == 0, where
+            assert plan.state == "claimed", where  # a swap side: it claimed its take
+        for leg in plan.legs:
+            if plan.kind == "plan":
+                state = plan.leg_states[leg.index]
+                assert state == ("claimed" if plan.state == "claimed" else state), where
+                assert state in ("claimed", "refunded", "never"), where
+                escrows[leg.model_copy(update={"ours": True})] = (state, plan.plan_id)
+            elif not leg.ours:  # the leg this side claimed
+                escrows[leg.model_copy(update={"ours": True})] = ("claimed", plan.plan_id)
+    return escrows
+
+
+def _check_escrow(
+    leg: Leg,
+    settled: str,
+    lock_txs: list[str],
+    chains: Chains,
+    rent: int,
+    expected: dict[tuple[str, str], int],
+    outcome: Outcome,
+) -> None:
+    locks = chains.locks(leg.chain, leg.locator, lock_txs)
+    assert locks == (0 if settled == "never" else 1), (outcome.boundary, leg)  # never twice
+    moved = leg.amount + (rent if leg.chain == "sol" else 0)  # a claim empties the escrow
+    if settled != "claimed":  # only single-agent plans refund here: fresh recipients
+        assert chains.balance(leg.chain, leg.recipient) == 0, (outcome.boundary, leg)
+        return
+    expected[(leg.chain, leg.sender)] -= moved
+    if (leg.chain, leg.recipient) in expected:  # the other agent of this daemon
+        expected[(leg.chain, leg.recipient)] += moved
+    else:  # a fresh recipient address
+        assert chains.balance(leg.chain, leg.recipient) == moved, (outcome.boundary, leg)

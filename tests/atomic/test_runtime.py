@@ -42,7 +42,7 @@ async def test_every_agent_gets_a_coordinator_over_shared_chains(engine, evm_nod
                 ],
             )
         assert await Watchtower(list(made.values()), interval=0.05).settle(timeout=30) == []
-        outcomes = [(plan.state, plan.reason) for plan in made["alpha"].store.plans()]
+        outcomes = [(plan.state, plan.reason) for c in made.values() for plan in c.store.plans()]
         assert outcomes == [("claimed", None), ("claimed", None)]
     finally:
         await close_all(chains)

@@ -8,6 +8,7 @@ import pytest
 
 from chains.atomic.swap import SwapSide
 from chains.htlc.solana_client import ESCROW_LEN
+from config.errors import AtomicityError
 from tests.atomic._env import remaining
 from tests.atomic._swap import ETH, SOL, Operator, close, make_side, open_swap, run_both
 
@@ -46,13 +47,15 @@ async def test_sol_for_eth_swap_between_two_daemons(tmp_path, evm_nodes, solana_
     maker_steps = maker.coordinator.store.steps(plan_id)
     taker_steps = taker.coordinator.store.steps(plan_id)
     preimage = maker.wallet.derive_preimage(plan_id)
-    # No log line holds the secret, except web3's DEBUG dump of chain responses that
-    # carry the Claimed event: public data, read after the claim landed.
+    # No log line holds the secret, except web3's DEBUG dump of node responses that
+    # carry the broadcast claim or its Claimed event: public once the claim is sent.
+    public = ("eth_gettransactionbyhash", "eth_gettransactionreceipt", "eth_getlogs")
     for record in caplog.records:
         text = record.getMessage().lower()
         if preimage.hex() in text or repr(preimage).lower() in text:
             assert record.name.startswith("web3.providers"), record.name
-            assert "eth_gettransactionreceipt" in text or "eth_getlogs" in text
+            assert text.startswith("getting response http"), text[:200]
+            assert any(f"method: {method}," in text for method in public), text[:200]
     assert [(s.purpose, s.status) for s in maker_steps] == [("lock", "final"), ("claim", "final")]
     assert [(s.purpose, s.status) for s in taker_steps] == [("lock", "final"), ("claim", "final")]
     fee = sol_adapter.fee  # type: ignore[attr-defined]
@@ -65,3 +68,33 @@ async def test_sol_for_eth_swap_between_two_daemons(tmp_path, evm_nodes, solana_
     taker_fee = arb.fee(taker_steps[0].tx_id)
     assert arb.balance(maker.wallet.evm_address) == 10 * ETH + ETH // 2 - maker_fee
     assert arb.balance(taker.wallet.evm_address) == 10 * ETH - ETH // 2 - taker_fee
+
+
+async def test_two_agents_of_one_daemon_swap_through_one_store(tmp_path, evm_nodes):
+    """Both sides journal the same plan id in the same store, each its own side."""
+    from chains.atomic import PlanStore
+    from tests.atomic._swap import trusting
+
+    nodes = [evm_nodes["arb"], evm_nodes["base"]]
+    maker = await make_side("maker", tmp_path, nodes, None, store="daemon.db")
+    taker = await make_side("taker", tmp_path, nodes, None, verify=trusting, store="daemon.db")
+    for side in (maker, taker):
+        for node in nodes:
+            node.fund(side.wallet.evm_address, ETH)
+    try:
+        await open_swap(
+            maker,
+            taker,
+            "local-swap",
+            give=SwapSide(chain="arb", amount=10),
+            take=SwapSide(chain="base", amount=20),
+        )
+        made, taken = await run_both(maker, taker, "local-swap")
+    finally:
+        await close(maker, taker)
+    assert (made.state, taken.state) == ("claimed", "claimed")
+    assert (made.kind, taken.kind) == ("maker", "taker")
+    everyone = PlanStore(maker.coordinator.store.scoped("maker")._engine)
+    assert sorted(plan.agent for plan in everyone.plans()) == ["maker", "taker"]
+    with pytest.raises(AtomicityError, match="agents maker, taker"):
+        everyone.get("local-swap")

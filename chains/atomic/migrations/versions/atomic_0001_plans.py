@@ -1,4 +1,4 @@
-"""Atomic coordinator: plans, legs and journaled steps.
+"""Atomic coordinator: plans (per agent), their legs and journaled steps.
 
 Revision ID: atomic_0001
 Revises:
@@ -12,12 +12,14 @@ down_revision = None
 branch_labels = ("atomic",)
 depends_on = "config_0001"
 
+_PLAN = (["agent", "plan_id"], ["atomic_plans.agent", "atomic_plans.plan_id"])
+
 
 def upgrade() -> None:
     op.create_table(
         "atomic_plans",
+        sa.Column("agent", sa.String(64), primary_key=True),
         sa.Column("plan_id", sa.String(64), primary_key=True),
-        sa.Column("agent", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("hashlock", sa.String(64), nullable=False),
@@ -30,9 +32,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "atomic_legs",
-        sa.Column(
-            "plan_id", sa.String(64), sa.ForeignKey("atomic_plans.plan_id"), primary_key=True
-        ),
+        sa.Column("agent", sa.String(64), primary_key=True),
+        sa.Column("plan_id", sa.String(64), primary_key=True),
         sa.Column("idx", sa.Integer, primary_key=True),
         sa.Column("chain", sa.String(64), nullable=False),
         sa.Column("sender", sa.String(64), nullable=False),
@@ -43,11 +44,13 @@ def upgrade() -> None:
         sa.Column("locator", sa.String(100), nullable=True),
         sa.Column("ours", sa.Boolean, nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
+        sa.ForeignKeyConstraint(*_PLAN),
     )
     op.create_table(
         "atomic_steps",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("plan_id", sa.String(64), sa.ForeignKey("atomic_plans.plan_id"), nullable=False),
+        sa.Column("agent", sa.String(64), nullable=False),
+        sa.Column("plan_id", sa.String(64), nullable=False),
         sa.Column("idx", sa.Integer, nullable=False),
         sa.Column("purpose", sa.String(8), nullable=False),
         sa.Column("tx_id", sa.String(100), nullable=True),
@@ -55,8 +58,9 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(*_PLAN),
     )
-    op.create_index("atomic_steps_plan", "atomic_steps", ["plan_id", "idx"])
+    op.create_index("atomic_steps_plan", "atomic_steps", ["agent", "plan_id", "idx"])
 
 
 def downgrade() -> None:
