@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python main.py run config/demo.yaml "$@"
+# --fresh: start from empty local chains and store; --ticks 2: each agent ticks twice,
+# then the demo prints its summary. Drop both to run it as a long-lived daemon.
+exec .venv/bin/python main.py run config/demo.yaml --fresh --ticks 2 "$@"
