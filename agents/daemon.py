@@ -28,7 +28,7 @@ from agents.audit import verify as verify_audit
 from agents.runtime import Runtime, open_runtime
 from chains.devnet import manager as devnet
 from chains.devnet._anvil import anvil_path
-from config.cli import DEPLOYMENT_CHECKS
+from config.cli import load_checked_deployment
 from config.errors import ConfigError
 from config.loader import load_deployment
 from config.models import Deployment
@@ -58,19 +58,12 @@ def run(
     # A skipped run ("maximum number of running instances") is the one-tick-in-flight
     # rule working, not news: with many agents it would flood the log.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    deployment = load_deployment(file)
-    _check(deployment, file)
+    deployment = load_checked_deployment(file)
     if fresh:
         _wipe_local_state(deployment)
     passphrase = _passphrase(deployment, passphrase_file)
     with _local_chains(deployment) as started:
         asyncio.run(_run(deployment, passphrase, ticks, fund=started))
-
-
-def _check(deployment: Deployment, file: Path) -> None:
-    problems = [problem for check in DEPLOYMENT_CHECKS for problem in check(deployment)]
-    if problems:
-        raise ConfigError("\n".join(f"{file}: {problem}" for problem in problems))
 
 
 def _passphrase(deployment: Deployment, passphrase_file: Path | None) -> str:

@@ -24,6 +24,16 @@ DeploymentCheck = Callable[[Deployment], list[str]]
 DEPLOYMENT_CHECKS: list[DeploymentCheck] = []
 """Checks other packages add (e.g. policy parameters); each returns problem lines."""
 
+
+def load_checked_deployment(file: Path) -> Deployment:
+    """Load FILE and run every package's deployment check; ConfigError lists problems."""
+    deployment = load_deployment(file)
+    problems = [problem for check in DEPLOYMENT_CHECKS for problem in check(deployment)]
+    if problems:
+        raise ConfigError("\n".join(f"{file}: {problem}" for problem in problems))
+    return deployment
+
+
 DEMO = Path(__file__).resolve().parent / "demo.yaml"
 
 config_app = typer.Typer(
@@ -34,10 +44,7 @@ config_app = typer.Typer(
 @config_app.command("validate")
 def validate(file: Path) -> None:
     """Check FILE: syntax, types, references, and each package's own checks."""
-    deployment = load_deployment(file)
-    problems = [problem for check in DEPLOYMENT_CHECKS for problem in check(deployment)]
-    if problems:
-        raise ConfigError("\n".join(f"{file}: {problem}" for problem in problems))
+    deployment = load_checked_deployment(file)
     console.print(
         f"[green]{file} is valid[/]: {len(deployment.agents)} agents, "
         f"{len(deployment.chains)} chains, {len(deployment.planners)} planners"
