@@ -63,6 +63,7 @@ def check_references(deployment: Deployment) -> None:
     _check_assets(deployment)
     _check_address_book(deployment)
     _check_agents(deployment)
+    _check_margins(deployment)
 
 
 def _check_chain_ids(deployment: Deployment) -> None:
@@ -137,3 +138,10 @@ def _check_agents(deployment: Deployment) -> None:
         for position, party in enumerate(agent.counterparties):
             if party not in parties:
                 raise _unknown((*base, "counterparties", position), "counterparty", party, parties)
+
+
+def _check_margins(deployment: Deployment) -> None:
+    chains = [chain.name for chain in deployment.chains]
+    for name in deployment.atomic.chains:
+        if name not in chains:
+            raise _unknown(("atomic", "chains", name), "chain", name, chains)

@@ -9,7 +9,7 @@ a counterparty) are checked in :mod:`config._references` once the whole file is 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from config.margins import Margins
 from config.types import (
     CronExpression,
     Duration,
@@ -124,12 +125,23 @@ class EvmChain(Model):
     finality: EvmFinality = ConfirmationsFinality(confirmations=1)
     fees: EvmFees = EvmFees()
     local: LocalChain = LocalChain()
+    htlc: Literal["local"] | EvmAddress | None = Field(
+        default=None,
+        description="The HTLC contract for all-or-nothing actions on this chain; `local` on "
+        "an `rpc: local` chain has the devnet install the project's own build.",
+    )
 
     @field_validator("rpc")
     @classmethod
     def _rpc_url(cls, value: str) -> str:
         return _check_rpc(value)
 
+    @model_validator(mode="after")
+    def _local_htlc(self) -> EvmChain:
+        return _check_local_htlc(self)
+
+
+_ChainT = TypeVar("_ChainT", "EvmChain", "SolanaChain")
 
 SolanaCluster = Literal["mainnet-beta", "devnet", "testnet", "localnet"]
 
@@ -157,11 +169,29 @@ class SolanaChain(Model):
     finality: SolanaFinality = SolanaFinality()
     fees: SolanaFees = SolanaFees()
     local: LocalChain = LocalChain()
+    htlc: Literal["local"] | SolanaAddress | None = Field(
+        default=None,
+        description="The HTLC program id for all-or-nothing actions on this chain; `local` "
+        "on an `rpc: local` chain has the devnet load the project's own build.",
+    )
 
     @field_validator("rpc")
     @classmethod
     def _rpc_url(cls, value: str) -> str:
         return _check_rpc(value)
+
+    @model_validator(mode="after")
+    def _local_htlc(self) -> SolanaChain:
+        return _check_local_htlc(self)
+
+
+def _check_local_htlc(chain: _ChainT) -> _ChainT:
+    if chain.htlc == "local" and chain.rpc != "local":
+        raise ValueError(
+            f"htlc `local` needs `rpc: local` (chain rpc is {chain.rpc}); give the address "
+            "of the HTLC deployed on that network"
+        )
+    return chain
 
 
 def _check_rpc(value: str) -> str:
@@ -330,6 +360,10 @@ class Deployment(Model):
     planners: list[Planner] = Field(min_length=1)
     agents: list[AgentConfig] = Field(default_factory=list)
     store: Store = Store()
+    atomic: Margins = Field(
+        default_factory=Margins,
+        description="Timelock margins of all-or-nothing actions (HTLC deadlines).",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Deployment:

@@ -17,9 +17,9 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chains.atomic.margins import ChainMargin
 from chains.base import ChainAdapter, UnsignedTx
 from config.errors import AtomicityError
+from config.margins import ChainMargin
 from wallets.authorization import Authorization
 
 Purpose = Literal["lock", "claim", "refund"]

@@ -36,7 +36,6 @@ from chains.atomic.base import (
     Purpose,
     hashlock_of,
 )
-from chains.atomic.margins import Margins
 from chains.atomic.store import PlanRecord, PlanStore, StepRecord
 from chains.base import TxId, UnsignedTx
 from chains.journal import TxJournal, track
@@ -48,6 +47,7 @@ from config.errors import (
     PolicyViolation,
     TransactionReverted,
 )
+from config.margins import Margins
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from eth_utils.crypto import keccak
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chains.atomic.base import HtlcChain, Leg, LockState, OnChainLock, Party, Purpose
-from chains.atomic.margins import ChainMargin
 from chains.base import ContractCall, UnsignedTx
 from chains.evm import EvmAdapter
 from chains.htlc import evm_client
 from config.errors import ChainError, RpcUnreachable
+from config.margins import ChainMargin
 from config.models import BlockTagFinality, ConfirmationsFinality
 
 _ID_DOMAIN = b"covenant/htlc-id/v1\x00"

@@ -15,13 +15,13 @@ from sqlalchemy.engine import Engine
 from chains.atomic.base import Authorize, HtlcChain
 from chains.atomic.coordinator import Coordinator, VerifyAuthority
 from chains.atomic.evm import EvmHtlc
-from chains.atomic.margins import Margins
 from chains.atomic.solana import SolanaHtlc
 from chains.atomic.wallet import WalletParty
 from chains.base import ChainAdapter
 from chains.evm import EvmAdapter
 from chains.solana import SolanaAdapter
 from config.errors import AtomicityError
+from config.margins import Margins
 from wallets.authorization import AuthorizationVerifier
 from wallets.operator import AgentWallet
 

@@ -27,11 +27,11 @@ from solders.signature import Signature
 from solders.sysvar import CLOCK
 
 from chains.atomic.base import HtlcChain, Leg, LockState, OnChainLock, Party, Purpose
-from chains.atomic.margins import ChainMargin
 from chains.base import AccountRef, ProgramInstruction, SolanaUnsignedTx, UnsignedTx
 from chains.htlc import solana_client as program
 from chains.solana import SolanaAdapter
 from config.errors import ChainError, RpcUnreachable
+from config.margins import ChainMargin
 from wallets.authorization import solana_message_digest
 
 

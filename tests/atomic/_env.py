@@ -17,12 +17,12 @@ from web3.types import RPCEndpoint
 
 from chains.atomic.base import HtlcChain
 from chains.atomic.evm import EvmHtlc
-from chains.atomic.margins import ChainMargin, Margins
 from chains.atomic.wallet import WalletParty
 from chains.base import UnsignedTx
 from chains.devnet._anvil import free_port, start_anvil
 from chains.evm import EvmAdapter
 from chains.htlc import evm_client
+from config.margins import ChainMargin, Margins
 from config.models import EvmChain, SolanaChain
 from wallets.authorization import Authorization, AuthorizationMint
 from wallets.hd import derive_agent_keys, generate_mnemonic, seed_from_mnemonic
