@@ -10,7 +10,12 @@ from chains.devnet._anvil import ROOT, wait_for_port
 
 
 def start_solana_rpc(
-    port: int, *, block_time: float = 0.4, finality_depth: int = 32, log: Path | None = None
+    port: int,
+    *,
+    block_time: float = 0.4,
+    finality_depth: int = 32,
+    log: Path | None = None,
+    extra_args: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m chains.devnet.solana_rpc`` on 127.0.0.1:`port`; wait until it listens."""
     args = [
@@ -23,6 +28,7 @@ def start_solana_rpc(
         str(block_time),
         "--finality-depth",
         str(finality_depth),
+        *(extra_args or []),
     ]
     output = log.open("ab") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(  # noqa: S603 - our own module, argument list, no shell

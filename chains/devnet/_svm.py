@@ -39,6 +39,10 @@ class RpcFailure(Exception):
 class _Landed:
     slot: int
     err: Any
+    raw: bytes = b""
+    logs: tuple[str, ...] = ()
+    fee: int = 0
+    at: int = 0
 
 
 @dataclass
@@ -54,6 +58,8 @@ class SvmLedger:
     held: list[bytes] = field(default_factory=list)
     _blockhashes: dict[str, int] = field(default_factory=dict)
     _landed: dict[str, _Landed] = field(default_factory=dict)
+    # Signatures touching each account, oldest first (getSignaturesForAddress).
+    _history: dict[str, list[str]] = field(default_factory=dict)
     _started: float = field(default_factory=time.monotonic)
     _skipped: int = 0
 
@@ -135,13 +141,23 @@ class SvmLedger:
         if not self.blockhash_valid(str(tx.message.recent_blockhash)):
             return  # a leader drops it: it never lands, and its signature stays unknown
         result = self.svm.send_transaction(tx)
+        error = None
         if isinstance(result, FailedTransactionMetadata):
             error = error_json(result.err())
             if error in ("AlreadyProcessed", "SignatureFailure", "AccountNotFound"):
                 return  # rejected before execution: no fee, nothing recorded
-            self._landed[str(tx.signatures[0])] = _Landed(self.height, error)
-            return
-        self._landed[str(tx.signatures[0])] = _Landed(self.height, None)
+        meta = result.meta() if isinstance(result, FailedTransactionMetadata) else result
+        self._record(tx, error, tuple(meta.logs()), meta.fee())
+
+    def _record(
+        self, tx: VersionedTransaction, error: Any, logs: tuple[str, ...], fee: int
+    ) -> None:
+        signature = str(tx.signatures[0])
+        self._landed[signature] = _Landed(
+            self.height, error, bytes(tx), logs, fee, at=int(time.time())
+        )
+        for key in tx.message.account_keys:
+            self._history.setdefault(str(key), []).append(signature)
 
     def release_held(self) -> int:
         """Process every held transaction now (those whose blockhash expired never land)."""
@@ -191,6 +207,56 @@ class SvmLedger:
             "err": landed.err,
             "status": {"Ok": None} if landed.err is None else {"Err": landed.err},
             "confirmationStatus": "finalized" if final else "confirmed",
+        }
+
+    def signatures_for(
+        self, address: str, *, limit: int = 1000, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        """getSignaturesForAddress values: newest first, at most `limit`, older than
+        `before` when given."""
+        self.tick()
+        newest_first = list(reversed(self._history.get(address, [])))
+        if before is not None and before in newest_first:
+            newest_first = newest_first[newest_first.index(before) + 1 :]
+        return [self._signature_info(signature) for signature in newest_first[:limit]]
+
+    def _signature_info(self, signature: str) -> dict[str, Any]:
+        landed = self._landed[signature]
+        status = self._status(signature)
+        assert status is not None
+        return {
+            "signature": signature,
+            "slot": landed.slot,
+            "err": landed.err,
+            "memo": None,
+            "blockTime": landed.at,
+            "confirmationStatus": status["confirmationStatus"],
+        }
+
+    def transaction(self, signature: str) -> dict[str, Any] | None:
+        """getTransaction value (base64 encoding) of a landed transaction, or None."""
+        landed = self._landed.get(signature)
+        if landed is None or not landed.raw:
+            return None
+        return {
+            "slot": landed.slot,
+            "blockTime": landed.at,
+            "version": 0,
+            "transaction": [base64.b64encode(landed.raw).decode(), "base64"],
+            "meta": {
+                "err": landed.err,
+                "status": {"Ok": None} if landed.err is None else {"Err": landed.err},
+                "fee": landed.fee,
+                # Balances are not kept per transaction; clients here read the logs.
+                "preBalances": [],
+                "postBalances": [],
+                "logMessages": list(landed.logs),
+                "innerInstructions": [],
+                "preTokenBalances": [],
+                "postTokenBalances": [],
+                "rewards": [],
+                "loadedAddresses": {"writable": [], "readonly": []},
+            },
         }
 
     # -- accounts ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from chains.devnet._anvil import free_port, start_anvil
 from chains.devnet._fund import fund_url
+from chains.devnet._htlc import install_evm_htlc, solana_program_args
 from chains.devnet._solana_proc import start_solana_rpc
 from config.errors import ChainError
 from config.models import Deployment, EvmChain, SolanaChain
@@ -114,6 +115,8 @@ async def up(deployment: Deployment, *, fund: Sequence[str] = ()) -> DevnetState
     state = DevnetState(nodes=nodes)
     _write_state(data_dir, state)
     for chain in local_chains(deployment):
+        if isinstance(chain, EvmChain) and chain.htlc == "local":
+            await install_evm_htlc(nodes[chain.name].url)
         await fund_url(chain, nodes[chain.name].url, fund)
     return state
 
@@ -128,7 +131,7 @@ def _start(chain: EvmChain | SolanaChain, directory: Path) -> LocalNode:
         )
         kind: Literal["anvil", "solana-rpc"] = "anvil"
     else:
-        process = start_solana_rpc(port, log=log)
+        process = start_solana_rpc(port, log=log, extra_args=solana_program_args(chain))
         kind = "solana-rpc"
     return LocalNode(
         chain=chain.name, kind=kind, url=f"http://127.0.0.1:{port}", pid=process.pid, port=port

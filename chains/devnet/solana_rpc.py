@@ -1,7 +1,9 @@
 """Solana JSON-RPC 2.0 over HTTP on loopback, backed by LiteSVM (:class:`SvmLedger`).
 
-Run as its own process: ``python -m chains.devnet.solana_rpc --port 8899``. It serves
-the methods the Solana adapter (solana-py's AsyncClient) uses, plus three test controls
+Run as its own process: ``python -m chains.devnet.solana_rpc --port 8899`` (add
+``--program ID=ELF`` to deploy programs). It serves the methods the Solana adapter and
+the HTLC client (solana-py's AsyncClient) use, including the transaction history a
+revealed HTLC preimage is read from, plus three test controls
 in the spirit of anvil's ``anvil_*`` methods: ``covenant_advanceBlocks [n]``,
 ``covenant_setHold [bool]`` (accept transactions but do not process them yet) and
 ``covenant_releaseHeld []``.
@@ -13,9 +15,11 @@ import argparse
 import base64
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from solders.pubkey import Pubkey
 
 from chains.devnet._svm import RpcFailure, SvmLedger
 
@@ -73,6 +77,19 @@ def _statuses(ledger: SvmLedger, params: list[Any]) -> Any:
     return _context(ledger, ledger.statuses([str(s) for s in params[0]]))
 
 
+def _signatures_for(ledger: SvmLedger, params: list[Any]) -> Any:
+    options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+    limit = min(int(options.get("limit") or 1000), 1000)
+    return ledger.signatures_for(str(params[0]), limit=limit, before=options.get("before"))
+
+
+def _transaction(ledger: SvmLedger, params: list[Any]) -> Any:
+    options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+    if options.get("encoding", "json") not in ("json", "base64"):
+        raise RpcFailure(-32602, f"encoding {options['encoding']!r} is not served; use base64")
+    return ledger.transaction(str(params[0]))
+
+
 def _set_hold(ledger: SvmLedger, params: list[Any]) -> Any:
     ledger.hold = bool(params[0])
     return ledger.hold
@@ -86,6 +103,8 @@ METHODS: dict[str, Handler] = {
     "sendTransaction": _send,
     "simulateTransaction": _simulate,
     "getSignatureStatuses": _statuses,
+    "getSignaturesForAddress": _signatures_for,
+    "getTransaction": _transaction,
     "getBlockHeight": lambda ledger, _p: ledger.current_height(),
     "getSlot": lambda ledger, _p: ledger.current_height(),
     "getMinimumBalanceForRentExemption": lambda ledger, p: ledger.minimum_rent(int(p[0])),
@@ -148,8 +167,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8899)
     parser.add_argument("--block-time", type=float, default=0.4)
     parser.add_argument("--finality-depth", type=int, default=32)
+    parser.add_argument(
+        "--program",
+        action="append",
+        default=[],
+        metavar="ID=ELF",
+        help="Deploy the program at path ELF under program id ID (repeatable).",
+    )
     args = parser.parse_args(argv)
     ledger = SvmLedger(block_time=args.block_time, finality_depth=args.finality_depth)
+    for program in args.program:
+        program_id, _, path = program.partition("=")
+        ledger.svm.add_program(Pubkey.from_string(program_id), Path(path).read_bytes())
     web.run_app(make_app(ledger), host=args.host, port=args.port, print=None, access_log=None)
 
 

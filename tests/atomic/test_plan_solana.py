@@ -11,9 +11,7 @@ from eth_account import Account
 from solders.keypair import Keypair
 
 from chains.atomic import ChainMargin, Coordinator, HtlcChain, Margins, Payment
-from chains.atomic.swap import SwapSide, accept_offer, make_offer
 from chains.htlc.solana_client import ESCROW_LEN
-from config.errors import AtomicityError
 from tests.atomic._env import (
     TEST_MARGINS,
     close_all,
@@ -23,7 +21,7 @@ from tests.atomic._env import (
     solana_htlc,
     unique,
 )
-from tests.atomic._swap import ETH, SOL, close, make_side
+from tests.atomic._swap import ETH, SOL
 
 pytestmark = pytest.mark.anvil
 QUICK = Margins(
@@ -127,23 +125,3 @@ async def test_solana_leg_refunds_after_its_deadline(engine, evm_nodes, solana_n
     assert "claim" not in [purpose for _, purpose, _ in authorizer.seen]
     # The refund returns the amount and the rent deposit; only the two fees are gone.
     assert solana_node.balance(wallet.solana_address) == 10 * SOL - fee(2) - fee(1)
-
-
-async def test_taker_refuses_to_lock_where_it_cannot_read_the_preimage(
-    tmp_path, evm_nodes, solana_node
-):
-    arb = evm_nodes["arb"]
-    maker = await make_side("maker", tmp_path, [arb], solana_node)
-    taker = await make_side("taker", tmp_path, [arb], solana_node)
-    try:
-        offer = await make_offer(
-            maker.coordinator,
-            unique("wrong-way"),
-            give=SwapSide(chain="arb", amount=ETH),
-            take=SwapSide(chain="sol", amount=SOL),
-            taker=taker.counterparty(),
-        )
-        with pytest.raises(AtomicityError, match="getSignaturesForAddress"):
-            await accept_offer(taker.coordinator, offer, maker_did=maker.wallet.did)
-    finally:
-        await close(maker, taker)

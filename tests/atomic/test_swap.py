@@ -70,6 +70,38 @@ async def test_sol_for_eth_swap_between_two_daemons(tmp_path, evm_nodes, solana_
     assert arb.balance(taker.wallet.evm_address) == 10 * ETH - ETH // 2 - taker_fee
 
 
+async def test_eth_for_sol_swap_reads_the_preimage_from_solana_history(
+    tmp_path, evm_nodes, solana_node
+):
+    """The maker claims on Solana; the taker finds the preimage in that claim's
+    transaction (getSignaturesForAddress + getTransaction) and claims the ether."""
+    arb = evm_nodes["arb"]
+    operator = Operator.new()
+    maker = await make_side("maker", tmp_path, [arb], solana_node)
+    taker = await make_side("taker", tmp_path, [arb], solana_node, verify=operator.verifier())
+    for side in (maker, taker):
+        arb.fund(side.wallet.evm_address, 10 * ETH)
+        solana_node.fund(side.wallet.solana_address, 10 * SOL)
+    plan_id = "swap-eth-sol-1"
+    try:
+        await open_swap(
+            maker,
+            taker,
+            plan_id,
+            give=SwapSide(chain="arb", amount=ETH // 4),
+            take=SwapSide(chain="sol", amount=3 * SOL),
+            credential=operator.credential(maker, ("arb", "sol")),
+        )
+        made, taken = await run_both(maker, taker, plan_id)
+    finally:
+        await close(maker, taker)
+    assert (made.state, taken.state) == ("claimed", "claimed"), (made.reason, taken.reason)
+    taker_steps = taker.coordinator.store.steps(plan_id)
+    assert [(s.purpose, s.status) for s in taker_steps] == [("lock", "final"), ("claim", "final")]
+    claim_fee = arb.fee(taker_steps[1].tx_id)
+    assert arb.balance(taker.wallet.evm_address) == 10 * ETH + ETH // 4 - claim_fee
+
+
 async def test_two_agents_of_one_daemon_swap_through_one_store(tmp_path, evm_nodes):
     """Both sides journal the same plan id in the same store, each its own side."""
     from chains.atomic import PlanStore

@@ -27,9 +27,10 @@ name: devtest
 data_dir: data
 operator: {name: op}
 chains:
-  - {name: l2-a, family: evm, chain_id: 31337, rpc: local, local: {fund_agents: "7"}}
+  - {name: l2-a, family: evm, chain_id: 31337, rpc: local, local: {fund_agents: "7"}, htlc: local}
   - {name: l2-b, family: evm, chain_id: 8453, rpc: local}
-  - {name: sol, family: solana, cluster: localnet, rpc: local, local: {fund_agents: "3"}}
+  - {name: sol, family: solana, cluster: localnet, rpc: local, local: {fund_agents: "3"},
+     htlc: local}
   - {name: remote, family: evm, chain_id: 10, rpc: "http://127.0.0.1:9"}
 planners:
   - {name: s, kind: scripted}
@@ -77,6 +78,30 @@ async def _check_chains(deployment: Deployment) -> None:
         async with await connect(chain, data_dir=deployment.data_dir) as adapter:
             address = EVM_ADDRESS if chain.family == "evm" else SOL_ADDRESS
             assert await adapter.balance(address) == amount
+    await _check_htlcs(deployment)
+
+
+async def _check_htlcs(deployment: Deployment) -> None:
+    """`htlc: local` chains carry the project's own HTLC builds; others none."""
+    import httpx
+
+    from chains.devnet._htlc import htlc_address
+    from chains.htlc import evm_client
+
+    def rpc(chain: str, method: str, params: list[object]) -> object:
+        url = resolve_url(deployment.chain(chain), deployment.data_dir)
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        return httpx.post(str(url), json=body, timeout=10).json()["result"]
+
+    contract = htlc_address(deployment.chain("l2-a"))
+    code = str(rpc("l2-a", "eth_getCode", [contract, "latest"]))
+    assert len(code) > 1000
+    assert evm_client.bytecode().hex().endswith(code[-200:].removeprefix("0x"))
+    assert rpc("l2-b", "eth_getCode", [contract, "latest"]) == "0x"
+    assert htlc_address(deployment.chain("l2-b")) is None
+    program = rpc("sol", "getAccountInfo", [htlc_address(deployment.chain("sol"))])
+    assert isinstance(program, dict)
+    assert program["value"]["executable"] is True
 
 
 @needs_anvil
@@ -91,6 +116,7 @@ async def test_anvil_state_survives_devnet_down_and_up(deployment_file):
         async with await connect(deployment.chain("l2-a"), data_dir=deployment.data_dir) as adapter:
             assert isinstance(adapter, EvmAdapter)
             assert await adapter.balance(EVM_ADDRESS) == 7 * 10**18
+        await _check_htlcs(deployment)  # installed again on the new Solana server
     finally:
         manager.down(deployment)
 
