@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Engine as SqlEngine
 
-from config.errors import StoreError
+from config.errors import PolicyViolation, StoreError
 from config.models import Deployment
 from policies._store import PolicyStore, WriteSet
 from policies.actions import ConfidenceEvidence, ProposedAction
@@ -48,6 +48,7 @@ from policies.base import (
     StaticPrices,
     SystemClock,
 )
+from policies.grants import PlanGrants
 from policies.ledger import Entry, SpendLedger
 from policies.registry import build_policies
 from wallets.authorization import Authorization, AuthorizationMint, AuthorizationVerifier
@@ -127,6 +128,7 @@ class Engine:
         self._store = PolicyStore(store) if store is not None else None
         self._approvals = Approvals(self._store) if self._store is not None else None
         self.ledger = SpendLedger(self._store)
+        self._grants = PlanGrants(self._store, self.clock)
         self._mint = AuthorizationMint()
         self._ttl = authorization_ttl
         self._poll_every = control_poll.total_seconds()
@@ -186,9 +188,25 @@ class Engine:
             pending = _Pending(action, ctx, asked, entry)
             if isinstance(outcome, Allow | ApprovalRequest):
                 approved = outcome if isinstance(outcome, ApprovalRequest) else None
+                self._grants.stage(action)
                 return await self._authorize(pending, writes, approved)
             await self._decline(pending, writes)
             return outcome
+
+    def authorize_settlement(self, agent: str, plan_id: str, digest: bytes) -> Authorization:
+        """Authorize a claim or refund of escrow plan `plan_id` (the transaction with
+        `digest`): only if this engine once authorized a lock of that plan for `agent`.
+        No policy is asked: settlement moves only escrowed funds, to the recipient fixed
+        when the policies allowed the lock or back to the agent (see policies.grants).
+        """
+        if agent not in self._stacks:
+            raise PolicyViolation(f"unknown agent {agent!r}; nothing is authorized for it")
+        if not self._grants.granted(agent, plan_id):
+            raise PolicyViolation(
+                f"plan {plan_id!r} of agent {agent!r} has no authorized escrow lock, so "
+                "none of its claims or refunds can be authorized"
+            )
+        return self._mint.mint(agent, digest, self._ttl)
 
     async def plan_observed(
         self, agent: str, plan_id: str, evidence: ConfidenceEvidence | None
