@@ -1,9 +1,17 @@
-"""Write-through persistence with group commit.
+"""Write-through persistence with group commit, and the one-engine-per-store fence.
 
 Policies keep their hot state in memory and stage the rows that record it. The engine
 commits an evaluation's rows before it returns its answer, so nothing is authorized that
 a restart would forget. Evaluations that finish together share one database transaction
 (group commit), which is what keeps thousands of evaluations a second affordable.
+
+Memory is the truth for limits only while no other engine writes the same store, so
+an engine first *claims* the store (bumps the epoch in `policy_engine`, then loads its
+state) and every transaction it writes checks, under the row's write lock, that the
+epoch is still its own. A newer engine on the same store therefore fences every older
+one: the older one's commits fail, so it authorizes nothing more, and the newer one
+loaded everything the older one committed. Two daemons on one store cannot both spend
+up to a limit; the older one stops with an error that says why.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ import asyncio
 import contextlib
 import itertools
 import operator
+import os
 import secrets
+import socket
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
@@ -23,9 +33,19 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.errors import StoreError
-from policies._tables import policy_control
+from policies._tables import policy_control, policy_engine
 
 Row = tuple[Any, dict[str, Any]]
+
+_FENCE = (
+    policy_engine.update()
+    .where(policy_engine.c.id == 1, policy_engine.c.epoch == sa.bindparam("f_epoch"))
+    .values(epoch=policy_engine.c.epoch)
+)
+
+
+class EngineSuperseded(StoreError):
+    """Another engine claimed this store after this one; this one may write nothing more."""
 
 
 def to_us(moment: datetime) -> int:
@@ -81,9 +101,33 @@ class PolicyStore:
         self._waiters: list[asyncio.Future[None]] = []
         self._draining = False
         self._drainer: asyncio.Task[None] | None = None
+        self._epoch: int | None = None
         self._sql: dict[
             tuple[int, tuple[str, ...]], tuple[str, Callable[[dict[str, Any]], Any], Any]
         ] = {}
+
+    def claim(self, now: datetime) -> int:
+        """Become the one engine that writes this store's policy state; every engine
+        that claimed it before is fenced from now on. Call before loading any state."""
+        owner = f"{socket.gethostname()}:{os.getpid()}:{_ID_PREFIX[:6]}"
+        values = {"epoch": policy_engine.c.epoch + 1, "owner": owner, "claimed_at_us": to_us(now)}
+        try:
+            with self.engine.begin() as connection:
+                bumped = connection.execute(
+                    policy_engine.update().where(policy_engine.c.id == 1).values(values)
+                )
+                if bumped.rowcount == 0:  # the row the migration made is gone: start over
+                    connection.execute(
+                        policy_engine.insert().values({**values, "id": 1, "epoch": 1})
+                    )
+                epoch = connection.execute(sa.select(policy_engine.c.epoch)).scalar_one()
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot claim the store for this policy engine: {exc}; check that the "
+                "store is reachable and writable"
+            ) from exc
+        self._epoch = int(epoch)
+        return self._epoch
 
     def writes(self) -> WriteSet:
         """A write set to use as `with store.writes() as writes:`; rows staged inside
@@ -147,6 +191,8 @@ class PolicyStore:
                 group[1].append(params)
         try:
             with self.engine.begin() as connection:
+                if self._epoch is not None:
+                    self._check_fence(connection)
                 for statement, params_list in groups.values():
                     sql, make = self._compiled(statement, tuple(params_list[0]))
                     connection.exec_driver_sql(sql, [make(params) for params in params_list])
@@ -155,6 +201,20 @@ class PolicyStore:
                 f"cannot write policy state: {exc.__class__.__name__}: {exc}; check that the "
                 "store is reachable and writable"
             ) from exc
+
+    def _check_fence(self, connection: Connection) -> None:
+        # An UPDATE, not a SELECT: it takes the write lock first (SQLite) or the row lock
+        # (PostgreSQL), so a claim cannot slip in between this check and the commit.
+        sql, make = self._compiled(_FENCE, ("f_epoch",))
+        if connection.exec_driver_sql(sql, make({"f_epoch": self._epoch})).rowcount == 1:
+            return
+        row = connection.execute(sa.select(policy_engine)).first()
+        newer = f"{row.owner} (epoch {row.epoch})" if row is not None else "another engine"
+        raise EngineSuperseded(
+            f"policy engine of epoch {self._epoch} was superseded: {newer} opened the same "
+            "store after it, so this engine writes and authorizes nothing more; run one "
+            "daemon per store (restart this one only after stopping the other)"
+        )
 
     def _compiled(
         self, statement: Any, keys: tuple[str, ...]

@@ -68,14 +68,15 @@ approvals = sa.Table(
     sa.Column("decided_by", sa.String(128), nullable=True),
 )
 
-rate_events = sa.Table(
-    "rate_events",
+policy_engine = sa.Table(
+    "policy_engine",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("agent", sa.String(64), nullable=False),
-    sa.Column("at_us", sa.BigInteger, nullable=False),
-    sa.Index("ix_rate_events_agent_at", "agent", "at_us"),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("claimed_at_us", sa.BigInteger, nullable=False),
 )
+"""One row: the epoch of the one engine allowed to write policy state (see _store)."""
 
 kill_switches = sa.Table(
     "kill_switches",

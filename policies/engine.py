@@ -126,6 +126,10 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.prices: PriceSource = prices or StaticPrices.from_deployment(deployment)
         self._store = PolicyStore(store) if store is not None else None
+        if self._store is not None:
+            # Before any state is loaded: whatever an older engine commits after this
+            # point fails, so what the loads below read is final (see policies._store).
+            self._store.claim(self.clock.now())
         self._approvals = Approvals(self._store) if self._store is not None else None
         self.ledger = SpendLedger(self._store)
         self._grants = PlanGrants(self._store, self.clock)
@@ -298,31 +302,24 @@ class Engine:
         asked: list[Policy] = []
         queued: Queued | None = None
         for policy in policies:
-            decision = await self._ask(policy, action, ctx)
-            if isinstance(decision, Deny):
-                return asked, Denied(reason=decision.reason, policy=policy.name)
+            try:
+                decision = await policy.evaluate(action, ctx)
+            except Exception as exc:
+                decision = _raised(policy, action, exc)
+            if decision is not ALLOW:  # the shared ALLOW is the common answer: no checks
+                decision = _checked(policy, decision)
+                if isinstance(decision, Deny):
+                    return asked, Denied(reason=decision.reason, policy=policy.name)
+                if isinstance(decision, NeedsApproval) and queued is None:
+                    queued = self._queued(policy, decision)
             asked.append(policy)
-            if isinstance(decision, NeedsApproval) and queued is None:
-                expires_at = self.clock.now() + (decision.expires_in or DEFAULT_APPROVAL_TTL)
-                queued = Queued(
-                    reason=decision.reason,
-                    policy=policy.name,
-                    approval_id=None,
-                    expires_at=expires_at,
-                )
         return asked, queued or ALLOW
 
-    async def _ask(self, policy: Policy, action: ProposedAction, ctx: PolicyContext) -> Decision:
-        try:
-            decision = await policy.evaluate(action, ctx)
-        except Exception as exc:
-            logger.exception(
-                "policy %s raised on %s; treating it as a deny", policy.name, action.summary()
-            )
-            return Deny(reason=f"policy {policy.name} failed ({type(exc).__name__}: {exc})")
-        if not isinstance(decision, Allow | Deny | NeedsApproval):
-            return Deny(reason=f"policy {policy.name} returned {decision!r}, not a Decision")
-        return decision
+    def _queued(self, policy: Policy, decision: NeedsApproval) -> Queued:
+        expires_at = self.clock.now() + (decision.expires_in or DEFAULT_APPROVAL_TTL)
+        return Queued(
+            reason=decision.reason, policy=policy.name, approval_id=None, expires_at=expires_at
+        )
 
     def _approval(self, action: ProposedAction, queued: Queued) -> Queued | ApprovalRequest:
         if self._approvals is None:
@@ -351,8 +348,9 @@ class Engine:
             await self._decline(pending, None)
             return Denied(reason=f"policy state could not be persisted ({exc}); not authorized")
         authorization = self._mint.mint(action.agent, action.digest, self._ttl)
-        # Both fields are already validated values; skip re-validating on the hot path.
-        return Authorized.model_construct(
+        # Validating is cheaper than model_construct here: pydantic-core accepts the
+        # Authorization instance as is, where model_construct walks defaults in Python.
+        return Authorized(
             authorization=authorization, approval_id=approved.id if approved else None
         )
 
@@ -392,3 +390,19 @@ class Engine:
             self._control = version
             for stack in self._stacks.values():
                 stack.env.reload()
+
+
+def _raised(policy: Policy, action: ProposedAction, exc: Exception) -> Deny:
+    logger.error(
+        "policy %s raised on %s; treating it as a deny",
+        policy.name,
+        action.summary(),
+        exc_info=exc,
+    )
+    return Deny(reason=f"policy {policy.name} failed ({type(exc).__name__}: {exc})")
+
+
+def _checked(policy: Policy, decision: object) -> Decision:
+    if isinstance(decision, Allow | Deny | NeedsApproval):
+        return decision
+    return Deny(reason=f"policy {policy.name} returned {decision!r}, not a Decision")

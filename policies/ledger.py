@@ -181,16 +181,23 @@ class SpendLedger:
         return self._seq
 
     def _add(self, entry: Entry, digest: bytes) -> None:
-        for key in self._keys(entry):
+        # On every evaluation's path: one pass, no helper calls per key.
+        counts = [((entry.agent, entry.asset), entry.amount), ((None, entry.asset), entry.amount)]
+        if entry.usd is not None:
+            counts += [((entry.agent, USD), entry.usd), ((None, USD), entry.usd)]
+        for key, value in counts:
             windows = self._windows.get(key)
             if windows is None:
                 windows = self._windows[key] = {n: _Window(n) for n in self._lengths}
-            value = self._value(entry, key)
             for window in windows.values():
                 window.entries.append(entry)
                 window.total += value
         if entry.status == "reserved":
-            self._by_digest.setdefault(digest, []).append(entry)
+            live = self._by_digest.get(digest)
+            if live is None:
+                self._by_digest[digest] = [entry]
+            else:
+                live.append(entry)
 
     def _pop(self, digest: bytes, entry: Entry | None = None) -> Entry | None:
         live = self._by_digest.get(digest)

@@ -1,8 +1,14 @@
-"""RateLimit: at most `max_actions` authorized actions per rolling window."""
+"""RateLimit: at most `max_actions` authorized actions per rolling window.
+
+Nothing of its own is written: every authorized action already has a row in the spend
+ledger (released ones too, since a failed attempt still used its slot), so a restart
+rebuilds the window from those rows.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections import deque
 from datetime import datetime
 
@@ -10,12 +16,13 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.types import Duration
-from policies._store import from_us, new_id, to_us
-from policies._tables import rate_events
+from policies._store import from_us, to_us
+from policies._tables import spend_ledger
 from policies.actions import ProposedAction
 from policies.base import ALLOW, Decision, Deny, Policy, PolicyContext, PolicyEnv, as_timedelta
 
-_INSERT = rate_events.insert()
+_events = itertools.count()
+"""Tells apart two events at the same instant, so a declined one removes only itself."""
 
 
 class RateLimitParams(BaseModel):
@@ -36,22 +43,21 @@ class RateLimit(Policy):
         super().__init__(params)
         self._max = params.max_actions
         self._window = as_timedelta(params.per)
-        self._times: deque[tuple[datetime, str]] = deque()
-        self._pending: dict[bytes, list[tuple[datetime, str]]] = {}
-        self._env: PolicyEnv | None = None
+        self._times: deque[tuple[datetime, int]] = deque()
+        self._pending: dict[bytes, list[tuple[datetime, int]]] = {}
 
     def attach(self, env: PolicyEnv) -> None:
-        """Load this agent's events within the window from the store."""
-        self._env = env
+        """Load this agent's authorized actions within the window from the ledger."""
         if env.store is None:
             return
         since = to_us(env.clock.now() - self._window)
+        ledger = spend_ledger.c
         rows = env.store.read(
-            sa.select(rate_events.c.id, rate_events.c.at_us)
-            .where(rate_events.c.agent == env.agent.name, rate_events.c.at_us > since)
-            .order_by(rate_events.c.at_us)
+            sa.select(ledger.at_us)
+            .where(ledger.agent == env.agent.name, ledger.at_us > since)
+            .order_by(ledger.at_us)
         )
-        self._times.extend((from_us(row.at_us), row.id) for row in rows)
+        self._times.extend((from_us(row.at_us), next(_events)) for row in rows)
 
     async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
         """Count this action unless the window is full."""
@@ -65,11 +71,9 @@ class RateLimit(Policy):
                 reason=f"rate limit: {self._max} actions per {self._window} already used; "
                 f"next slot in {retry}"
             )
-        event = (now, new_id())
+        event = (now, next(_events))
         self._times.append(event)
         self._pending.setdefault(action.digest, []).append(event)
-        if self._env is not None:
-            self._env.persist(_INSERT, {"id": event[1], "agent": action.agent, "at_us": to_us(now)})
         return ALLOW
 
     async def on_declined(self, action: ProposedAction, ctx: PolicyContext) -> None:

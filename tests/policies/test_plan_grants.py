@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,10 @@ from config.errors import PolicyViolation
 from policies import Authorized, Denied, Engine
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 
-POLICIES = [{"KillSwitch": {}}, {"SpendLimit": {"per_transaction": {"ETH": "1"}}}]
+POLICIES: list[dict[str, Any]] = [
+    {"KillSwitch": {}},
+    {"SpendLimit": {"per_transaction": {"ETH": "1"}}},
+]
 CLAIM = hashlib.sha256(b"a claim transaction").digest()
 
 

@@ -1,4 +1,5 @@
-"""Rolling spend never exceeds its limits: concurrent evaluations, failures, restarts."""
+"""Rolling spend never exceeds its limits: concurrent evaluations, failures, restarts,
+and a second engine opening the same store while the first still runs."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from decimal import Decimal
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from sqlalchemy.engine import Engine as SqlEngine
 
 from config.store import open_store
-from policies import Authorized, Engine, Outcome, PolicyContext, ProposedAction
+from policies import Authorized, Denied, Engine, Outcome, PolicyContext, ProposedAction
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 from tests.policies._policy_helpers import fresh_store_url
 
@@ -54,6 +56,7 @@ class SpendMachine(RuleBasedStateMachine):
         self.deployment = make_deployment(POLICIES)
         self.spent: list[Spent] = []
         self.serial = 0
+        self.superseded: list[tuple[SqlEngine, Engine]] = []
         self._open()
 
     def _open(self) -> None:
@@ -64,6 +67,8 @@ class SpendMachine(RuleBasedStateMachine):
         if hasattr(self, "loop"):
             self.loop.close()
         if hasattr(self, "store"):
+            for store, _ in self.superseded:
+                store.dispose()
             self.store.dispose()
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -121,6 +126,33 @@ class SpendMachine(RuleBasedStateMachine):
         # Reservations whose outcome the old process never reported stay counted.
         for item in self.spent:
             item.done = True
+
+    @rule()
+    def second_engine(self) -> None:
+        # A second daemon opens the same store while the first still runs.
+        self.superseded.append((self.store, self.engine))
+        self._open()
+        for item in self.spent:
+            item.done = True
+
+    @rule(millis=st.lists(st.integers(1, 400), min_size=1, max_size=4))
+    def superseded_engine_evaluates(self, millis: list[int]) -> None:
+        if not self.superseded:
+            return
+        _, engine = self.superseded[-1]
+        ctx = engine.context("payer", plan_id="p", evidence=make_evidence())
+        actions = []
+        for amount in millis:
+            self.serial += 1
+            digest = self.serial.to_bytes(32, "big")
+            actions.append(make_action(amount=Decimal(amount) / 1000, plan_id="p", digest=digest))
+
+        async def run() -> list[Outcome]:
+            return await asyncio.gather(*(engine.evaluate(a, ctx) for a in actions))
+
+        # Whatever its memory says, an engine that lost the store authorizes nothing.
+        for outcome in self.loop.run_until_complete(run()):
+            assert isinstance(outcome, Denied), outcome
 
     def _model_total(self, length: timedelta) -> Decimal:
         cutoff = self.clock.now() - length
