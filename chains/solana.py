@@ -11,9 +11,11 @@ or leave the payer below it, is refused before anything is signed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from typing import Any, NamedTuple
 
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
@@ -54,6 +56,15 @@ GENESIS_HASHES = {
 
 BASE_FEE_LAMPORTS = 5_000
 TOKEN_ACCOUNT_SIZE = 165
+MIN_BLOCKS_LEFT = 75
+"""A cached blockhash is reused only while more blocks than this remain before its
+`lastValidBlockHeight` at the highest height seen (half its life of 150 blocks)."""
+
+
+class _RecentBlockhash(NamedTuple):
+    blockhash: Hash
+    last_valid: int
+    taken: float  # time.monotonic() when fetched
 
 
 class SolanaAdapter(ChainAdapter):
@@ -61,24 +72,45 @@ class SolanaAdapter(ChainAdapter):
 
     chain: SolanaChain
 
-    def __init__(self, chain: SolanaChain, backend: SolanaBackend, *, where: str) -> None:
+    def __init__(
+        self,
+        chain: SolanaChain,
+        backend: SolanaBackend,
+        *,
+        where: str,
+        blockhash_ttl: float = 1.0,
+    ) -> None:
         self.chain = chain
         self._backend = backend
         self._where = where
         self._rent: dict[int, int] = {}
+        self._blockhash_ttl = blockhash_ttl
+        self._recent: _RecentBlockhash | None = None
+        self._built: set[bytes] = set()  # digests built on the cached blockhash
+        self._height_seen = 0
 
     @classmethod
     async def connect(
-        cls, chain: SolanaChain, *, url: str | None = None, ledger: SvmLedger | None = None
+        cls,
+        chain: SolanaChain,
+        *,
+        url: str | None = None,
+        ledger: SvmLedger | None = None,
+        blockhash_ttl: float = 1.0,
     ) -> SolanaAdapter:
-        """Connect to `url` (or an in-process `ledger`) and check the cluster's genesis."""
+        """Connect to `url` (or an in-process `ledger`) and check the cluster's genesis.
+
+        `blockhash_ttl` is how long (seconds) a fetched blockhash is reused for new
+        transactions; 0 fetches one for every transaction.
+        """
         if ledger is not None:
             backend: SolanaBackend = LedgerBackend(ledger)
         elif url is not None:
             backend = RpcBackend(url)
         else:
             raise ChainError(f"chain {chain.name}: give an rpc url or an in-process ledger")
-        adapter = cls(chain, backend, where=f"{chain.name} ({url or 'in-process LiteSVM'})")
+        where = f"{chain.name} ({url or 'in-process LiteSVM'})"
+        adapter = cls(chain, backend, where=where, blockhash_ttl=blockhash_ttl)
         try:
             await adapter._check_cluster()
         except BaseException:
@@ -120,7 +152,9 @@ class SolanaAdapter(ChainAdapter):
 
     async def height(self) -> int:
         """The finalized block height (what `lastValidBlockHeight` is compared with)."""
-        return await self._backend.block_height()
+        height = await self._backend.block_height()
+        self._height_seen = max(self._height_seen, height)
+        return height
 
     async def minimum_rent(self, size: int) -> int:
         """Lamports that make an account of `size` data bytes rent-exempt (cached: rent
@@ -136,21 +170,55 @@ class SolanaAdapter(ChainAdapter):
         payer = _pubkey(sender)
         keys = [payer, _pubkey(intent.to)] if isinstance(intent, NativeTransfer) else [payer]
         # Independent reads, one round trip: payer (and recipient) accounts, blockhash.
-        accounts, (blockhash, last_valid) = await asyncio.gather(
-            self._backend.accounts(keys),
-            self._backend.latest_blockhash(self.chain.finality.commitment),
+        accounts, recent = await asyncio.gather(
+            self._backend.accounts(keys), self._blockhash(fresh=False)
         )
-        instructions = await self._instructions(intent, payer, accounts[1:])
+        instructions = self._budget() + await self._instructions(intent, payer, accounts[1:])
         await self._check_fee_payer(payer, accounts[0], intent)
-        message = MessageV0.try_compile(payer, self._budget() + instructions, [], blockhash)
+        message = MessageV0.try_compile(payer, instructions, [], recent.blockhash)
+        digest = solana_message_digest(message)
+        if digest in self._built:
+            # The same intent again on a reused blockhash would be the same transaction
+            # (it lands once): take the newest blockhash, as an uncached build would.
+            recent = await self._blockhash(fresh=True)
+            message = MessageV0.try_compile(payer, instructions, [], recent.blockhash)
+            digest = solana_message_digest(message)
+        self._built.add(digest)
         return SolanaUnsignedTx(
             chain=self.chain.name,
             sender=str(payer),
             intent=intent,
-            digest=solana_message_digest(message),
+            digest=digest,
             message=message,
-            last_valid_block_height=last_valid,
+            last_valid_block_height=recent.last_valid,
         )
+
+    async def _blockhash(self, *, fresh: bool) -> _RecentBlockhash:
+        """A recent blockhash, reused for `blockhash_ttl` seconds while far from expiry.
+
+        Reuse is safe: the transaction carries the blockhash's own
+        `lastValidBlockHeight`, which decides expiry and re-signing exactly as for a
+        fresh one, and a blockhash seen near (or past) expiry is never reused.
+        """
+        recent = self._recent
+        if (
+            fresh
+            or recent is None
+            or time.monotonic() - recent.taken > self._blockhash_ttl
+            or recent.last_valid - self._height_seen <= MIN_BLOCKS_LEFT
+        ):
+            blockhash, last_valid = await self._backend.latest_blockhash(
+                self.chain.finality.commitment
+            )
+            if recent is None or blockhash != recent.blockhash:
+                self._built.clear()
+            recent = self._recent = _RecentBlockhash(blockhash, last_valid, time.monotonic())
+        return recent
+
+    def _forget_blockhash(self, blockhash: Hash) -> None:
+        """Never reuse `blockhash` again (the node no longer knows it)."""
+        if self._recent is not None and self._recent.blockhash == blockhash:
+            self._recent = None
 
     def _budget(self) -> list[Instruction]:
         fees = self.chain.fees
@@ -216,17 +284,18 @@ class SolanaAdapter(ChainAdapter):
             )
 
     async def _token_program(self, mint: Pubkey) -> Pubkey:
+        return Pubkey.from_string((await self._mint(mint)).owner)
+
+    async def _mint(self, mint: Pubkey) -> AccountData:
         account = await self._backend.account(mint)
         if account is None:
             raise ChainError(f"{self._where}: SPL mint {mint} does not exist; check the asset")
-        return Pubkey.from_string(account.owner)
+        return account
 
     async def _token_transfer(self, intent: TokenTransfer, payer: Pubkey) -> list[Instruction]:
         mint, owner = _pubkey(intent.token), _pubkey(intent.to)
-        program = await self._token_program(mint)
-        mint_account = await self._backend.account(mint)
-        assert mint_account is not None  # checked by _token_program
-        decimals = mint_account.data[44]
+        mint_account = await self._mint(mint)
+        program, decimals = Pubkey.from_string(mint_account.owner), mint_account.data[44]
         source = get_associated_token_address(payer, mint, program)
         dest = get_associated_token_address(owner, mint, program)
         instructions = []
@@ -252,15 +321,18 @@ class SolanaAdapter(ChainAdapter):
     async def simulate(self, tx: SolanaUnsignedTx | bytes) -> Simulation:  # type: ignore[override]
         """simulateTransaction: signatures checked for signed bytes, not for a message."""
         if isinstance(tx, bytes):
-            versioned, verify = _parse(tx), True
-        else:
-            signers = tx.message.header.num_required_signatures
-            versioned = VersionedTransaction.populate(tx.message, [Signature.default()] * signers)
-            verify = False
+            return await self._simulate(_parse(tx), verify=True)
+        signers = tx.message.header.num_required_signatures
+        versioned = VersionedTransaction.populate(tx.message, [Signature.default()] * signers)
+        return await self._simulate(versioned, verify=False)
+
+    async def _simulate(self, versioned: VersionedTransaction, *, verify: bool) -> Simulation:
         result = await self._backend.simulate(versioned, sig_verify=verify)
         if result.err is None:
             return Simulation(ok=True, gas_used=result.units, logs=tuple(result.logs))
         reason = _reason(result.err, result.logs)
+        if "BlockhashNotFound" in reason:
+            self._forget_blockhash(versioned.message.recent_blockhash)
         return Simulation(ok=False, reason=reason, gas_used=result.units, logs=tuple(result.logs))
 
     # -- send and track ----------------------------------------------------------------
@@ -270,9 +342,11 @@ class SolanaAdapter(ChainAdapter):
         return TxId(str(_parse(signed).signatures[0]))
 
     async def broadcast(self, signed: bytes) -> TxId:
-        """Simulate `signed`, then send it once with preflight off (already simulated)."""
-        tx_id = self.tx_id(signed)
-        simulation = await self.simulate(signed)
+        """Simulate `signed`, then send it once with preflight off: the simulation of
+        these exact bytes, signatures verified, is the preflight."""
+        versioned = _parse(signed)
+        tx_id = TxId(str(versioned.signatures[0]))
+        simulation = await self._simulate(versioned, verify=True)
         reason = simulation.reason or ""
         if not simulation.ok and "AlreadyProcessed" in reason:
             return tx_id  # these exact bytes already landed

@@ -7,10 +7,19 @@ import asyncio
 
 import httpx
 import pytest
+from aiohttp import web
 from solders.compute_budget import ID as COMPUTE_BUDGET_ID
+from solders.hash import Hash
 from solders.keypair import Keypair
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
-from solders.system_program import CreateAccountParams, create_account
+from solders.system_program import (
+    CreateAccountParams,
+    TransferParams,
+    create_account,
+    transfer,
+)
+from solders.transaction import VersionedTransaction
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
     create_idempotent_associated_token_account,
@@ -26,11 +35,12 @@ from chains.base import (
     ProgramInstruction,
     SolanaUnsignedTx,
     TokenTransfer,
+    TxExpired,
     UnsignedTx,
 )
 from chains.journal import TxJournal, send_intent
-from chains.solana import SolanaAdapter
-from config.errors import InsufficientFunds, WrongChainId
+from chains.solana import MIN_BLOCKS_LEFT, SolanaAdapter
+from config.errors import InsufficientFunds, RpcUnreachable, WrongChainId
 from tests.chains.conftest import SolanaRpcServer, solana_chain, solana_signer
 
 SOL = 10**9
@@ -282,6 +292,158 @@ async def test_server_speaks_json_rpc_errors(solana_server):
     assert ok["result"] == "ok"
     assert missing["error"]["code"] == -32601
     assert bad["error"]["code"] == -32602
+
+
+# -- caches: blockhash reuse, rent minimum ---------------------------------------------
+
+
+def _blockhash(tx: SolanaUnsignedTx) -> str:
+    return str(tx.message.recent_blockhash)
+
+
+async def _transfer(adapter: SolanaAdapter, payer: Keypair, amount: int = SOL) -> SolanaUnsignedTx:
+    intent = NativeTransfer(to=str(Keypair().pubkey()), amount=amount)
+    return await adapter.build(intent, str(payer.pubkey()))
+
+
+async def test_a_blockhash_is_reused_within_its_ttl_and_fetched_after(solana_server):
+    url = solana_server.url
+    async with await SolanaAdapter.connect(solana_chain(), url=url, blockhash_ttl=60) as cached:
+        payer = await _funded(cached, url)
+        first = await _transfer(cached, payer)
+        await _rpc(url, "covenant_advanceBlocks", 1)  # a newer blockhash exists now
+        second = await _transfer(cached, payer)
+        assert _blockhash(second) == _blockhash(first)
+        assert second.last_valid_block_height == first.last_valid_block_height
+    async with await SolanaAdapter.connect(solana_chain(), url=url, blockhash_ttl=0) as fresh:
+        first = await _transfer(fresh, payer)
+        await _rpc(url, "covenant_advanceBlocks", 1)
+        second = await _transfer(fresh, payer)
+    assert _blockhash(second) != _blockhash(first)
+    assert second.last_valid_block_height > first.last_valid_block_height
+
+
+async def test_a_cached_blockhash_seen_past_or_near_expiry_is_never_used(server):
+    async with await SolanaAdapter.connect(solana_chain(), url=server.url, blockhash_ttl=60) as a:
+        payer = await _funded(a, server.url)
+        old = await _transfer(a, payer)
+        blocks_to_near = old.last_valid_block_height - MIN_BLOCKS_LEFT - await a.height()
+        await _rpc(server.url, "covenant_advanceBlocks", blocks_to_near)
+        near = await _transfer(a, payer)  # not seen yet: the adapter does not know
+        assert _blockhash(near) == _blockhash(old)
+        height = await a.height()  # as the journal asks before deciding expiry
+        renewed = await _transfer(a, payer)
+        assert _blockhash(renewed) != _blockhash(old)
+        assert renewed.last_valid_block_height - height > MIN_BLOCKS_LEFT
+        await _rpc(server.url, "covenant_advanceBlocks", 151)
+        await a.height()
+        after = await _transfer(a, payer)
+        assert after.last_valid_block_height > await a.height()
+        assert _blockhash(after) not in {_blockhash(old), _blockhash(renewed)}
+
+
+async def test_a_blockhash_the_node_no_longer_knows_is_dropped_from_the_cache(server):
+    async with await SolanaAdapter.connect(solana_chain(), url=server.url, blockhash_ttl=60) as a:
+        payer = await _funded(a, server.url)
+        old = await _transfer(a, payer)
+        await _rpc(server.url, "covenant_advanceBlocks", 151)  # expired; height() not asked
+        stale = await _transfer(a, payer)
+        assert _blockhash(stale) == _blockhash(old)
+        with pytest.raises(TxExpired) as expired:
+            await a.broadcast(await solana_signer(payer)(stale))
+        assert not expired.value.signature_absent  # not sent; track decides by height
+        after = await _transfer(a, payer)
+        assert _blockhash(after) != _blockhash(old)
+        await a.broadcast(await solana_signer(payer)(after))
+        assert (await a.status(a.tx_id(await solana_signer(payer)(after)))).state == "final"
+
+
+async def test_the_same_intent_built_twice_is_two_transactions(server):
+    intent = NativeTransfer(to=str(Keypair().pubkey()), amount=SOL)
+    async with await SolanaAdapter.connect(solana_chain(), url=server.url, blockhash_ttl=60) as a:
+        payer = await _funded(a, server.url)
+        first = await a.build(intent, str(payer.pubkey()))
+        await _rpc(server.url, "covenant_advanceBlocks", 1)
+        second = await a.build(intent, str(payer.pubkey()))
+        assert second.digest != first.digest  # a reused blockhash would make them one
+        sign = solana_signer(payer)
+        for tx in (first, second):
+            tx_id = await a.broadcast(await sign(tx))
+            assert (await a.status(tx_id)).state == "final"
+        assert await a.balance(intent.to) == 2 * SOL
+
+
+async def test_the_rent_minimum_is_read_once_per_size(solana_server, monkeypatch):
+    async with await SolanaAdapter.connect(solana_chain(), url=solana_server.url) as adapter:
+        asked: list[int] = []
+        read = adapter._backend.minimum_rent
+
+        async def counted(size: int) -> int:
+            asked.append(size)
+            return await read(size)
+
+        monkeypatch.setattr(adapter._backend, "minimum_rent", counted)
+        payer = await _funded(adapter, solana_server.url)
+        for amount in (SOL, SOL + 1, SOL + 2):  # each creates an account: rent checked
+            await _transfer(adapter, payer, amount)
+        sizes = [await adapter.minimum_rent(size) for size in (0, 82, 0, 82)]
+    assert asked == [0, 82]
+    assert sizes[0] == sizes[2] < sizes[1] == sizes[3]
+
+
+# -- the wire: commitment, preflight, one send ----------------------------------------
+
+
+@pytest.fixture
+async def failing_node(unused_tcp_port):
+    """Answers getGenesisHash and simulateTransaction (ok); drops sendTransaction's
+    connection without an answer. Records every request's params."""
+    calls: dict[str, list[object]] = {}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        calls.setdefault(body["method"], []).append(body["params"])
+        if body["method"] == "sendTransaction":
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
+        simulated: dict[str, object] = {"err": None, "logs": [], "unitsConsumed": 150}
+        result: object = {"context": {"slot": 1}, "value": simulated}
+        if body["method"] == "getGenesisHash":
+            result = str(Hash.new_unique())
+        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": result})
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    yield f"http://127.0.0.1:{unused_tcp_port}", calls
+    await runner.cleanup()
+
+
+async def test_a_send_goes_out_once_with_preflight_off_after_a_confirmed_simulation(
+    failing_node,
+):
+    url, calls = failing_node
+    payer = Keypair()
+    message = MessageV0.try_compile(
+        payer.pubkey(),
+        [
+            transfer(
+                TransferParams(from_pubkey=payer.pubkey(), to_pubkey=payer.pubkey(), lamports=1)
+            )
+        ],
+        [],
+        Hash.new_unique(),
+    )
+    async with await SolanaAdapter.connect(solana_chain(), url=url) as adapter:
+        with pytest.raises(RpcUnreachable, match=r"sendTransaction: endpoint unreachable"):
+            await adapter.broadcast(bytes(VersionedTransaction(message, [payer])))
+    [(_, simulate_options)] = calls["simulateTransaction"]
+    assert simulate_options == {"encoding": "base64", "sigVerify": True, "commitment": "confirmed"}
+    [(_, send_options)] = calls["sendTransaction"]  # exactly once: never resent blindly
+    assert send_options == {"encoding": "base64", "skipPreflight": True, "maxRetries": 0}
 
 
 async def _until(predicate, timeout: float = 10) -> None:
