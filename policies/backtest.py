@@ -1,9 +1,12 @@
 """Replay recorded actions through a deployment's policies, touching nothing real.
 
-Input is a file of actions, one JSON object a line: a :class:`ProposedAction` (digest in
-hex) plus optional `at` (ISO time; drives the clock), `confidence` (a
+Input is either a file of actions, one JSON object a line: a :class:`ProposedAction`
+(digest in hex) plus optional `at` (ISO time; drives the clock), `confidence` (a
 :class:`ConfidenceEvidence`), `claims` (:class:`AuthorityClaims`) and `simulation`
-(:class:`SimulationResult`). Replaying straight from the audit log is not supported yet.
+(:class:`SimulationResult`); or the entries of an agent's audit log
+(:func:`audit_actions`): each action the policies saw, at the entry's time, with the
+plan's confidence evidence. The audit log keeps neither the authority credential's
+claims nor simulations, so in such a replay `Authority` and `RequireSimulation` deny.
 
 The policies run against a throwaway store and data directory, so real halts, breakers
 and spend do not leak in and nothing leaks out. Every authorized action is treated as
@@ -14,12 +17,12 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from config.errors import ConfigError
 from config.models import Deployment
@@ -46,7 +49,7 @@ class BacktestRow(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    line: int
+    source: str = Field(description="Where the action came from: `line 3`, `entry 12`.")
     at: datetime
     summary: str
     verdict: str
@@ -62,7 +65,7 @@ class _ReplayClock:
         return self.moment
 
 
-def read_actions(path: Path) -> list[tuple[int, RecordedAction]]:
+def read_actions(path: Path) -> list[tuple[str, RecordedAction]]:
     """Parse the actions file; errors name the line."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -71,7 +74,7 @@ def read_actions(path: Path) -> list[tuple[int, RecordedAction]]:
     found = []
     for number, text in enumerate(lines, start=1):
         if text.strip():
-            found.append((number, _parse(path, number, text)))
+            found.append((f"line {number}", _parse(path, number, text)))
     return found
 
 
@@ -84,8 +87,32 @@ def _parse(path: Path, number: int, text: str) -> RecordedAction:
         raise ConfigError(f"{path}:{number}: not a recorded action: {exc}") from exc
 
 
+def audit_actions(
+    entries: Iterable[tuple[int, str, Mapping[str, Any]]],
+) -> list[tuple[str, RecordedAction]]:
+    """The actions recorded in audit entries given as (position, ISO time, body), in
+    order; entries without actions (empty or refused plans) contribute none."""
+    found = []
+    for seq, at, body in entries:
+        recorded = [item for item in body.get("actions") or () if item.get("action")]
+        for index, item in enumerate(recorded):
+            source = f"entry {seq}" if len(recorded) == 1 else f"entry {seq}.{index}"
+            found.append((source, _from_audit(source, at, body.get("evidence"), item["action"])))
+    return found
+
+
+def _from_audit(source: str, at: str, evidence: Any, action: Any) -> RecordedAction:
+    try:
+        # `score` is derived from the rest; the model recomputes it rather than accept it.
+        confidence = {k: v for k, v in evidence.items() if k != "score"} if evidence else None
+        data = {"action": action, "at": at, "confidence": confidence}
+        return RecordedAction.model_validate_json(json.dumps(data))
+    except (ValidationError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"audit {source}: not a recorded action: {exc}") from exc
+
+
 async def backtest(
-    deployment: Deployment, recorded: Iterable[tuple[int, RecordedAction]]
+    deployment: Deployment, recorded: Iterable[tuple[str, RecordedAction]]
 ) -> list[BacktestRow]:
     """Run every recorded action through the deployment's policies, in order."""
     with tempfile.TemporaryDirectory(prefix="covenant-backtest-") as scratch:
@@ -94,19 +121,19 @@ async def backtest(
         clock = _ReplayClock()
         try:
             engine = Engine(isolated, store, clock=clock)
-            return [await _replay(engine, clock, number, item) for number, item in recorded]
+            return [await _replay(engine, clock, source, item) for source, item in recorded]
         finally:
             store.dispose()
 
 
 async def _replay(
-    engine: Engine, clock: _ReplayClock, number: int, item: RecordedAction
+    engine: Engine, clock: _ReplayClock, source: str, item: RecordedAction
 ) -> BacktestRow:
     if item.at is not None:
         clock.moment = item.at
     action = item.action
     if action.agent not in {agent.name for agent in engine.deployment.agents}:
-        raise ConfigError(f"line {number}: agent {action.agent!r} is not in the deployment")
+        raise ConfigError(f"{source}: agent {action.agent!r} is not in the deployment")
     ctx = engine.context(
         action.agent,
         plan_id=action.plan_id,
@@ -121,7 +148,7 @@ async def _replay(
     else:
         policy, reason = outcome.policy, outcome.reason
     return BacktestRow(
-        line=number,
+        source=source,
         at=clock.moment,
         summary=action.summary(),
         verdict=outcome.verdict,

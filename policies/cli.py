@@ -24,7 +24,7 @@ from config.models import Deployment
 from config.store import open_store
 from policies import approvals as approval_store
 from policies import control
-from policies.backtest import backtest, read_actions
+from policies.backtest import BacktestRow, RecordedAction, audit_actions, backtest, read_actions
 from policies.registry import validate_deployment_policies
 
 console = Console()
@@ -55,20 +55,69 @@ def _now() -> datetime:
 @policy_app.command("backtest")
 def backtest_command(
     file: File,
-    actions: Annotated[Path, typer.Option(help="JSON lines of recorded actions.")],
+    actions: Annotated[
+        Path | None, typer.Option(help="JSON lines of recorded actions to replay.")
+    ] = None,
+    from_audit: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-audit",
+            help="Replay the actions in the audit log of this deployment's store (FILE "
+            "itself, or e.g. production's YAML to try FILE's policies on what it did).",
+        ),
+    ] = None,
     agent: Annotated[str | None, typer.Option(help="Only this agent's actions.")] = None,
 ) -> None:
     """Replay recorded actions through FILE's policies; print what each would get."""
     deployment = load_deployment(file)
-    recorded = [
-        (n, item) for n, item in read_actions(actions) if agent in (None, item.action.agent)
-    ]
+    if (actions is None) == (from_audit is None):
+        raise ConfigError(
+            "give exactly one source of actions: --actions FILE.jsonl or --from-audit "
+            "DEPLOYMENT.yaml"
+        )
+    if actions is not None:
+        recorded = read_actions(actions)
+    else:
+        assert from_audit is not None
+        recorded = _audit_recorded(from_audit, agent)
+    recorded = [(n, item) for n, item in recorded if agent in (None, item.action.agent)]
     rows = asyncio.run(backtest(deployment, recorded))
-    table = Table("line", "at", "action", "verdict", "policy", "reason")
+    _print_backtest(rows)
+
+
+def _audit_recorded(file: Path, agent: str | None) -> list[tuple[str, RecordedAction]]:
+    # The CLI is where the layers meet; the policy layer proper never imports agents.
+    from agents import audit
+
+    with _store(file) as (_, engine):
+        known = audit.agents(engine)
+        if agent is not None and agent not in known:
+            raise ConfigError(
+                f"no audit log for agent {agent!r} in the store of {file}; agents with one: "
+                f"{', '.join(known) or 'none'}"
+            )
+        names = [agent] if agent is not None else known
+        recorded: list[tuple[str, RecordedAction]] = []
+        for name in names:
+            entries = [(r.seq, r.at, r.body) for r in audit.entries(engine, name)]
+            labelled = [(f"{name} {src}", item) for src, item in audit_actions(entries)]
+            recorded += labelled
+            problems = len(audit.verify(engine, name).problems)
+            if problems:
+                console.print(
+                    f"[yellow]warning:[/] the audit log of {name} has {problems} problem(s); "
+                    f"`audit verify {file}` lists them. Replaying it as stored."
+                )
+    # Several agents' logs interleave by time, as the daemon evaluated them.
+    return sorted(recorded, key=lambda pair: pair[1].at or _now())
+
+
+def _print_backtest(rows: list[BacktestRow]) -> None:
+    table = Table("from", "at", "action", "verdict", "policy", "reason")
     colour = {"authorized": "green", "denied": "red", "queued": "yellow"}
     for row in rows:
         table.add_row(
-            str(row.line),
+            row.source,
             row.at.isoformat(timespec="seconds"),
             row.summary,
             f"[{colour[row.verdict]}]{row.verdict}[/]",

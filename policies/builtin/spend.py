@@ -40,6 +40,21 @@ class SpendLimitParams(BaseModel):
     scope: Literal["agent", "deployment"] = Field(
         default="agent", description="`deployment` counts every agent's spending together."
     )
+    unlisted: Literal["deny", "allow"] = Field(
+        default="deny",
+        description="An asset no limit here covers (not named, and no USD limit) is denied "
+        "unless this is `allow`.",
+    )
+
+    def limited_assets(self) -> frozenset[str]:
+        """Assets named in a per-asset limit."""
+        named = {*self.per_transaction, *self.per_day}
+        return frozenset(named.union(*(w.limits for w in self.windows)))
+
+    def has_usd_limit(self) -> bool:
+        """Whether a USD limit covers every (priced) asset."""
+        windowed = any(w.usd is not None for w in self.windows)
+        return windowed or self.per_transaction_usd is not None or self.per_day_usd is not None
 
     def all_windows(self) -> list[tuple[timedelta, dict[str, Decimal], Decimal | None]]:
         """Every rolling window, the per-day one included."""
@@ -54,7 +69,9 @@ class SpendLimit(Policy):
 
     Amounts are in asset units across all chains carrying that symbol; USD limits value
     each action at the price source's price when it was authorized. An action whose
-    asset has no price is denied by a USD limit, since it cannot be shown to fit.
+    asset has no price is denied by a USD limit, since it cannot be shown to fit. An
+    asset that no limit covers (not named, and no USD limit) is denied unless the
+    parameters say `unlisted: allow`: a forgotten limit must not mean no limit.
     """
 
     Params = SpendLimitParams
@@ -63,7 +80,9 @@ class SpendLimit(Policy):
         super().__init__(params)
         self._p = params
         self._windows = params.all_windows()
-        self._needs_usd = bool(params.per_transaction_usd) or any(w[2] for w in self._windows)
+        self._needs_usd = params.has_usd_limit()
+        self._limited = params.limited_assets()
+        self._open = params.unlisted == "allow" or self._needs_usd
         self._who: str | None = None
 
     @classmethod
@@ -88,7 +107,10 @@ class SpendLimit(Policy):
             env.ledger.track(length)
 
     async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
-        """Check the per-transaction limits, then every rolling window."""
+        """Check that a limit covers the asset, the per-transaction limits, then every
+        rolling window."""
+        if not self._open and action.asset not in self._limited:
+            return Deny(reason=self._unlisted(action))
         usd = None
         if self._needs_usd:
             price = ctx.prices.usd_price(action.chain, action.asset)
@@ -100,6 +122,15 @@ class SpendLimit(Policy):
             usd = action.amount * price
         reason = self._per_transaction(action, usd) or self._rolling(action, usd, ctx)
         return ALLOW if reason is None else Deny(reason=reason)
+
+    def _unlisted(self, action: ProposedAction) -> str:
+        named = ", ".join(sorted(self._limited)) or "none"
+        return (
+            f"SpendLimit sets no limit for {action.asset} (on {action.chain}; limited: "
+            f"{named}), so it is denied; in the agent's YAML add one, e.g. "
+            f'`SpendLimit: {{per_day: {{{action.asset}: "<limit>"}}}}` or a USD limit such as '
+            "`per_day_usd`, or set `unlisted: allow` to let assets without a limit through"
+        )
 
     def _per_transaction(self, action: ProposedAction, usd: Decimal | None) -> str | None:
         limit = self._p.per_transaction.get(action.asset)

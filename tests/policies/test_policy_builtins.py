@@ -156,3 +156,22 @@ async def test_human_approval_per_asset_threshold_and_unpriced_assets() -> None:
     unpriced = make_context(prices=StaticPrices({}))
     decision = await policy.evaluate(make_action(), unpriced)
     assert decision.verdict == "needs_approval"
+
+
+async def test_spend_limit_denies_an_asset_no_limit_covers_unless_told_to_allow() -> None:
+    sol = {"chain": "solana-local", "asset": "SOL"}
+    engine = _engine([{"SpendLimit": {"per_day": {"ETH": "1"}}}])
+    ctx = engine.context("payer", plan_id="p", evidence=make_evidence())
+    outcome = await engine.evaluate(make_action(amount="0.01", plan_id="p", **sol), ctx)
+    assert isinstance(outcome, Denied)
+    assert outcome.policy == "SpendLimit"
+    assert "no limit for SOL" in outcome.reason
+    assert "unlisted: allow" in outcome.reason
+    assert await _verdicts(engine, "0.01") == ["authorized"]  # ETH has its limit
+    opened = _engine([{"SpendLimit": {"per_day": {"ETH": "1"}, "unlisted": "allow"}}])
+    assert await _verdicts(opened, "0.01", **sol) == ["authorized"]
+    in_usd = _engine([{"SpendLimit": {"per_transaction_usd": "10"}}])  # covers every asset
+    assert await _verdicts(in_usd, "0.01", "1", **sol) == ["authorized", "denied"]
+    windowed = _engine([{"SpendLimit": {"windows": [{"per": "1h", "limits": {"SOL": "1"}}]}}])
+    assert await _verdicts(windowed, "0.5", **sol) == ["authorized"]
+    assert await _verdicts(windowed, "0.01") == ["denied"]  # ETH is not named anywhere
