@@ -1,7 +1,11 @@
-"""Solana adapter: solana-py's async RPC client and solders, or an in-process LiteSVM.
+"""Solana adapter: Solana JSON-RPC (see :mod:`chains._solana_backends`) and solders, or
+an in-process LiteSVM.
 
 Every transaction is a v0 message with a compute-unit limit and priority fee from the
-chain's config, a recent blockhash and its ``lastValidBlockHeight``. Signed bytes are
+chain's config, a recent blockhash and its ``lastValidBlockHeight``. A blockhash is
+reused for new transactions for `blockhash_ttl` seconds (1 s) while far from expiry,
+as the EVM adapter reuses fee readings; the rent-exempt minimum is read once per data
+size (a cluster constant). Signed bytes are
 simulated before each send and sent with preflight off, so the same bytes can be resent
 until they land or expire (see :func:`chains.journal.track`). Sends are checked against
 rent exemption: a transfer that would create an account below the rent-exempt minimum,
