@@ -20,10 +20,13 @@ mnemonics, preimages, passphrases): secrets never enter the log.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -250,38 +253,17 @@ def append(
     `entry` is an :class:`AuditEntry` or any JSON-like mapping (the runtime's own record);
     either way no field may look like a secret and no number may be a float.
     """
-    body_data = (
-        entry.model_dump(mode="json") if isinstance(entry, AuditEntry) else _plain(entry, "")
-    )
-    refuse_secrets(body_data)
-    body = canonical_json(body_data)
-    when = (at or datetime.now(UTC)).isoformat()
-    try:
-        with engine.begin() as connection:
-            seq, prev = _head(connection, agent)
-            entry_hash = _entry_hash(agent, seq, at=when, did=signer.did, prev=prev, body=body)
-            signature = signer.sign(_payload("entry", agent, seq, entry_hash), typ=ENTRY_TYP)
-            row = {
-                "agent": agent,
-                "seq": seq,
-                "at": when,
-                "did": signer.did,
-                "prev_hash": prev,
-                "hash": entry_hash,
-                "body": body,
-                "signature": signature,
-            }
-            connection.execute(audit_entries.insert().values(**row))
-            _write_head(connection, agent, seq, entry_hash, signer)
-    except IntegrityError as exc:
-        raise AuditError(
-            f"another writer appended to {agent}'s audit log at the same time; only one "
-            "daemon may run an agent"
-        ) from exc
-    return AuditRecord(**{**row, "body": body_data})
+    return AuditLog(engine, {agent: signer}).append(agent, entry, at=at)
 
 
-def _head(connection: Connection, agent: str) -> tuple[int, str]:
+def _body(entry: AuditEntry | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The entry as plain JSON data and as its canonical text; refuses secrets."""
+    data = entry.model_dump(mode="json") if isinstance(entry, AuditEntry) else _plain(entry, "")
+    refuse_secrets(data)
+    return data, canonical_json(data)
+
+
+def _stored_head(connection: Connection, agent: str) -> tuple[int, str]:
     """The next position and previous hash; AuditError if the tail was removed, so that
     writing on would not hide the removal behind a fresh head."""
     last = connection.execute(
@@ -302,18 +284,6 @@ def _head(connection: Connection, agent: str) -> tuple[int, str]:
             "`audit verify` and investigate before the agent runs again"
         )
     return (0, GENESIS) if last is None else (last.seq + 1, last.hash)
-
-
-def _write_head(
-    connection: Connection, agent: str, seq: int, entry_hash: str, signer: AuditSigner
-) -> None:
-    signature = signer.sign(_payload("head", agent, seq, entry_hash), typ=HEAD_TYP)
-    values = {"seq": seq, "hash": entry_hash, "signature": signature}
-    updated = connection.execute(
-        audit_heads.update().where(audit_heads.c.agent == agent).values(**values)
-    )
-    if updated.rowcount == 0:
-        connection.execute(audit_heads.insert().values(agent=agent, **values))
 
 
 def entries(engine: Engine, agent: str) -> list[AuditRecord]:
@@ -474,22 +444,196 @@ def _signed_claims(token: str, did: str | None, typ: str) -> dict[str, Any] | st
     return claims
 
 
+@dataclass(eq=False)
+class _Staged:
+    """An entry chained and signed in memory, waiting for the commit that stores it."""
+
+    agent: str
+    generation: int
+    row: dict[str, Any]
+    record: AuditRecord
+    done: asyncio.Future[AuditRecord] | None
+    error: AuditError | None = None
+
+
 class AuditLog:
     """The audit sink the runtime writes to: each agent's entries signed by its own DID
-    signer (from :meth:`wallets.operator.AgentWallet.jws_signer`)."""
+    signer (from :meth:`wallets.operator.AgentWallet.jws_signer`).
+
+    Each agent's head (next position, last hash) is read from the store once, with the
+    tail check, and then kept here: this daemon is the only writer of its agents' logs.
+    Entries are chained and signed at once, then stored in batches. :meth:`record`
+    returns only when the transaction holding its entry has committed; entries of every
+    agent that arrive while one commit is on disk go together into the next (group
+    commit: one fsync for many ticks). The hash chains are what one-by-one appends
+    would have written.
+    """
 
     def __init__(self, engine: Engine, signers: Mapping[str, AuditSigner]) -> None:
         self.engine = engine
         self.signers = dict(signers)
+        self._heads: dict[str, tuple[int, str]] = {}
+        self._generations: dict[str, int] = {}
+        self._staged: list[_Staged] = []
+        self._writer: asyncio.Task[None] | None = None
+        # Held while writing (by the writer thread or a synchronous append) so batches
+        # reach the store in the order they were chained; guards _poisoned too.
+        self._lock = threading.Lock()
+        self._poisoned: dict[str, int] = {}
 
-    def append(self, agent: str, entry: AuditEntry | Mapping[str, Any]) -> AuditRecord:
-        """Sign and store `entry` as `agent`'s next entry."""
-        signer = self.signers.get(agent)
-        if signer is None:
-            raise AuditError(f"no DID signer for agent {agent!r}; cannot write its audit log")
-        return append(self.engine, agent, signer, entry)
+    def append(
+        self, agent: str, entry: AuditEntry | Mapping[str, Any], *, at: datetime | None = None
+    ) -> AuditRecord:
+        """Sign and store `entry` as `agent`'s next entry, durable when this returns
+        (with any entries :meth:`record` has waiting, in the same transaction)."""
+        item = self._stage(agent, entry, at, None)
+        batch, self._staged = self._staged, []
+        self._settle(batch, self._write(batch))
+        if item.error is not None:
+            raise item.error
+        return item.record
+
+    async def record(self, agent: str, entry: AuditEntry | Mapping[str, Any]) -> AuditRecord:
+        """Sign `entry` as `agent`'s next entry now; return once it is committed, in one
+        transaction with the other agents' entries that were waiting for a commit."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[AuditRecord] = loop.create_future()
+        self._stage(agent, entry, None, done)
+        writer = self._writer
+        if writer is None or writer.done() or writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._write_staged())
+        # Shielded: a cancelled tick does not unmake its entry, which is already chained.
+        return await asyncio.shield(done)
 
     def verify(self, agent: str) -> AuditReport:
         """Verify `agent`'s log against its signer's DID."""
         signer = self.signers.get(agent)
         return verify(self.engine, agent, expected_did=signer.did if signer else None)
+
+    def _stage(
+        self,
+        agent: str,
+        entry: AuditEntry | Mapping[str, Any],
+        at: datetime | None,
+        done: asyncio.Future[AuditRecord] | None,
+    ) -> _Staged:
+        signer = self.signers.get(agent)
+        if signer is None:
+            raise AuditError(f"no DID signer for agent {agent!r}; cannot write its audit log")
+        data, body = _body(entry)
+        seq, prev = self._head(agent)
+        when = (at or datetime.now(UTC)).isoformat()
+        entry_hash = _entry_hash(agent, seq, at=when, did=signer.did, prev=prev, body=body)
+        row = {
+            "agent": agent,
+            "seq": seq,
+            "at": when,
+            "did": signer.did,
+            "prev_hash": prev,
+            "hash": entry_hash,
+            "body": body,
+            "signature": signer.sign(_payload("entry", agent, seq, entry_hash), typ=ENTRY_TYP),
+        }
+        self._heads[agent] = (seq + 1, entry_hash)
+        record = AuditRecord(**{**row, "body": data})
+        item = _Staged(agent, self._generations.get(agent, 0), row, record, done)
+        self._staged.append(item)
+        return item
+
+    def _head(self, agent: str) -> tuple[int, str]:
+        head = self._heads.get(agent)
+        if head is None:
+            with self.engine.connect() as connection:
+                head = _stored_head(connection, agent)
+        return head
+
+    async def _write_staged(self) -> None:
+        # Whatever is staged while a batch is on disk forms the next batch.
+        while self._staged:
+            batch, self._staged = self._staged, []
+            self._settle(batch, await asyncio.to_thread(self._write, batch))
+
+    def _write(self, batch: list[_Staged]) -> list[tuple[str, int]]:
+        """Store `batch` in one transaction or, if that fails, agent by agent, so that one
+        agent's broken log fails no other. Returns the (agent, generation) that failed."""
+        with self._lock:
+            live = [item for item in batch if not self._follows_failure(item)]
+            try:
+                self._insert(live)
+            except AuditError:
+                return self._insert_each(live)
+            return []
+
+    def _follows_failure(self, item: _Staged) -> bool:
+        if item.generation > self._poisoned.get(item.agent, -1):
+            return False
+        item.error = AuditError(
+            f"{item.agent}'s audit entry {item.row['seq']} was chained on an entry that could "
+            "not be written, so it was not written either; the next tick starts again from "
+            "the stored head"
+        )
+        return True
+
+    def _insert_each(self, items: list[_Staged]) -> list[tuple[str, int]]:
+        groups: dict[str, list[_Staged]] = {}
+        for item in items:
+            groups.setdefault(item.agent, []).append(item)
+        failed = []
+        for agent, group in groups.items():
+            try:
+                self._insert(group)
+            except AuditError as exc:
+                for item in group:
+                    item.error = exc
+                self._poisoned[agent] = group[-1].generation
+                failed.append((agent, group[-1].generation))
+        return failed
+
+    def _insert(self, items: list[_Staged]) -> None:
+        if not items:
+            return
+        last = {item.agent: item for item in items}
+        names = ", ".join(sorted(last)[:3]) + (
+            f" and {len(last) - 3} more" if len(last) > 3 else ""
+        )
+        try:
+            heads = [self._signed_head(item) for item in last.values()]
+            with self.engine.begin() as connection:
+                connection.execute(audit_entries.insert(), [item.row for item in items])
+                connection.execute(
+                    audit_heads.delete().where(audit_heads.c.agent == sa.bindparam("name")),
+                    [{"name": name} for name in last],
+                )
+                connection.execute(audit_heads.insert(), heads)
+        except IntegrityError as exc:
+            raise AuditError(
+                f"another writer appended to the audit log of {names} at the same time; only "
+                "one daemon may run an agent"
+            ) from exc
+        except Exception as exc:
+            raise AuditError(
+                f"cannot store the audit entries of {names}: {type(exc).__name__}: "
+                f"{getattr(exc, 'orig', None) or exc}; check that the store is reachable and "
+                "writable"
+            ) from exc
+
+    def _signed_head(self, item: _Staged) -> dict[str, Any]:
+        seq, entry_hash = item.row["seq"], item.row["hash"]
+        payload = _payload("head", item.agent, seq, entry_hash)
+        signature = self.signers[item.agent].sign(payload, typ=HEAD_TYP)
+        return {"agent": item.agent, "seq": seq, "hash": entry_hash, "signature": signature}
+
+    def _settle(self, batch: list[_Staged], failed: list[tuple[str, int]]) -> None:
+        for agent, generation in failed:
+            if self._generations.get(agent, 0) == generation:
+                # The cached head names entries that never reached the store: read it
+                # again, and let nothing already chained on them be written.
+                self._heads.pop(agent, None)
+                self._generations[agent] = generation + 1
+        for item in batch:
+            if item.done is None or item.done.done():
+                continue
+            if item.error is not None:
+                item.done.set_exception(item.error)
+            else:
+                item.done.set_result(item.record)
