@@ -3,11 +3,19 @@
 Every read is best-effort per chain: an unreachable RPC leaves that chain's balances out
 (and says so in the outcomes) instead of failing the whole tick, because the planner can
 still decide not to act, and the policies still gate anything it proposes.
+
+Balances are read concurrently and reused for :data:`BALANCE_TTL` seconds. A reused
+balance is at most that old and only ever feeds the planner: the policies check real
+state and the chain refuses an overspend. The agent's own transactions drop the cache at
+once (every action's outcome goes through :meth:`Observer.remember`), so a stale reading
+can only miss what others sent to the agent in the last second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import deque
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,6 +29,9 @@ from wallets.operator import AgentWallet
 log = logging.getLogger(__name__)
 
 RECENT_OUTCOMES = 8
+
+BALANCE_TTL = 1.0
+"""Seconds a balance reading is reused for the next observations (0: never)."""
 
 
 def agent_assets(deployment: Deployment, agent: AgentConfig) -> list[Asset]:
@@ -41,38 +52,60 @@ class Observer:
         agent: AgentConfig,
         wallet: AgentWallet,
         adapters: dict[str, ChainAdapter],
+        *,
+        balance_ttl: float = BALANCE_TTL,
     ) -> None:
         self.deployment = deployment
         self.agent = agent
         self.wallet = wallet
         self.adapters = adapters
+        self.balance_ttl = balance_ttl
         self.outcomes: deque[Outcome] = deque(maxlen=RECENT_OUTCOMES)
+        self._assets = agent_assets(deployment, agent)
+        self._balances: dict[tuple[str, str], tuple[float, Balance]] = {}
 
     def remember(self, summary: str, *, ok: bool) -> None:
-        """Keep an outcome for the next observations (written by Covenant, trusted)."""
+        """Keep an outcome for the next observations (written by Covenant, trusted).
+
+        An outcome follows an action, which may have moved funds: balances are read anew.
+        """
+        self.forget_balances()
         self.outcomes.append(Outcome(at=datetime.now(UTC), summary=summary[:300], ok=ok))
+
+    def forget_balances(self) -> None:
+        """Drop the reused balances; the next observation reads every one from its chain.
+        Call it whenever the agent sends a transaction outside :meth:`remember`."""
+        self._balances.clear()
 
     async def observe(self, pending: list[PendingApproval]) -> Observation:
         """The observation for this tick."""
-        balances: list[Balance] = []
-        for asset in agent_assets(self.deployment, self.agent):
-            balance = await self._balance(asset)
-            if balance is not None:
-                balances.append(balance)
+        read = await asyncio.gather(*(self._cached_balance(asset) for asset in self._assets))
         prices = [
             Price(asset=f"{asset.symbol}@{asset.chain}", usd=asset.usd_price)
-            for asset in agent_assets(self.deployment, self.agent)
+            for asset in self._assets
             if asset.usd_price is not None
         ]
         return Observation(
             agent=self.agent.name,
             at=datetime.now(UTC),
             mandate=self.agent.mandate,
-            balances=tuple(balances),
+            balances=tuple(balance for balance in read if balance is not None),
             prices=tuple(prices),
             pending_approvals=tuple(pending),
             recent_outcomes=tuple(self.outcomes),
         )
+
+    async def _cached_balance(self, asset: Asset) -> Balance | None:
+        key = (asset.chain, asset.symbol)
+        cached = self._balances.get(key)
+        started = time.monotonic()
+        if cached is not None and started - cached[0] < self.balance_ttl:
+            return cached[1]
+        balance = await self._balance(asset)
+        if balance is not None and self.balance_ttl > 0:
+            # Aged from before the read, so a reading is never reused past the TTL.
+            self._balances[key] = (started, balance)
+        return balance
 
     async def _balance(self, asset: Asset) -> Balance | None:
         adapter = self.adapters.get(asset.chain)
