@@ -37,7 +37,8 @@ from wallets.operator import AgentWallet, OperatorWallets
 
 log = logging.getLogger(__name__)
 
-ResultState = Literal["executed", "failed", "denied", "queued", "error"]
+ResultState = Literal["executed", "started", "failed", "denied", "queued", "error"]
+"""`started`: an all-or-nothing plan is under way; its end reaches the next observations."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,8 @@ class PaymentExecutor:
         )
         outcome = await self.engine.evaluate(action, ctx)
         if isinstance(outcome, Denied):
+            # Never signed: give its nonce back, or the next payment waits behind a gap.
+            await self.adapters[action.chain].abandon(unsigned)
             return ActionResult("denied", outcome.reason, action, policy=outcome.policy)
         if isinstance(outcome, Queued):
             if outcome.approval_id is not None:

@@ -79,8 +79,9 @@ class NonceStore:
 
     The next nonce is the largest of: what the node counts as pending, one past the
     highest nonce in an open journal entry, and the last reservation. A reservation that
-    was never journaled within `reservation_ttl` (the transaction was built but never
-    signed, e.g. a policy denied it) is given out again, so abandoned builds leave no gap.
+    was never journaled within `reservation_ttl` is given out again, so a build that was
+    abandoned without :meth:`release` (a crash) leaves no gap for long; a build a policy
+    denied is released at once.
     """
 
     def __init__(
@@ -103,6 +104,18 @@ class NonceStore:
                 nonce = max(floor, row.next_nonce)
             _upsert(connection, chain_id, address, nonce + 1)
             return nonce
+
+    def release(self, chain_id: int, address: str, nonce: int) -> bool:
+        """Give `nonce` back if it is still the latest reservation (later ones would be
+        left behind a gap otherwise); True if it was given back."""
+        key = (nonces.c.chain_id == chain_id) & (nonces.c.address == address)
+        with relaxed(self._engine) as connection:
+            result = connection.execute(
+                nonces.update()
+                .where(key & (nonces.c.next_nonce == nonce + 1))
+                .values(next_nonce=nonce)
+            )
+            return bool(result.rowcount)
 
     def resync(self, chain_id: int, address: str, chain_next: int) -> None:
         """Forget reservations below what the chain has already used ("nonce too low")."""

@@ -187,6 +187,10 @@ class ChainAdapter(ABC):
     def tx_id(self, signed: bytes) -> TxId:
         """The id the chain will know `signed` by, computed locally."""
 
+    async def abandon(self, tx: UnsignedTx) -> None:  # noqa: B027 - optional hook
+        """Give back what building `tx` reserved (an EVM nonce), because it will never be
+        signed, e.g. a policy denied it. A no-op where building reserves nothing."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release connections; a no-op for adapters that hold none."""
 

@@ -39,6 +39,7 @@ from chains.base import (
     TokenTransfer,
     TxId,
     TxStatus,
+    UnsignedTx,
 )
 from config.errors import ChainError, InsufficientFunds, TransactionReverted, WrongChainId
 from config.models import Asset, BlockTagFinality, EvmChain
@@ -248,6 +249,12 @@ class EvmAdapter(ChainAdapter):
         return await asyncio.to_thread(
             self._nonces.reserve, self.chain.name, self.chain.chain_id, sender, 0
         )
+
+    async def abandon(self, tx: UnsignedTx) -> None:
+        """Give the nonce of a built transaction that will never be signed back."""
+        if self._nonces is None or not isinstance(tx, EvmUnsignedTx):
+            return
+        await asyncio.to_thread(self._nonces.release, self.chain.chain_id, tx.sender, tx.nonce)
 
     def _settle_nonce(self, sender: str, pending: int, reserved: int | None) -> int:
         if reserved is None:

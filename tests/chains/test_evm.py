@@ -113,6 +113,21 @@ async def test_nonces_survive_a_restart_and_reuse_abandoned_reservations(anvil_f
     assert fourth.nonce == 0
 
 
+async def test_an_abandoned_build_gives_its_nonce_back_at_once(anvil_factory, engine):
+    """A payment a policy denied must not leave the next one stuck behind a nonce gap."""
+    node = anvil_factory()
+    async with await EvmAdapter.connect(
+        evm_chain(), url=node.url, nonces=NonceStore(engine)
+    ) as adapter:
+        denied = await adapter.build(NativeTransfer(to=new_evm_address(), amount=1), SENDER)
+        await adapter.abandon(denied)
+        retried = await adapter.build(NativeTransfer(to=new_evm_address(), amount=1), SENDER)
+        later = await adapter.build(NativeTransfer(to=new_evm_address(), amount=1), SENDER)
+        await adapter.abandon(retried)  # not the latest reservation: nothing to give back
+        last = await adapter.build(NativeTransfer(to=new_evm_address(), amount=1), SENDER)
+    assert (denied.nonce, retried.nonce, later.nonce, last.nonce) == (0, 0, 1, 2)
+
+
 async def test_journaled_nonce_is_never_reused_even_when_reservations_are_stale(
     anvil_factory, engine
 ):
