@@ -161,7 +161,15 @@ def _live_table(runtime: Runtime) -> Table:
 
 def _summary(runtime: Runtime) -> None:
     table = Table(
-        "agent", "ticks", "executed", "denied", "queued", "failed", "audit log", title="summary"
+        "agent",
+        "ticks",
+        "executed",
+        "cross-chain",
+        "denied",
+        "queued",
+        "failed",
+        "audit log",
+        title="summary",
     )
     for name, agent in runtime.agents.items():
         states = [result.state for report in agent.reports for result in report.results]
@@ -170,6 +178,7 @@ def _summary(runtime: Runtime) -> None:
             name,
             str(len(agent.reports)),
             str(states.count("executed")),
+            str(states.count("started")),
             str(states.count("denied")),
             str(states.count("queued")),
             str(states.count("failed") + states.count("error")),
@@ -190,6 +199,7 @@ def _print_outcomes(runtime: Runtime) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
+    _print_plans(runtime)
     for request in list_requests(runtime.store, "pending"):
         console.print(
             f"[yellow]waiting for approval[/] {request.id}: {request.summary}\n"
@@ -197,6 +207,25 @@ def _print_outcomes(runtime: Runtime) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _print_plans(runtime: Runtime) -> None:
+    """Where each all-or-nothing plan of the deployment stands."""
+    if runtime.desk is None:
+        return
+    for name, coordinator in runtime.desk.coordinators.items():
+        for plan in coordinator.store.plans(agent=name):
+            colour = {"claimed": "green", "refunded": "yellow"}.get(plan.state, "cyan")
+            legs = ", ".join(
+                f"{leg.chain} {state}"
+                for leg, state in zip(plan.legs, plan.leg_states, strict=True)
+            )
+            reason = f" - {plan.reason}" if plan.reason else ""
+            console.print(
+                f"[{colour}]{name} {plan.kind} {plan.plan_id}: {plan.state}[/] ({legs}){reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def status(file: Path) -> None:

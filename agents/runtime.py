@@ -4,7 +4,8 @@ Start-up order is a safety property: open the store (migrations), decrypt the wa
 connect to every chain (refusing a wrong chain id), reconcile the transaction journal
 with the chains (nothing journaled before a crash is sent twice or lost), build the
 policy engine (it restores breaker states, spend windows and approvals from the store),
-let the watchtower finish or refund open cross-chain plans, then start ticking.
+let the watchtower finish or refund open cross-chain plans (its first sweep, as the
+agents start ticking).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine as SqlEngine
 
 from agents import heartbeats
+from agents.atomic import AtomicDesk
 from agents.audit import AuditLog
 from agents.execute import PaymentExecutor, Resolver
 from agents.held import HeldActions
@@ -30,9 +32,12 @@ from agents.planners.scripted import ScriptedPlanner
 from agents.planners.types import PendingApproval
 from agents.scheduler import AgentJob, AgentScheduler, TickFunction
 from agents.tick import Agent
+from chains.atomic.base import HtlcChain
+from chains.atomic.runtime import coordinators, htlc_chains
 from chains.base import ChainAdapter
-from chains.connect import connect, fund_local
+from chains.connect import connect, fund_local, resolve_url
 from chains.devnet import manager as devnet
+from chains.devnet._htlc import htlc_address
 from chains.journal import TxJournal, reconcile
 from config.errors import ChainError, CredentialError
 from config.models import AgentConfig, Deployment
@@ -48,6 +53,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT_FLUSH = 1.0
 """Seconds between heartbeat writes."""
 
+SETTLE_TIMEOUT = 180.0
+"""Seconds a `--ticks` run waits for the all-or-nothing plans it started to end."""
+
 
 @dataclass
 class Runtime:
@@ -60,6 +68,7 @@ class Runtime:
     engine: Engine
     journal: TxJournal
     audit: AuditLog
+    desk: AtomicDesk | None = None
     agents: dict[str, Agent] = field(default_factory=dict)
     scheduler: AgentScheduler | None = None
     _beats: dict[str, heartbeats.Heartbeat] = field(default_factory=dict)
@@ -88,7 +97,7 @@ class Runtime:
                 self.journal,
                 resolver,
                 held,
-                claims=self._claims(config),
+                claims=self.claims(config),
             )
             planner = build_planner(self.deployment, config.name)
             self.agents[config.name] = Agent(
@@ -99,7 +108,15 @@ class Runtime:
                 executor=executor,
                 audit=self.audit,
                 pending=self.pending_approvals,
+                atomic=self.desk.handler(config.name) if self.desk else None,
+                extras=self.desk.extras if self.desk else None,
             )
+        if self.desk is not None:
+            self.desk.remember = self._remember
+
+    def _remember(self, agent: str, summary: str, ok: bool) -> None:
+        if agent in self.agents:
+            self.agents[agent].observer.remember(summary, ok=ok)
 
     def _cursor_keeper(self, agent: str, planner: Planner) -> Callable[[], None] | None:
         """For a scripted planner: resume where it stopped, and save each step."""
@@ -108,7 +125,7 @@ class Runtime:
         planner.position = heartbeats.load_cursor(self.store, agent)
         return lambda: heartbeats.save_cursor(self.store, agent, planner.position)
 
-    def _claims(self, config: AgentConfig) -> AuthorityClaims | None:
+    def claims(self, config: AgentConfig) -> AuthorityClaims | None:
         """The agent's verified authority credential, if it has one; a bad one is fatal."""
         if config.credential is None:
             return None
@@ -145,11 +162,25 @@ class Runtime:
         jobs = [AgentJob(agent.config, self._ticker(agent)) for agent in self.agents.values()]
         self.scheduler = AgentScheduler(jobs, max_ticks=max_ticks)
         flusher = asyncio.create_task(self._flush_heartbeats_every(HEARTBEAT_FLUSH))
+        stop_tower = asyncio.Event()
+        tower = asyncio.create_task(self._watch_plans(stop_tower))
         try:
             await self.scheduler.run()
+            stop_tower.set()
+            await tower
+            if max_ticks is not None and self.desk is not None:
+                # A bounded run (the demo, tests) sees its plans through before it ends.
+                await self.desk.settle(timeout=SETTLE_TIMEOUT)
         finally:
+            stop_tower.set()
+            await tower
             flusher.cancel()
             self.flush_heartbeats()
+
+    async def _watch_plans(self, stop: asyncio.Event) -> None:
+        if self.desk is not None:
+            interval = self.deployment.atomic.watcher_interval
+            await self.desk.run(stop, interval=interval)
 
     async def _flush_heartbeats_every(self, seconds: float) -> None:
         while True:
@@ -224,6 +255,7 @@ async def open_runtime(
     store = open_store(deployment.store.url or "")
     wallets = open_wallets(deployment, store, passphrase)
     adapters = await _connect_all(deployment, store)
+    escrows: dict[str, HtlcChain] = {}
     try:
         if fund_local_chains:
             await _fund_local_agents(deployment, wallets)
@@ -243,10 +275,56 @@ async def open_runtime(
             journal=TxJournal(store),
             audit=AuditLog(store, signers),
         )
+        escrows = _htlc_chains(deployment, adapters)
+        runtime.desk = _desk(runtime, escrows)
         await runtime.recover()
         runtime.build_agents()
         yield runtime
     finally:
+        for escrow in escrows.values():
+            await escrow.close()
         for adapter in adapters.values():
             await adapter.close()
         store.dispose()
+
+
+def _htlc_chains(deployment: Deployment, adapters: dict[str, ChainAdapter]) -> dict[str, HtlcChain]:
+    """An HTLC client for every chain with `htlc:` (local ones need a devnet node: the
+    escrow clients read logs and history over JSON-RPC)."""
+    addresses, urls = {}, {}
+    for chain in deployment.chains:
+        address = htlc_address(chain)
+        url = resolve_url(chain, deployment.data_dir)
+        if address is None:
+            continue
+        if url is None:
+            log.warning(
+                "chain %s runs in-process: all-or-nothing actions are off on it", chain.name
+            )
+            continue
+        addresses[chain.name], urls[chain.name] = address, url
+    return htlc_chains(adapters, addresses, margins=deployment.atomic, rpc_urls=urls)
+
+
+def _desk(runtime: Runtime, escrows: dict[str, HtlcChain]) -> AtomicDesk | None:
+    """The desk and one coordinator per agent, or None if no chain has an HTLC."""
+    if not escrows:
+        return None
+    deployment = runtime.deployment
+    desk = AtomicDesk(
+        deployment,
+        runtime.engine,
+        runtime.wallets,
+        Resolver(deployment, runtime.wallets),
+        claims={config.name: runtime.claims(config) for config in deployment.agents},
+    )
+    desk.coordinators = coordinators(
+        runtime.store,
+        {config.name: runtime.wallets.agent(config.name) for config in deployment.agents},
+        runtime.engine.verifier,
+        escrows,
+        desk.authorize,
+        margins=deployment.atomic,
+        verify_authority=desk.verify_authority,
+    )
+    return desk

@@ -32,8 +32,8 @@ AtomicHandler = Callable[[PayMany | Swap, str, ConfidenceEvidence], Awaitable[Ac
 class AuditSink(Protocol):
     """Where a tick's record goes (the signed, hash-chained audit log)."""
 
-    def append(self, agent: str, entry: dict[str, Any]) -> Any:
-        """Append `entry` to `agent`'s log."""
+    async def record(self, agent: str, entry: dict[str, Any]) -> Any:
+        """Append `entry` to `agent`'s log; return once it is durable."""
         ...
 
 
@@ -69,6 +69,7 @@ class Agent:
     audit: AuditSink
     pending: PendingSource
     atomic: AtomicHandler | None = None
+    extras: Callable[[Observation], Observation] | None = None
     on_planned: Callable[[], None] | None = None
     reports: list[TickReport] = field(default_factory=list)
 
@@ -86,6 +87,8 @@ class Agent:
                 ok=outcome.state == "executed",
             )
         observation = await self.observer.observe(self.pending(self.name))
+        if self.extras is not None:  # open swaps and offers from other agents
+            observation = self.extras(observation)
         result = await self.planner.plan(observation)
         if self.on_planned is not None and result.plan.actions:
             # Durable before any action is taken. An empty plan replayed after a crash
@@ -106,7 +109,10 @@ class Agent:
             self.observer.remember(
                 f"{outcome.state}: {outcome.summary}", ok=outcome.state == "executed"
             )
-        self.audit.append(self.name, audit_entry(observation, result, plan_id, report.results))
+        # Shares a commit with other agents' entries that are waiting (group commit).
+        await self.audit.record(
+            self.name, audit_entry(observation, result, plan_id, report.results)
+        )
         self.reports.append(report)
         return report
 

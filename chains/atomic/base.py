@@ -118,8 +118,8 @@ class SignedTx(_Value):
     tx_id: str
 
 
-Authorize = Callable[[str, UnsignedTx, Purpose, str], Awaitable[Authorization]]
-"""Asks the policy engine: (agent, unsigned tx, purpose, plan id) -> Authorization."""
+Authorize = Callable[[str, UnsignedTx, Purpose, str, "Leg"], Awaitable[Authorization]]
+"""Asks the policy engine: (agent, unsigned tx, purpose, plan id, leg) -> Authorization."""
 
 
 class Party(Protocol):

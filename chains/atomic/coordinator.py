@@ -425,14 +425,18 @@ class Coordinator:
                 preimage=preimage,
                 payer=self.party.address(chain.family),
             )
-            authorization = await self._authorize(self.party.name, unsigned, purpose, plan.plan_id)
         except (TransactionReverted, InsufficientFunds) as exc:
             self.store.finish_step(step, "failed", str(exc))
             return None
+        try:
+            authorization = await self._authorize(
+                self.party.name, unsigned, purpose, plan.plan_id, leg
+            )
         except PolicyViolation as exc:
             # A denied lock sends the plan to refunding; claims and refunds of a plan the
             # engine already allowed should always be authorized, and are retried.
             self.store.finish_step(step, "failed", f"denied by policy: {exc}")
+            await chain.adapter.abandon(unsigned)
             return None
         seeds = chain.co_signers(purpose, leg, self.party, plan.plan_id)
         return unsigned, self.party.sign_tx(chain.family, unsigned, authorization, seeds)

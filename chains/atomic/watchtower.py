@@ -25,18 +25,28 @@ class Watchtower:
         self.interval = interval
 
     async def sweep(self) -> list[PlanRecord]:
-        """One pass over every open plan; returns the plans still open afterwards."""
+        """One pass over every open plan; returns the plans still open afterwards.
+
+        Agents are swept concurrently, each agent's plans one after another: a drive can
+        wait a minute for a transaction to become final, and one agent's slow chain must
+        not push another agent's plans past their deadlines. An agent's own transactions
+        queue behind each other by nonce anyway, so its plans gain nothing from running
+        side by side, and its journal stays in a simple order.
+        """
+        swept = await asyncio.gather(*(self._sweep(c) for c in self.coordinators))
+        return [plan for plans in swept for plan in plans]
+
+    @staticmethod
+    async def _sweep(coordinator: Coordinator) -> list[PlanRecord]:
         still_open = []
-        for coordinator in self.coordinators:
-            agent = coordinator.party.name
-            for plan in coordinator.store.plans(agent=agent, open_only=True):
-                try:
-                    driven = await coordinator.drive(plan.plan_id)
-                except Exception:  # one broken plan must not stall every other refund
-                    log.exception("watchtower: plan %s failed this sweep", plan.plan_id)
-                    driven = plan
-                if not driven.terminal:
-                    still_open.append(driven)
+        for plan in coordinator.store.plans(agent=coordinator.party.name, open_only=True):
+            try:
+                driven = await coordinator.drive(plan.plan_id)
+            except Exception:  # one broken plan must not stall every other refund
+                log.exception("watchtower: plan %s failed this sweep", plan.plan_id)
+                driven = plan
+            if not driven.terminal:
+                still_open.append(driven)
         return still_open
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -131,7 +131,7 @@ class Authorizer:
     refuse: set[str] = field(default_factory=set)
 
     async def __call__(
-        self, agent: str, unsigned: UnsignedTx, purpose: str, plan_id: str
+        self, agent: str, unsigned: UnsignedTx, purpose: str, plan_id: str, leg: Any = None
     ) -> Authorization:
         from config.errors import PolicyViolation
 

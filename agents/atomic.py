@@ -1,0 +1,430 @@
+"""All-or-nothing actions of a daemon's agents: swaps between agents and payments on
+several chains, run by each agent's HTLC coordinator.
+
+The policies judge every escrow lock exactly like a transfer: the desk describes the
+lock the coordinator built as a ``swap_leg`` :class:`~policies.actions.ProposedAction`
+(address-book names, amounts, the transaction digest) and signs only with what the
+engine mints. Claims and refunds of a plan whose lock was authorized are authorized by
+the engine without asking the policies again (:meth:`policies.engine.Engine.
+authorize_settlement`): they only move escrowed funds where the lock fixed them.
+
+Swaps between two agents of this daemon meet on an in-memory board: the first agent
+whose plan proposes the swap makes a DID-signed offer; the counterparty accepts it when
+its own plan proposes the mirror image. One watchtower drives every open plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from agents.execute import ActionResult, Resolver
+from agents.plan import Leg as PlannedLeg
+from agents.plan import PayMany, Swap
+from agents.planners.types import Message, Observation, OpenSwap
+from agents.tick import AtomicHandler
+from chains.atomic import Coordinator, Counterparty, Leg, Payment, PlanRecord, SwapSide
+from chains.atomic.base import Purpose
+from chains.atomic.swap import accept_offer, make_offer, offer_of, on_acceptance
+from chains.atomic.watchtower import Watchtower
+from chains.base import UnsignedTx
+from config.errors import AtomicityError, CovenantError, PolicyViolation
+from config.models import Deployment
+from policies.actions import ConfidenceEvidence, ProposedAction
+from policies.base import AuthorityClaims, PolicyContext
+from policies.engine import Authorized, Denied, Engine
+from wallets.authorization import Authorization
+from wallets.operator import OperatorWallets
+
+log = logging.getLogger(__name__)
+
+Remember = Callable[[str, str, bool], None]
+"""(agent, summary, ok): tell an agent's observer how one of its plans ended."""
+
+
+@dataclass(frozen=True)
+class _Lock:
+    """What the agent's plan said one escrow lock would be: checked against the leg the
+    coordinator built, then shown to the policies."""
+
+    chain: str
+    asset: str
+    amount: Decimal
+    base_units: int
+    counterparty: str
+    address: str
+    evidence: ConfidenceEvidence
+
+
+@dataclass(frozen=True)
+class _Offer:
+    plan_id: str
+    maker: str
+    taker: str
+    token: str
+    give: tuple[str, int]  # what the maker gives: (chain, base units)
+    take: tuple[str, int]
+
+
+@dataclass
+class AtomicDesk:
+    """Runs the agents' swaps and multi-chain payments through their coordinators."""
+
+    deployment: Deployment
+    engine: Engine
+    wallets: OperatorWallets
+    resolver: Resolver
+    claims: dict[str, AuthorityClaims | None]
+    coordinators: dict[str, Coordinator] = field(default_factory=dict)
+    remember: Remember | None = None
+    _locks: dict[tuple[str, str, int], _Lock] = field(default_factory=dict)
+    _spent: dict[tuple[str, str, int], tuple[ProposedAction, PolicyContext]] = field(
+        default_factory=dict
+    )
+    _offers: list[_Offer] = field(default_factory=list)
+    _started: dict[tuple[str, str], str] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # One sweep at a time: two passes over one plan at once could both send its lock.
+    _sweeping: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    # -- actions -------------------------------------------------------------------------
+
+    def handler(self, agent: str) -> AtomicHandler:
+        """`agent`'s hook for :class:`~agents.tick.Agent`."""
+
+        async def run(
+            action: Swap | PayMany, plan_id: str, evidence: ConfidenceEvidence
+        ) -> ActionResult:
+            return await self.handle(agent, action, plan_id, evidence)
+
+        return run
+
+    def extras(self, observation: Observation) -> Observation:
+        """`observation` with the agent's open swaps and the offers made to it."""
+        agent = observation.agent
+        return observation.model_copy(
+            update={
+                "open_swaps": self.open_swaps(agent),
+                "messages": observation.messages + self.offers_to(agent),
+            }
+        )
+
+    async def handle(
+        self, agent: str, action: Swap | PayMany, plan_id: str, evidence: ConfidenceEvidence
+    ) -> ActionResult:
+        """Start `action` for `agent`; its plan then runs in the background."""
+        try:
+            async with self._sweeping:  # never while a sweep drives the same plans
+                if isinstance(action, Swap):
+                    return await self._swap(agent, action, plan_id, evidence)
+                return await self._pay_many(agent, action, plan_id, evidence)
+        except CovenantError as exc:
+            return ActionResult("error", f"{action.kind} not started: {exc}")
+
+    async def _pay_many(
+        self, agent: str, action: PayMany, plan_id: str, evidence: ConfidenceEvidence
+    ) -> ActionResult:
+        coordinator = self._coordinator(agent)
+        payments = []
+        for index, leg in enumerate(action.legs):
+            lock = self._lock(leg, leg.counterparty, evidence)
+            self._locks[(agent, plan_id, index)] = lock
+            payments.append(
+                Payment(chain=leg.chain, recipient=lock.address, amount=lock.base_units)
+            )
+        await coordinator.create_plan(plan_id, payments)
+        return self._begun(agent, plan_id, f"paying {len(payments)} legs all-or-nothing")
+
+    async def _swap(
+        self, agent: str, action: Swap, plan_id: str, evidence: ConfidenceEvidence
+    ) -> ActionResult:
+        counterparty = self._counterparty_agent(action.counterparty)
+        give = self._lock(action.give, action.counterparty, evidence)
+        take = self._side(action.take)
+        offer = self._matching_offer(counterparty, agent, give, take)
+        if offer is not None:
+            return await self._accept(agent, offer, give)
+        self._locks[(agent, plan_id, 0)] = give
+        token = await make_offer(
+            self._coordinator(agent),
+            plan_id,
+            give=SwapSide(chain=give.chain, amount=give.base_units),
+            take=take,
+            taker=self._as_counterparty(counterparty),
+            credential=None,
+        )
+        self._offers.append(
+            _Offer(plan_id, agent, counterparty, token, (give.chain, give.base_units), _pair(take))
+        )
+        return self._begun(
+            agent,
+            plan_id,
+            f"offered {action.counterparty} {action.give.amount} {action.give.asset} on "
+            f"{action.give.chain} for {action.take.amount} {action.take.asset} on "
+            f"{action.take.chain}; waiting for it to accept",
+        )
+
+    async def _accept(self, agent: str, offer: _Offer, give: _Lock) -> ActionResult:
+        self._locks[(agent, offer.plan_id, 1)] = give
+        maker_did = self.wallets.agent(offer.maker).did
+        acceptance = await accept_offer(self._coordinator(agent), offer.token, maker_did=maker_did)
+        on_acceptance(self._coordinator(offer.maker), offer.plan_id, acceptance)
+        self._offers.remove(offer)
+        return self._begun(agent, offer.plan_id, f"accepted swap {offer.plan_id} of {offer.maker}")
+
+    def _begun(self, agent: str, plan_id: str, summary: str) -> ActionResult:
+        self._started[(agent, plan_id)] = summary
+        self._wake.set()
+        return ActionResult("started", f"{summary} (plan {plan_id})")
+
+    def _matching_offer(self, maker: str, taker: str, give: _Lock, take: SwapSide) -> _Offer | None:
+        """An open offer by `maker` to `taker` that is the mirror image of this swap."""
+        for offer in self._offers:
+            mirrored = offer.give == _pair(take) and offer.take == (give.chain, give.base_units)
+            if offer.maker == maker and offer.taker == taker and mirrored:
+                return offer
+        return None
+
+    # -- policy gate ---------------------------------------------------------------------
+
+    async def authorize(
+        self, agent: str, unsigned: UnsignedTx, purpose: Purpose, plan_id: str, leg: Leg
+    ) -> Authorization:
+        """The coordinators' ``authorize``: locks through the policies, settlement of
+        authorized plans through the engine's grant."""
+        if purpose != "lock":
+            return self.engine.authorize_settlement(agent, plan_id, unsigned.digest)
+        lock = self._locks.get((agent, plan_id, leg.index))
+        if lock is None:
+            raise PolicyViolation(
+                f"lock of leg {leg.index} of plan {plan_id} has no planned action behind it "
+                "(planned before a restart?); nothing is locked and the plan winds down"
+            )
+        if (leg.chain, leg.amount, leg.recipient.lower()) != (
+            lock.chain,
+            lock.base_units,
+            lock.address.lower(),
+        ):
+            raise PolicyViolation(f"lock of plan {plan_id} differs from the planned action")
+        action = ProposedAction(
+            agent=agent,
+            plan_id=plan_id,
+            kind="swap_leg",
+            chain=lock.chain,
+            asset=lock.asset,
+            amount=lock.amount,
+            amount_base_units=lock.base_units,
+            recipient=lock.counterparty,
+            recipient_address=lock.address,
+            digest=unsigned.digest,
+        )
+        ctx = self.engine.context(
+            agent,
+            plan_id=plan_id,
+            evidence=lock.evidence,
+            claims=self.claims.get(agent),
+            plan_actions=(action,),
+        )
+        outcome = await self.engine.evaluate(action, ctx)
+        if isinstance(outcome, Authorized):
+            self._spent[(agent, plan_id, leg.index)] = (action, ctx)
+            return outcome.authorization
+        if isinstance(outcome, Denied):
+            raise PolicyViolation(f"denied by {outcome.policy}: {outcome.reason}")
+        raise PolicyViolation(
+            f"needs approval ({outcome.reason}); an escrow lock cannot wait for a person "
+            "yet, so this plan winds down: lower the amount or raise the threshold"
+        )
+
+    async def verify_authority(self, did: str, _plan: PlanRecord) -> bool:
+        """A counterparty of this daemon is vouched for by its operator's own keystore."""
+        return any(wallet.did == did for wallet in self.wallets.agents.values())
+
+    # -- the watchtower --------------------------------------------------------------------
+
+    async def sweep(self) -> list[PlanRecord]:
+        """Drive every open plan once; report finished plans; the plans still open."""
+        async with self._sweeping:
+            still_open = await Watchtower(list(self.coordinators.values())).sweep()
+            await self._report_finished()
+            self._drop_dead_offers()
+        return still_open
+
+    async def run(self, stop: asyncio.Event, *, interval: float) -> None:
+        """Sweep now, then every `interval` seconds or as soon as a plan starts."""
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                await self.sweep()
+            except Exception:  # the tower must outlive one bad sweep; the cause is logged
+                log.exception("atomic plans: sweep failed; retrying in %ss", interval)
+            wake = asyncio.create_task(self._wake.wait())
+            halt = asyncio.create_task(stop.wait())
+            await asyncio.wait({wake, halt}, timeout=interval, return_when="FIRST_COMPLETED")
+            wake.cancel()
+            halt.cancel()
+
+    async def settle(self, *, timeout: float, pause: float = 0.5) -> list[PlanRecord]:
+        """Sweep until no plan started in this run is open, or `timeout` seconds pass."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            await self.sweep()
+            if not self._started or loop.time() > deadline:
+                return self.open_plans()
+            await asyncio.sleep(pause)
+
+    def open_plans(self) -> list[PlanRecord]:
+        """Every open plan of every agent."""
+        return [
+            plan
+            for coordinator in self.coordinators.values()
+            for plan in coordinator.store.plans(agent=coordinator.party.name, open_only=True)
+        ]
+
+    async def _report_finished(self) -> None:
+        for agent, plan_id in list(self._started):
+            plan = self._coordinator(agent).store.get(plan_id)
+            if not plan.terminal:
+                continue
+            summary = self._started.pop((agent, plan_id))
+            await self._settle_spend(agent, plan)
+            ok = plan.state == "claimed"
+            reason = f": {plan.reason}" if plan.reason else ""
+            log.info("agent %s: plan %s %s%s", agent, plan_id, plan.state, reason)
+            if self.remember is not None:
+                self.remember(agent, f"plan {plan_id} ({summary}) {plan.state}{reason}", ok)
+
+    async def _settle_spend(self, agent: str, plan: PlanRecord) -> None:
+        """Tell the engine what became of each lock it authorized (spend and breaker)."""
+        for leg, state in zip(plan.legs, plan.leg_states, strict=True):
+            spent = self._spent.pop((agent, plan.plan_id, leg.index), None)
+            if spent is None:
+                continue
+            action, ctx = spent
+            if state == "never":
+                await self.engine.failed(action, ctx, f"plan {plan.plan_id} {plan.state}")
+            else:
+                await self.engine.executed(action, ctx)
+
+    def _drop_dead_offers(self) -> None:
+        def alive(offer: _Offer) -> bool:
+            return self._coordinator(offer.maker).store.get(offer.plan_id).state == "offered"
+
+        self._offers = [offer for offer in self._offers if alive(offer)]
+
+    # -- what agents see -------------------------------------------------------------------
+
+    def open_swaps(self, agent: str) -> tuple[OpenSwap, ...]:
+        """The agent's unsettled swaps, for its observation."""
+        coordinator = self.coordinators.get(agent)
+        if coordinator is None:
+            return ()
+        swaps = []
+        for plan in coordinator.store.plans(agent=agent, open_only=True):
+            if plan.kind in ("maker", "taker"):
+                swaps.append(self._open_swap(agent, plan))
+        return tuple(swaps)
+
+    def _open_swap(self, agent: str, plan: PlanRecord) -> OpenSwap:
+        offer = offer_of(plan)
+        ours, theirs = (
+            (offer.maker_leg, offer.taker_leg)
+            if plan.kind == "maker"
+            else (offer.taker_leg, offer.maker_leg)
+        )
+        other = offer.taker_did if plan.kind == "maker" else offer.maker_did
+        return OpenSwap(
+            id=plan.plan_id,
+            counterparty=self._name_of(other) or "unknown",
+            give=self._observed(ours),
+            take=self._observed(theirs),
+            state=plan.state,
+        )
+
+    def offers_to(self, agent: str) -> tuple[Message, ...]:
+        """Open offers to `agent`, as untrusted messages for its observation."""
+        messages = []
+        for offer in self._offers:
+            if offer.taker == agent:
+                gives, takes = self._describe(offer.give), self._describe(offer.take)
+                text = f"Swap offer {offer.plan_id}: I give {gives}, you give {takes}."
+                messages.append(Message(sender=self._book_name(offer.maker), text=text))
+        return tuple(messages)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _coordinator(self, agent: str) -> Coordinator:
+        try:
+            return self.coordinators[agent]
+        except KeyError:
+            raise AtomicityError(
+                "no chain of this deployment has an HTLC (`htlc:` on the chain), so "
+                "all-or-nothing actions cannot run"
+            ) from None
+
+    def _counterparty_agent(self, name: str) -> str:
+        party = next((p for p in self.deployment.address_book if p.name == name), None)
+        if party is None or party.agent is None:
+            raise AtomicityError(
+                f"swap counterparty {name!r} is not an agent of this deployment; swaps "
+                "with agents of other daemons are not wired into the runtime yet"
+            )
+        return party.agent
+
+    def _as_counterparty(self, agent: str) -> Counterparty:
+        wallet = self.wallets.agent(agent)
+        return Counterparty(
+            did=wallet.did,
+            addresses={"evm": wallet.evm_address, "solana": wallet.solana_address},
+        )
+
+    def _lock(self, leg: PlannedLeg, counterparty: str, evidence: ConfidenceEvidence) -> _Lock:
+        asset = self.resolver.asset(leg.chain, leg.asset)
+        return _Lock(
+            chain=leg.chain,
+            asset=leg.asset,
+            amount=leg.amount,
+            base_units=self.resolver.base_units(leg.amount, asset),
+            counterparty=counterparty,
+            address=self.resolver.address(counterparty, leg.chain),
+            evidence=evidence,
+        )
+
+    def _side(self, leg: PlannedLeg) -> SwapSide:
+        asset = self.resolver.asset(leg.chain, leg.asset)
+        return SwapSide(chain=leg.chain, amount=self.resolver.base_units(leg.amount, asset))
+
+    def _native(self, chain: str) -> tuple[str, int]:
+        # Legs escrow the native coin only (the coordinator refuses token legs).
+        for asset in self.deployment.assets:
+            if asset.chain == chain and asset.native:
+                return asset.symbol, asset.decimals
+        raise AtomicityError(f"chain {chain!r} has no native asset in the deployment")
+
+    def _describe(self, side: tuple[str, int]) -> str:
+        symbol, decimals = self._native(side[0])
+        return f"{Decimal(side[1]).scaleb(-decimals)} {symbol} on {side[0]}"
+
+    def _observed(self, leg: Leg) -> PlannedLeg:
+        symbol, decimals = self._native(leg.chain)
+        return PlannedLeg(
+            chain=leg.chain, asset=symbol, amount=Decimal(leg.amount).scaleb(-decimals)
+        )
+
+    def _name_of(self, did: str) -> str | None:
+        for name, wallet in self.wallets.agents.items():
+            if wallet.did == did:
+                return self._book_name(name)
+        return None
+
+    def _book_name(self, agent: str) -> str:
+        party = next((p for p in self.deployment.address_book if p.agent == agent), None)
+        return party.name if party is not None else agent
+
+
+def _pair(side: SwapSide) -> tuple[str, int]:
+    return side.chain, side.amount

@@ -1,0 +1,237 @@
+"""All-or-nothing actions through the daemon: the runtime's agents plan a swap and a
+multi-chain payment, the policies judge each escrow lock, and the HTLCs on two anvil
+chains and the LiteSVM RPC server settle them. Balances reconcile exactly, fees
+included; every tick's audit entry verifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from web3 import Web3
+
+from agents.audit import verify as verify_audit
+from agents.runtime import Runtime, open_runtime
+from chains.connect import resolve_url
+from chains.devnet import manager as devnet
+from chains.devnet._anvil import anvil_path
+from chains.htlc.solana_client import ESCROW_LEN
+from config.loader import load_deployment
+from config.models import Deployment
+from wallets.operator import create_keystore
+
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
+
+MNEMONIC = "test test test test test test test test test test test junk"
+PASSPHRASE = "atomic runtime tests passphrase"
+ACME_EVM = "0x1111111111111111111111111111111111111111"  # no agent of the mnemonic
+ACME_SOL = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
+ETH, SOL = 10**18, 10**9
+
+
+def _swap(give: tuple[str, str, str], take: tuple[str, str, str], with_: str) -> dict[str, Any]:
+    def leg(side: tuple[str, str, str]) -> dict[str, str]:
+        return {"chain": side[0], "asset": side[1], "amount": side[2]}
+
+    return {
+        "confidence": "0.9",
+        "actions": [{"kind": "swap", "counterparty": with_, "give": leg(give), "take": leg(take)}],
+    }
+
+
+PAY_TWO_CHAINS = {
+    "confidence": "0.9",
+    "actions": [
+        {
+            "kind": "pay_many",
+            "legs": [
+                {"chain": "arb", "asset": "ETH", "amount": "0.01", "counterparty": "acme"},
+                {"chain": "sol", "asset": "SOL", "amount": "0.5", "counterparty": "acme"},
+            ],
+        }
+    ],
+}
+
+
+def _policies(recipients: list[str], limits: dict[str, str]) -> list[Any]:
+    return [
+        {"KillSwitch": {}},
+        {"ConfidenceBreaker": {"min_confidence": "0.6", "cooldown": "5m"}},
+        {"Allowlist": {"recipients": recipients}},
+        {"SpendLimit": {"per_transaction": limits}},
+    ]
+
+
+def _write(tmp_path: Path) -> Path:
+    chain = {"rpc": "local", "local": {"fund_agents": "10"}, "htlc": "local"}
+    data: dict[str, Any] = {
+        "name": "atomic-rt",
+        "data_dir": str(tmp_path / "data"),
+        "operator": {"name": "op"},
+        "chains": [
+            # anvil mines only on demand: final at inclusion, as in the demo.
+            {
+                "name": "arb",
+                "family": "evm",
+                "chain_id": 31337,
+                "finality": {"confirmations": 0},
+                **chain,
+            },
+            {"name": "sol", "family": "solana", "cluster": "localnet", **chain},
+        ],
+        "atomic": {
+            "watcher_interval": 1,
+            "slack": 5,
+            "evm": {"inclusion": 5, "finality": 2},
+            "solana": {"inclusion": 5, "finality": 2, "halt_allowance": 0},
+        },
+        "assets": [
+            {"symbol": "ETH", "chain": "arb", "native": True, "decimals": 18},
+            {"symbol": "SOL", "chain": "sol", "native": True, "decimals": 9},
+        ],
+        "address_book": [
+            {"name": "acme", "addresses": {"arb": ACME_EVM, "sol": ACME_SOL}},
+            {"name": "maker", "agent": "maker"},
+            {"name": "taker", "agent": "taker"},
+        ],
+        "planners": [
+            {
+                "name": "make",
+                "kind": "scripted",
+                "repeat": False,
+                "plans": [_swap(("arb", "ETH", "0.1"), ("sol", "SOL", "2"), "taker")],
+            },
+            {
+                "name": "take",
+                "kind": "scripted",
+                "repeat": False,
+                "plans": [_swap(("sol", "SOL", "2"), ("arb", "ETH", "0.1"), "maker")],
+            },
+            {"name": "pay", "kind": "scripted", "repeat": False, "plans": [PAY_TWO_CHAINS]},
+        ],
+        "agents": [
+            {
+                "name": "maker",
+                "schedule": {"every": "1h"},
+                "mandate": "Swap ETH for SOL.",
+                "planner": "make",
+                "chains": ["arb", "sol"],
+                "counterparties": ["taker"],
+                "policies": _policies(["taker"], {"ETH": "1"}),
+            },
+            {
+                "name": "taker",
+                "schedule": {"every": "1h"},
+                "mandate": "Take fair swaps.",
+                "planner": "take",
+                "chains": ["arb", "sol"],
+                "counterparties": ["maker"],
+                "policies": _policies(["maker"], {"SOL": "5"}),
+            },
+            {
+                "name": "payer",
+                "schedule": {"every": "1h"},
+                "mandate": "Pay acme on both chains.",
+                "planner": "pay",
+                "chains": ["arb", "sol"],
+                "counterparties": ["acme"],
+                "policies": _policies(["acme"], {"ETH": "0.05", "SOL": "1"}),
+            },
+        ],
+    }
+    file = tmp_path / "atomic.yaml"
+    file.write_text(yaml.safe_dump(data))
+    return file
+
+
+@pytest.fixture
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    if anvil_path() is None:
+        pytest.skip("anvil not installed: run `npm ci` (scripts/setup.sh does)")
+    deployment = load_deployment(_write(tmp_path))
+    create_keystore(deployment, MNEMONIC, PASSPHRASE)
+    await devnet.up(deployment)
+    try:
+        yield deployment
+    finally:
+        devnet.down(deployment)
+
+
+async def _balances(runtime: Runtime, owners: dict[str, tuple[str, str]]) -> dict[str, int]:
+    """Balance per label of (chain, address)."""
+    return {
+        label: await runtime.adapters[chain].balance(address)
+        for label, (chain, address) in owners.items()
+    }
+
+
+def _addresses(runtime: Runtime, agent: str) -> dict[str, str]:
+    wallet = runtime.wallets.agent(agent)
+    return {"arb": wallet.evm_address, "sol": wallet.solana_address}
+
+
+def _evm_fees(deployment: Deployment, runtime: Runtime, agent: str) -> int:
+    """Wei `agent` paid for its escrow transactions on arb, from their receipts."""
+    assert runtime.desk is not None
+    coordinator = runtime.desk.coordinators[agent]
+    w3 = Web3(Web3.HTTPProvider(resolve_url(deployment.chains[0], deployment.data_dir)))
+    total = 0
+    for plan in coordinator.store.plans(agent=agent):
+        for step in coordinator.store.steps(plan.plan_id):
+            if plan.leg(step.idx).chain == "arb" and step.tx_id is not None:
+                receipt = w3.eth.get_transaction_receipt(step.tx_id)  # type: ignore[arg-type]
+                total += int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"])
+    return total
+
+
+async def test_a_swap_and_a_two_chain_payment_settle_and_reconcile(deployment):
+    async with open_runtime(deployment, PASSPHRASE, fund_local_chains=True) as runtime:
+        who = {name: _addresses(runtime, name) for name in ("maker", "taker", "payer")}
+        owners = {
+            f"{name}-{chain}": (chain, addresses[chain])
+            for name, addresses in who.items()
+            for chain in ("arb", "sol")
+        }
+        owners |= {"acme-arb": ("arb", ACME_EVM), "acme-sol": ("sol", ACME_SOL)}
+        sol = runtime.adapters["sol"]
+        rent = await sol.minimum_rent(ESCROW_LEN)  # type: ignore[attr-defined]
+        lock_fee, claim_fee = sol.fee(2), sol.fee(1)  # type: ignore[attr-defined]
+        before = await _balances(runtime, owners)
+        await runtime.run(max_ticks=1)
+        after = await _balances(runtime, owners)
+        assert runtime.desk is not None
+        plans = {
+            (plan.agent, plan.kind, plan.state)
+            for coordinator in runtime.desk.coordinators.values()
+            for plan in coordinator.store.plans(agent=coordinator.party.name)
+        }
+        gas = {name: _evm_fees(deployment, runtime, name) for name in who}
+        states = {
+            name: [result.state for report in agent.reports for result in report.results]
+            for name, agent in runtime.agents.items()
+        }
+        audits = {name: verify_audit(runtime.store, name).ok for name in runtime.agents}
+    assert states == {"maker": ["started"], "taker": ["started"], "payer": ["started"]}
+    assert plans == {
+        ("maker", "maker", "claimed"),
+        ("taker", "taker", "claimed"),
+        ("payer", "plan", "claimed"),
+    }
+    change = {label: after[label] - before[label] for label in owners}
+    # ETH: the maker locked 0.1 for the taker, who claimed it; the payer locked and
+    # claimed 0.01 for acme. Each paid the gas of its own transactions.
+    assert change["maker-arb"] == -ETH // 10 - gas["maker"]
+    assert change["taker-arb"] == ETH // 10 - gas["taker"]
+    assert change["payer-arb"] == -ETH // 100 - gas["payer"]
+    assert change["acme-arb"] == ETH // 100
+    # SOL: a lock pays the amount, the escrow's rent and two signatures; a claim empties
+    # the escrow (amount and rent) to the recipient and pays one signature.
+    assert change["taker-sol"] == -2 * SOL - rent - lock_fee
+    assert change["maker-sol"] == 2 * SOL + rent - claim_fee
+    assert change["payer-sol"] == -SOL // 2 - rent - lock_fee - claim_fee
+    assert change["acme-sol"] == SOL // 2 + rent
+    assert audits == {"maker": True, "taker": True, "payer": True}
