@@ -19,11 +19,11 @@ import json
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from config.errors import PlannerError
 from config.models import AgentConfig, Deployment
-from config.types import Name, PositiveAmount
+from config.types import Name, PositiveAmount, plain_amount
 from policies.actions import ConfidenceEvidence
 
 MAX_ACTIONS = 4
@@ -53,7 +53,12 @@ def _no_float(value: Any) -> Any:
     return value
 
 
-Amount = Annotated[PositiveAmount, BeforeValidator(_no_float)]
+Amount = Annotated[
+    PositiveAmount,
+    BeforeValidator(_no_float),
+    # "100.000000000000000000" from a model means 100: every message and record says so.
+    AfterValidator(lambda amount: Decimal(plain_amount(amount))),
+]
 Confidence = Annotated[Decimal, BeforeValidator(_no_float), Field(ge=0, le=1)]
 Symbol = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.]{0,15}$")]
 
@@ -128,7 +133,7 @@ def _normalise(value: Any) -> Any:
 
 
 def _canonical_amount(value: str) -> str:
-    return _plain(Decimal(value))
+    return plain_amount(Decimal(value))
 
 
 def failed_evidence(samples: int, repairs: int) -> ConfidenceEvidence:
@@ -366,11 +371,5 @@ def _unknown(where: str, kind: str, value: str, known: list[str]) -> str:
 def _places(amount: Decimal) -> int:
     """Decimal places without trailing zeros; exact, unlike normalize(), which rounds to
     the context's 28 digits."""
-    text = _plain(amount)
+    text = plain_amount(amount)
     return len(text.partition(".")[2])
-
-
-def _plain(amount: Decimal) -> str:
-    """`amount` in positional notation without trailing zeros, exactly."""
-    text = format(amount, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -54,6 +54,13 @@ def _non_negative(value: Decimal) -> Decimal:
     return value
 
 
+def plain_amount(amount: Decimal) -> str:
+    """`amount` in positional notation without trailing zeros, exactly (for messages:
+    `0.100000000000000000` reads as `0.1`)."""
+    text = format(amount, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 PositiveAmount = Annotated[Decimal, BeforeValidator(_to_decimal), AfterValidator(_positive)]
 """A decimal amount greater than zero, written as a string ('0.05') or integer."""
 
