@@ -102,6 +102,9 @@ class PolicyStore:
         self._draining = False
         self._drainer: asyncio.Task[None] | None = None
         self._epoch: int | None = None
+        self.group_commits = 0
+        """Transactions written by group commit (for benchmarks and diagnostics)."""
+        self.group_committed_rows = 0
         self._sql: dict[
             tuple[int, tuple[str, ...]], tuple[str, Callable[[dict[str, Any]], Any], Any]
         ] = {}
@@ -170,6 +173,8 @@ class PolicyStore:
                 except StoreError as exc:
                     _settle(waiters, exc)
                 else:
+                    self.group_commits += 1
+                    self.group_committed_rows += len(batch)
                     _settle(waiters, None)
         finally:
             self._draining = False

@@ -150,6 +150,13 @@ class Engine:
         """The public half of the mint, for signers."""
         return self._mint.verifier
 
+    @property
+    def group_commits(self) -> tuple[int, int]:
+        """(transactions, rows) group commit has written so far; (0, 0) without a store."""
+        if self._store is None:
+            return (0, 0)
+        return (self._store.group_commits, self._store.group_committed_rows)
+
     def policies(self, agent: str) -> tuple[Policy, ...]:
         """The agent's policies, in evaluation order."""
         return self._stacks[agent].policies
