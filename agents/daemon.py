@@ -274,7 +274,35 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def recover(file: Path, passphrase_file: PassphraseFile = None) -> None:
+    """Drive every open cross-chain plan of FILE's agents once: claim what can be
+    claimed, refund what is past its deadline (what the daemon's watchtower does)."""
+    deployment = load_checked_deployment(file)
+    passphrase = _passphrase(deployment, passphrase_file)
+    with _local_chains(deployment):
+        still_open = asyncio.run(_recover(deployment, passphrase))
+    console.print(
+        f"[green]swept[/]; {still_open} plan(s) still open (waiting for a deadline, a "
+        "confirmation or a counterparty; the daemon's watchtower goes on with them)"
+    )
+
+
+async def _recover(deployment: Deployment, passphrase: str) -> int:
+    async with open_runtime(deployment, passphrase) as runtime:
+        if runtime.desk is None:
+            raise ConfigError(
+                f"{deployment.name}: no chain has `htlc:`, so there are no cross-chain "
+                "plans to recover"
+            )
+        for plan in runtime.desk.open_plans():
+            console.print(f"{plan.agent} {plan.kind} {plan.plan_id}: {plan.state}")
+        return len(await runtime.desk.sweep())
+
+
 def register(app: typer.Typer) -> None:
-    """Add `run` and `status` to the main CLI."""
+    """Add `run`, `status` and `swaps recover` to the main CLI."""
+    from chains.atomic.cli import swaps_app  # the group `swaps list | show` lives in
+
     app.command("run")(run)
     app.command("status")(status)
+    swaps_app.command("recover")(recover)

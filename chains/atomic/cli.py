@@ -1,25 +1,19 @@
-"""`swaps list | show | recover`: the coordinator's plans from the deployment's store.
+"""`swaps list | show`: the coordinator's plans from the deployment's store.
 
-``list`` and ``show`` only read the store. ``recover`` runs one watchtower sweep over
-every open plan; it needs the coordinators of the deployment's agents (wallets, chain
-adapters, HTLC addresses and the policy engine's ``authorize``), which the agents
-runtime builds and registers in :data:`COORDINATOR_FACTORY`.
+Both only read the store. `swaps recover` drives the open plans, which takes the whole
+runtime (wallets, adapters, the policy engine), so :mod:`agents.daemon` adds it to
+this group.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from chains.atomic.coordinator import Coordinator
 from chains.atomic.store import PlanRecord, PlanStore
-from chains.atomic.watchtower import Watchtower
-from config.errors import AtomicityError
 from config.loader import load_deployment
 from config.models import Deployment
 from config.store import open_store
@@ -28,9 +22,6 @@ console = Console()
 swaps_app = typer.Typer(
     help="Cross-chain plans and swaps: list, show, recover.", no_args_is_help=True
 )
-
-COORDINATOR_FACTORY: Callable[[Deployment], Awaitable[list[Coordinator]]] | None = None
-"""Set by the agents runtime: builds one coordinator per agent of a deployment."""
 
 
 def _store(file: Path, agent: str | None = None) -> tuple[Deployment, PlanStore]:
@@ -103,27 +94,6 @@ def _summary(plan: PlanRecord) -> str:
 
 
 @swaps_app.command("recover")
-def recover(file: Path) -> None:
-    """Drive every open plan of FILE's agents to completion or refund (one sweep)."""
-    deployment, store = _store(file)
-    if COORDINATOR_FACTORY is None:
-        raise AtomicityError(
-            f"{len(store.plans(open_only=True))} open plan(s); recovering needs the agents "
-            "runtime (wallets, adapters, policy engine): run the daemon, whose watchtower "
-            "recovers them on start"
-        )
-    factory = COORDINATOR_FACTORY
-
-    async def sweep() -> list[PlanRecord]:
-        return await Watchtower(await factory(deployment)).sweep()
-
-    still_open = asyncio.run(sweep())
-    console.print(
-        f"[green]swept[/]; {len(still_open)} plan(s) still open "
-        "(waiting for a deadline or a counterparty)"
-    )
-
-
 def register(app: typer.Typer) -> None:
     """Add the `swaps` command group to the CLI."""
     app.add_typer(swaps_app, name="swaps")

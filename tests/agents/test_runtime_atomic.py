@@ -6,6 +6,7 @@ included; every tick's audit entry verifies.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from web3 import Web3
 
+import main
 from agents.audit import verify as verify_audit
 from agents.runtime import Runtime, open_runtime
 from chains.connect import resolve_url
@@ -235,3 +237,49 @@ async def test_a_swap_and_a_two_chain_payment_settle_and_reconcile(deployment):
     assert change["payer-sol"] == -SOL // 2 - rent - lock_fee - claim_fee
     assert change["acme-sol"] == SOL // 2 + rent
     assert audits == {"maker": True, "taker": True, "payer": True}
+
+
+async def _start_payment(deployment: Deployment, *, lock: bool) -> str:
+    """A daemon whose payer starts its two-chain plan (and, if `lock`, locks both legs)
+    and then stops before its watchtower settles anything; the plan id."""
+    async with open_runtime(deployment, PASSPHRASE, fund_local_chains=True) as runtime:
+        assert runtime.desk is not None
+        report = await runtime.agents["payer"].tick()
+        assert [result.state for result in report.results] == ["started"]
+        (plan,) = runtime.desk.open_plans()
+        coordinator = runtime.desk.coordinators["payer"]
+        for leg in plan.legs if lock else ():
+            outcome = await coordinator.ensure_locked(coordinator.store.get(plan.plan_id), leg)
+            assert outcome == ("done", None)
+        return plan.plan_id
+
+
+async def _recover(deployment: Deployment, plan_id: str, monkeypatch: Any, capsys: Any) -> Any:
+    """`swaps recover` in a new runtime until nothing is open; the plan as it ended."""
+    monkeypatch.setenv("COVENANT_PASSPHRASE", PASSPHRASE)
+    file = Path(deployment.data_dir or ".").parent / "atomic.yaml"
+    for _ in range(10):
+        assert await asyncio.to_thread(main.main, ["swaps", "recover", str(file)]) == 0
+        if "0 plan(s) still open" in capsys.readouterr().out:
+            break
+    async with open_runtime(deployment, PASSPHRASE) as runtime:
+        assert runtime.desk is not None
+        return runtime.desk.coordinators["payer"].store.get(plan_id)
+
+
+async def test_swaps_recover_claims_what_a_stopped_daemon_locked(deployment, monkeypatch, capsys):
+    # The locks were authorized by the stopped daemon's engine; its grant is in the
+    # store, so the new runtime's engine authorizes the claims.
+    plan_id = await _start_payment(deployment, lock=True)
+    ended = await _recover(deployment, plan_id, monkeypatch, capsys)
+    assert (ended.state, ended.leg_states) == ("claimed", ("claimed", "claimed")), ended.reason
+
+
+async def test_swaps_recover_winds_down_a_plan_never_locked(deployment, monkeypatch, capsys):
+    # What a plan's locks were to be is judged with the plan's confidence evidence, which
+    # lived only in the stopped daemon: the new one locks nothing and cancels the plan.
+    plan_id = await _start_payment(deployment, lock=False)
+    ended = await _recover(deployment, plan_id, monkeypatch, capsys)
+    assert ended.state == "cancelled"
+    assert "no planned action behind it" in (ended.reason or "")
+    assert set(ended.leg_states) == {"never"}, ended.leg_states

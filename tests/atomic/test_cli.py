@@ -65,10 +65,3 @@ def test_show_unknown_plan_is_one_red_line(tmp_path, capsys):
     file = _deployment(tmp_path)
     assert main.main(["swaps", "show", str(file), "nope"]) == 1
     assert "no plan 'nope'" in capsys.readouterr().err
-
-
-def test_recover_without_a_runtime_says_what_to_do(tmp_path, capsys):
-    file = _deployment(tmp_path)
-    _journal_plan(file)
-    assert main.main(["swaps", "recover", str(file)]) == 1
-    assert "1 open plan(s)" in capsys.readouterr().err
