@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -91,10 +92,19 @@ class HeldAction:
 
 
 class HeldActions:
-    """The store of actions waiting for approval."""
+    """The store of actions waiting for approval.
 
-    def __init__(self, engine: SqlEngine) -> None:
+    Every tick asks for its agent's held actions, which change only when this daemon
+    holds or closes one or when an operator decides an approval. So the held actions of
+    all agents are read in one query and reused until `version` (the engine's
+    :meth:`~policies.engine.Engine.approvals_version`) or this object's own writes move.
+    """
+
+    def __init__(self, engine: SqlEngine, version: Callable[[], object] = lambda: None) -> None:
         self._engine = engine
+        self._version = version
+        self._writes = 0
+        self._cache: tuple[object, dict[str, list[HeldAction]]] | None = None
 
     def hold(
         self,
@@ -105,6 +115,7 @@ class HeldActions:
     ) -> None:
         """Keep `unsigned` (and the plan's evidence, which the policies will judge again)
         until the approval `approval_id` is decided; idempotent."""
+        self._writes += 1
         with self._engine.begin() as connection:
             exists = connection.execute(
                 sa.select(held_actions.c.approval_id).where(
@@ -125,26 +136,40 @@ class HeldActions:
                     )
                 )
 
+    @property
+    def generation(self) -> int:
+        """Counts this object's writes (holds and closes)."""
+        return self._writes
+
     def waiting(self, agent: str) -> list[HeldAction]:
         """Held actions of `agent`, oldest first."""
+        key = (self._version(), self._writes)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._read_all())
+        return list(self._cache[1].get(agent, ()))
+
+    def _read_all(self) -> dict[str, list[HeldAction]]:
         with self._engine.connect() as connection:
             rows = connection.execute(
                 sa.select(held_actions)
-                .where(held_actions.c.agent == agent, held_actions.c.state == "held")
+                .where(held_actions.c.state == "held")
                 .order_by(held_actions.c.created_at)
             ).all()
-        return [
-            HeldAction(
-                row.approval_id,
-                ProposedAction.model_validate_json(row.action),
-                _decode(row.unsigned),
-                ConfidenceEvidence.model_validate_json(row.evidence) if row.evidence else None,
+        by_agent: dict[str, list[HeldAction]] = {}
+        for row in rows:
+            by_agent.setdefault(row.agent, []).append(
+                HeldAction(
+                    row.approval_id,
+                    ProposedAction.model_validate_json(row.action),
+                    _decode(row.unsigned),
+                    ConfidenceEvidence.model_validate_json(row.evidence) if row.evidence else None,
+                )
             )
-            for row in rows
-        ]
+        return by_agent
 
     def close(self, approval_id: str, state: str) -> None:
         """Mark a held action done ('sent', 'rejected', 'expired', 'failed')."""
+        self._writes += 1
         with self._engine.begin() as connection:
             connection.execute(
                 held_actions.update()

@@ -42,7 +42,7 @@ from chains.journal import TxJournal, reconcile
 from config.errors import ChainError, CredentialError
 from config.models import AgentConfig, Deployment
 from config.store import open_store
-from policies.approvals import list_requests
+from policies.approvals import ApprovalRequest, list_requests
 from policies.base import AuthorityClaims
 from policies.engine import Engine
 from wallets.credentials import verify_credential
@@ -72,19 +72,28 @@ class Runtime:
     agents: dict[str, Agent] = field(default_factory=dict)
     scheduler: AgentScheduler | None = None
     _beats: dict[str, heartbeats.Heartbeat] = field(default_factory=dict)
+    _pending: tuple[tuple[int, int, int], list[ApprovalRequest]] | None = None
+    _held: HeldActions | None = None
 
     def pending_approvals(self, agent: str) -> list[PendingApproval]:
-        """The approvals waiting for a person, for `agent`'s observation."""
+        """The approvals waiting for a person, for `agent`'s observation (read from the
+        store only when the engine's approvals version moved, not on every tick)."""
+        # A request this daemon made is committed before its action is held.
+        held = self._held.generation if self._held is not None else 0
+        version = (*self.engine.approvals_version(), held)
+        if self._pending is None or self._pending[0] != version:
+            waiting = list_requests(self.store, "pending")
+            self._pending = (version, waiting)
         return [
             PendingApproval(id=request.id, summary=request.summary[:300])
-            for request in list_requests(self.store, "pending")
+            for request in self._pending[1]
             if request.agent == agent
         ]
 
     def build_agents(self) -> None:
         """One :class:`Agent` per configured agent, sharing chains, engine and journal."""
         resolver = Resolver(self.deployment, self.wallets)
-        held = HeldActions(self.store)
+        held = self._held = HeldActions(self.store, self.engine.approvals_version)
         for config in self.deployment.agents:
             wallet = self.wallets.agent(config.name)
             adapters = {name: self.adapters[name] for name in config.chains}

@@ -60,6 +60,8 @@ class Approvals:
     def __init__(self, store: PolicyStore) -> None:
         self._store = store
         self._used: set[str] = set()
+        self.requests_made = 0
+        """Requests this engine created (part of :meth:`Engine.approvals_version`)."""
 
     def usable(self, fingerprint: str, now: datetime) -> ApprovalRequest | None:
         """An approved, unexpired request for exactly this fingerprint not yet used."""
@@ -97,6 +99,7 @@ class Approvals:
             expires_at=now + expires_in,
         )
         self._store.stage(_INSERT, _row(request, action), always=True)
+        self.requests_made += 1
         return request
 
     def _by_fingerprint(self, fingerprint: str) -> list[ApprovalRequest]:

@@ -384,6 +384,13 @@ class Engine:
         if self._store is not None:
             await self._store.commit(writes, authorized=authorized)
 
+    def approvals_version(self) -> tuple[int, int]:
+        """Changes whenever the approval requests may have changed: an operator decided
+        one (the control version, polled at most every `control_poll`), or this engine
+        requested one. Lets the runtime read pending approvals only when they moved."""
+        self._poll_control()
+        return self._control, self._approvals.requests_made if self._approvals else 0
+
     def _poll_control(self) -> None:
         if self._store is None or time.monotonic() < self._next_poll:
             return
