@@ -9,6 +9,7 @@ a counterparty) are checked in :mod:`config._references` once the whole file is 
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -381,7 +382,9 @@ class Deployment(Model):
 
     def agent(self, name: str) -> AgentConfig:
         """The agent called `name`; KeyError if there is none."""
-        for agent in self.agents:
-            if agent.name == name:
-                return agent
-        raise KeyError(name)
+        return self._agents_by_name[name]
+
+    @cached_property
+    def _agents_by_name(self) -> dict[str, AgentConfig]:
+        # A daemon looks agents up on every tick; a thousand agents make a scan costly.
+        return {agent.name: agent for agent in self.agents}
