@@ -13,7 +13,6 @@ import time
 from decimal import Decimal
 from typing import Any, cast
 
-import aiohttp
 import rlp  # type: ignore[import-untyped]
 from eth_abi.abi import encode
 from eth_account import Account
@@ -110,9 +109,6 @@ class EvmAdapter(ChainAdapter):
             provider = AsyncHTTPProvider(
                 url, request_kwargs={"timeout": 10}, exception_retry_configuration=None
             )
-            # web3's own session closes the connection after every request (force_close):
-            # a keep-alive session of our own saves a TCP handshake on every call.
-            await provider.cache_async_session(aiohttp.ClientSession(raise_for_status=True))
         # No default middleware: it re-reads eth_chainId on every call, while we check
         # the chain id once here and build complete EIP-1559 dicts ourselves.
         w3 = AsyncWeb3(provider, middleware=[])
