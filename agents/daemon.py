@@ -26,6 +26,7 @@ from rich.table import Table
 from agents import heartbeats
 from agents.audit import verify as verify_audit
 from agents.runtime import Runtime, open_runtime
+from chains.atomic.store import PlanStore
 from chains.devnet import manager as devnet
 from chains.devnet._anvil import anvil_path
 from config.cli import load_checked_deployment
@@ -259,6 +260,13 @@ def status(file: Path) -> None:
         for request in list_requests(store, "pending"):
             console.print(
                 f"[yellow]pending approval[/] {request.id}: {request.summary}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        for plan in PlanStore(store).plans(open_only=True):
+            console.print(
+                f"[cyan]open plan[/] {plan.agent} {plan.kind} {plan.plan_id}: {plan.state}"
+                + (f" - {plan.reason}" if plan.reason else ""),
                 highlight=False,
                 soft_wrap=True,
             )

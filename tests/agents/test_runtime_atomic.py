@@ -279,6 +279,12 @@ async def test_swaps_recover_winds_down_a_plan_never_locked(deployment, monkeypa
     # What a plan's locks were to be is judged with the plan's confidence evidence, which
     # lived only in the stopped daemon: the new one locks nothing and cancels the plan.
     plan_id = await _start_payment(deployment, lock=False)
+    file = Path(deployment.data_dir or ".").parent / "atomic.yaml"
+    capsys.readouterr()
+    assert main.main(["status", str(file)]) == 0  # another process's view of the store
+    shown = capsys.readouterr().out
+    assert f"open plan payer plan {plan_id}" in shown, shown
+    assert "closed" in shown  # the breaker states
     ended = await _recover(deployment, plan_id, monkeypatch, capsys)
     assert ended.state == "cancelled"
     assert "no planned action behind it" in (ended.reason or "")
