@@ -230,7 +230,8 @@ def _print_plans(runtime: Runtime) -> None:
 
 
 def status(file: Path) -> None:
-    """Agents, last and next tick, breaker states, pending approvals, open plans."""
+    """Agents: last and next tick, breaker state, balances (as last observed) and last
+    result; then pending approvals and open cross-chain plans."""
     deployment = load_deployment(file)
     store = open_store(deployment.store.url or "")
     try:
@@ -242,6 +243,7 @@ def status(file: Path) -> None:
             "last tick",
             "next tick",
             "breaker",
+            "balances",
             "last result",
             title=f"status · {deployment.name}",
         )
@@ -254,6 +256,7 @@ def status(file: Path) -> None:
                 _when(beat.last_tick_at if beat else None),
                 _when(beat.next_tick_at if beat else None),
                 breaker.state if breaker else "closed",
+                (beat.balances if beat else "") or "-",
                 (beat.last_result if beat else "never ticked")[:120],
             )
         console.print(table)

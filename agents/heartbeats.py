@@ -1,5 +1,5 @@
 """Small per-agent state of the daemon: heartbeats, written after each tick so `status`
-(another process) can show ticks, the next tick and the last result; and scripted
+(another process) can show ticks, the next tick, the last result and balances; and scripted
 planners' positions, saved once a plan is taken and before any of it is executed, so a
 restart skips a plan rather than doing it twice."""
 
@@ -23,6 +23,7 @@ agent_heartbeats = sa.Table(
     sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("last_result", sa.Text, nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("balances", sa.Text, nullable=False, server_default=""),
 )
 
 planner_cursors = sa.Table(
@@ -60,6 +61,8 @@ class Heartbeat:
     failures: int
     last_result: str
     pid: int
+    balances: str = ""
+    """What the agent last observed, e.g. "1.5 ETH on arb, 2 SOL on sol"."""
 
 
 def beat(engine: SqlEngine, *beats: Heartbeat) -> None:

@@ -29,7 +29,7 @@ from agents.held import HeldActions
 from agents.observe import Observer
 from agents.planners import Planner, build_planner
 from agents.planners.scripted import ScriptedPlanner
-from agents.planners.types import PendingApproval
+from agents.planners.types import Observation, PendingApproval
 from agents.scheduler import AgentJob, AgentScheduler, TickFunction
 from agents.tick import Agent
 from chains.atomic.base import HtlcChain
@@ -42,6 +42,7 @@ from chains.journal import TxJournal, reconcile
 from config.errors import ChainError, CredentialError
 from config.models import AgentConfig, Deployment
 from config.store import open_store
+from config.types import plain_amount
 from policies.approvals import ApprovalRequest, list_requests
 from policies.base import AuthorityClaims
 from policies.engine import Engine
@@ -230,7 +231,17 @@ class Runtime:
             failures=failures,
             last_result=last[:500],
             pid=os.getpid(),
+            balances=_balances_line(agent.last_observation),
         )
+
+
+def _balances_line(observation: Observation | None) -> str:
+    """The observed balances in one line, for `status`."""
+    if observation is None:
+        return ""
+    return ", ".join(
+        f"{plain_amount(b.amount)} {b.asset} on {b.chain}" for b in observation.balances
+    )[:500]
 
 
 async def _connect_all(deployment: Deployment, store: SqlEngine) -> dict[str, ChainAdapter]:

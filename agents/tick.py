@@ -72,6 +72,7 @@ class Agent:
     extras: Callable[[Observation], Observation] | None = None
     on_planned: Callable[[], None] | None = None
     reports: list[TickReport] = field(default_factory=list)
+    last_observation: Observation | None = None
 
     @property
     def name(self) -> str:
@@ -89,6 +90,7 @@ class Agent:
         observation = await self.observer.observe(self.pending(self.name))
         if self.extras is not None:  # open swaps and offers from other agents
             observation = self.extras(observation)
+        self.last_observation = observation
         result = await self.planner.plan(observation)
         if self.on_planned is not None and result.plan.actions:
             # Durable before any action is taken. An empty plan replayed after a crash

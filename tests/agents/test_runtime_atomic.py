@@ -190,7 +190,7 @@ def _evm_fees(deployment: Deployment, runtime: Runtime, agent: str) -> int:
     return total
 
 
-async def test_a_swap_and_a_two_chain_payment_settle_and_reconcile(deployment):
+async def test_a_swap_and_a_two_chain_payment_settle_and_reconcile(deployment, monkeypatch, capsys):
     async with open_runtime(deployment, PASSPHRASE, fund_local_chains=True) as runtime:
         who = {name: _addresses(runtime, name) for name in ("maker", "taker", "payer")}
         owners = {
@@ -237,6 +237,13 @@ async def test_a_swap_and_a_two_chain_payment_settle_and_reconcile(deployment):
     assert change["payer-sol"] == -SOL // 2 - rent - lock_fee - claim_fee
     assert change["acme-sol"] == SOL // 2 + rent
     assert audits == {"maker": True, "taker": True, "payer": True}
+    # `status`, from the store alone, shows what each agent last observed.
+    monkeypatch.setenv("COLUMNS", "400")  # one table row per line
+    capsys.readouterr()
+    file = Path(deployment.data_dir or ".").parent / "atomic.yaml"
+    assert main.main(["status", str(file)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "payer" in line]
+    assert any("10 ETH on arb, 10 SOL on sol" in row for row in rows), rows
 
 
 async def _start_payment(deployment: Deployment, *, lock: bool) -> str:
