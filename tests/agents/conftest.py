@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,22 @@ from wallets.jws import JwsSigner
 ACME_EVM = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 ACME_SOL = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
 USDC = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+_serial = itertools.count()
+
+
+def in_process_evm_chain(tmp_path: Path, prefix: str, fund: str) -> dict[str, Any]:
+    """An `rpc: local` EVM chain of this test's own: in-process chains are shared per
+    chain name, so the name is unique per call."""
+    return {
+        "name": f"{prefix}{next(_serial)}-{tmp_path.name[-6:].lower().replace('_', '-')}",
+        "family": "evm",
+        "chain_id": 31337,
+        "rpc": "local",
+        "finality": {"confirmations": 0},
+        "local": {"fund_agents": fund},
+    }
 
 
 def deployment_data() -> dict[str, Any]:

@@ -4,7 +4,6 @@ TTL, and any recorded outcome of the agent's own actions makes the next read fre
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -18,29 +17,21 @@ from chains.connect import connect, fund_local
 from config.loader import load_deployment
 from config.models import Deployment
 from config.store import open_store
+from tests.agents.conftest import in_process_evm_chain
 from wallets.operator import create_keystore, open_wallets
 
 PASSPHRASE = "observe tests passphrase"
 MNEMONIC = "test test test test test test test test test test test junk"
 SCRYPT_N = 2**10
-_serial = itertools.count()
 
 
 def _deployment(tmp_path: Path) -> Deployment:
-    # In-process chains are shared per chain name: each test gets its own.
-    chain = f"obs{next(_serial)}-{tmp_path.name[-6:].lower().replace('_', '-')}"
+    evm = in_process_evm_chain(tmp_path, "obs", fund="2")
+    chain = evm["name"]
     data = {
         "name": "obs",
         "operator": {"name": "op"},
-        "chains": [
-            {
-                "name": chain,
-                "family": "evm",
-                "chain_id": 31337,
-                "rpc": "local",
-                "local": {"fund_agents": "2"},
-            }
-        ],
+        "chains": [evm],
         "assets": [{"symbol": "ETH", "chain": chain, "native": True, "decimals": 18}],
         "planners": [{"name": "script", "kind": "scripted", "plans": []}],
         "agents": [

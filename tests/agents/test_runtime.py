@@ -9,7 +9,6 @@ transaction.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import AsyncIterator
@@ -38,31 +37,22 @@ from agents.runtime import Runtime, open_runtime
 from config.loader import load_deployment
 from config.models import Deployment
 from policies.approvals import decide, list_requests
+from tests.agents.conftest import in_process_evm_chain
 from wallets.operator import create_keystore
 
 ACME = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 MALLORY = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 MNEMONIC = "test test test test test test test test test test test junk"
 PASSPHRASE = "runtime tests passphrase"
-_serial = itertools.count()
 
 
 def _write_deployment(tmp_path: Path, plans: list[dict[str, Any]], policies: list[Any]) -> Path:
-    # Each test gets its own in-process chain (they are shared per chain name).
-    chain = f"evm{next(_serial)}-{tmp_path.name[-6:].lower().replace('_', '-')}"
+    evm = in_process_evm_chain(tmp_path, "evm", fund="10")
+    chain = evm["name"]
     data = {
         "name": "rt",
         "operator": {"name": "op"},
-        "chains": [
-            {
-                "name": chain,
-                "family": "evm",
-                "chain_id": 31337,
-                "rpc": "local",
-                "finality": {"confirmations": 0},
-                "local": {"fund_agents": "10"},
-            }
-        ],
+        "chains": [evm],
         "assets": [
             {"symbol": "ETH", "chain": chain, "native": True, "decimals": 18, "usd_price": "3000"}
         ],
