@@ -11,10 +11,14 @@ policies in order, and answers:
   (reservations, rate events, probes) is durably written.
 
 The mint's key lives in this object's memory only; signers get :attr:`Engine.verifier`.
+Evaluations that finish in the same turn of the event loop (those a group commit
+released together, or concurrent ones without a store) get their authorizations under
+one signature (see :class:`_BatchMint`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Sequence
@@ -51,7 +55,12 @@ from policies.base import (
 from policies.grants import PlanGrants
 from policies.ledger import Entry, SpendLedger
 from policies.registry import build_policies
-from wallets.authorization import Authorization, AuthorizationMint, AuthorizationVerifier
+from wallets.authorization import (
+    MAX_BATCH,
+    Authorization,
+    AuthorizationMint,
+    AuthorizationVerifier,
+)
 
 logger = logging.getLogger("covenant.policies")
 
@@ -107,6 +116,49 @@ class _Stack:
     env: PolicyEnv
 
 
+class _BatchMint:
+    """Mints the authorizations asked for in one turn of the event loop together.
+
+    The first request of a turn schedules the batch for the next turn, so every
+    evaluation that resumes in this turn (a group commit wakes them all at once) joins
+    it; a lone evaluation waits one turn. One Ed25519 signature then covers the batch.
+    """
+
+    def __init__(self, mint: AuthorizationMint, ttl: timedelta) -> None:
+        self._mint = mint
+        self._ttl = ttl
+        self._queue: list[tuple[str, bytes, asyncio.Future[Authorization]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0
+        """Signatures made so far (for benchmarks and diagnostics)."""
+
+    async def mint(self, agent: str, digest: bytes) -> Authorization:
+        loop = asyncio.get_running_loop()
+        if not self._queue or self._loop is not loop:
+            # A queue left by a loop that stopped before its turn came is dropped:
+            # nobody can await those futures any more.
+            self._queue, self._loop = [], loop
+            loop.call_soon(self._flush)
+        future: asyncio.Future[Authorization] = loop.create_future()
+        self._queue.append((agent, digest, future))
+        return await future
+
+    def _flush(self) -> None:
+        queue, self._queue = self._queue, []
+        waiting = [item for item in queue if not item[2].done()]  # skip cancelled ones
+        for start in range(0, len(waiting), MAX_BATCH):
+            chunk = waiting[start : start + MAX_BATCH]
+            try:
+                minted = self._mint.mint_many([(a, d) for a, d, _ in chunk], self._ttl)
+            except Exception as exc:  # a bad ttl or digest fails its own batch only
+                for _, _, future in chunk:
+                    future.set_exception(exc)
+                continue
+            self.batches += 1
+            for (_, _, future), authorization in zip(chunk, minted, strict=True):
+                future.set_result(authorization)
+
+
 class Engine:
     """Runs each agent's ordered policies and mints authorizations for what they allow."""
 
@@ -135,6 +187,7 @@ class Engine:
         self._grants = PlanGrants(self._store, self.clock)
         self._mint = AuthorizationMint()
         self._ttl = authorization_ttl
+        self._batch_mint = _BatchMint(self._mint, authorization_ttl)
         self._poll_every = control_poll.total_seconds()
         self._decimals = {(a.chain, a.symbol): a.decimals for a in deployment.assets}
         self._stacks = {
@@ -149,6 +202,11 @@ class Engine:
     def verifier(self) -> AuthorizationVerifier:
         """The public half of the mint, for signers."""
         return self._mint.verifier
+
+    @property
+    def signatures(self) -> int:
+        """Authorization signatures made for evaluations so far (one per batch)."""
+        return self._batch_mint.batches
 
     @property
     def group_commits(self) -> tuple[int, int]:
@@ -354,7 +412,7 @@ class Engine:
                 self._approvals.unuse(approved)
             await self._decline(pending, None)
             return Denied(reason=f"policy state could not be persisted ({exc}); not authorized")
-        authorization = self._mint.mint(action.agent, action.digest, self._ttl)
+        authorization = await self._batch_mint.mint(action.agent, action.digest)
         # Validating is cheaper than model_construct here: pydantic-core accepts the
         # Authorization instance as is, where model_construct walks defaults in Python.
         return Authorized(

@@ -47,20 +47,6 @@ class Exploding(Policy):
         raise RuntimeError("boom")
 
 
-class CountingMint:
-    """Wraps the engine's mint to count calls (the mint itself is not replaced)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.count = 0
-        real = engine._mint.mint
-
-        def mint(agent: str, digest: bytes, ttl: timedelta):
-            self.count += 1
-            return real(agent, digest, ttl)
-
-        engine._mint = type("M", (), {"mint": staticmethod(mint), "verifier": engine.verifier})()
-
-
 def _engine(policies: list[Policy], store=None, clock=None) -> Engine:
     deployment = make_deployment()
     return Engine(deployment, store, clock=clock or FakeClock(), policies={"payer": policies})
@@ -72,11 +58,10 @@ def _ctx(engine: Engine) -> PolicyContext:
 
 async def test_all_allow_mints_an_authorization_the_verifier_accepts() -> None:
     engine = _engine([Recorder(ALLOW), Recorder(Allow())])
-    counter = CountingMint(engine)
     action = make_action()
     outcome = await engine.evaluate(action, _ctx(engine))
     assert isinstance(outcome, Authorized)
-    assert counter.count == 1
+    assert engine.signatures == 1
     engine.verifier.check(outcome.authorization, agent="payer", digest=action.digest)
     with pytest.raises(SignerError):
         engine.verifier.check(outcome.authorization, agent="payer", digest=b"\x01" * 32)
@@ -85,40 +70,36 @@ async def test_all_allow_mints_an_authorization_the_verifier_accepts() -> None:
 async def test_a_deny_stops_evaluation_and_undoes_earlier_reservations() -> None:
     first, denier, last = Recorder(ALLOW), Recorder(Deny(reason="no")), Recorder(ALLOW)
     engine = _engine([first, denier, last])
-    counter = CountingMint(engine)
     outcome = await engine.evaluate(make_action(), _ctx(engine))
     assert outcome == Denied(reason="no", policy="Recorder")
     assert first.calls == ["evaluate", "declined"]
     assert last.calls == []
-    assert counter.count == 0
+    assert engine.signatures == 0
 
 
 async def test_deny_wins_over_needs_approval_and_nothing_is_minted() -> None:
     engine = _engine([Recorder(NeedsApproval(reason="big")), Recorder(Deny(reason="no"))])
-    counter = CountingMint(engine)
     outcome = await engine.evaluate(make_action(), _ctx(engine))
     assert isinstance(outcome, Denied)
-    assert counter.count == 0
+    assert engine.signatures == 0
 
 
 async def test_needs_approval_queues_and_never_mints(store) -> None:
     engine = _engine([Recorder(NeedsApproval(reason="big")), Recorder(ALLOW)], store)
-    counter = CountingMint(engine)
     outcome = await engine.evaluate(make_action(), _ctx(engine))
     assert isinstance(outcome, Queued)
     assert outcome.approval_id is not None
-    assert counter.count == 0
+    assert engine.signatures == 0
 
 
 async def test_a_policy_that_raises_is_a_deny_with_the_cause_logged(caplog) -> None:
     engine = _engine([Exploding()])
-    counter = CountingMint(engine)
     with caplog.at_level(logging.ERROR, logger="covenant.policies"):
         outcome = await engine.evaluate(make_action(), _ctx(engine))
     assert isinstance(outcome, Denied)
     assert "RuntimeError: boom" in outcome.reason
     assert "boom" in caplog.text
-    assert counter.count == 0
+    assert engine.signatures == 0
 
 
 async def test_a_non_decision_return_value_is_a_deny() -> None:
@@ -197,3 +178,35 @@ async def test_another_engines_verifier_rejects_this_engines_authorization() -> 
     assert isinstance(outcome, Authorized)
     with pytest.raises(SignerError, match="not signed by this runtime"):
         second.verifier.check(outcome.authorization, agent="payer", digest=action.digest)
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+async def test_evaluations_that_finish_together_share_one_signature(durable, store) -> None:
+    import asyncio
+
+    engine = _engine([Recorder(ALLOW)], store if durable else None)
+    ctx = _ctx(engine)
+    actions = [make_action(digest=i.to_bytes(32, "big")) for i in range(1, 41)]
+    outcomes = await asyncio.gather(*(engine.evaluate(a, ctx) for a in actions))
+    assert all(isinstance(o, Authorized) for o in outcomes)
+    assert engine.signatures < len(actions)  # batched: fewer signatures than actions
+    for action, outcome in zip(actions, outcomes, strict=True):
+        assert isinstance(outcome, Authorized)
+        engine.verifier.check(outcome.authorization, agent="payer", digest=action.digest)
+    crossed = outcomes[0].authorization  # type: ignore[union-attr]
+    with pytest.raises(SignerError, match="is for digest"):
+        engine.verifier.check(crossed, agent="payer", digest=actions[1].digest)
+
+
+async def test_a_cancelled_evaluation_does_not_hold_up_the_batch() -> None:
+    import asyncio
+
+    engine = _engine([Recorder(ALLOW)])
+    ctx = _ctx(engine)
+    doomed = asyncio.ensure_future(engine.evaluate(make_action(digest=b"\x01" * 32), ctx))
+    kept = asyncio.ensure_future(engine.evaluate(make_action(digest=b"\x02" * 32), ctx))
+    await asyncio.sleep(0)  # both now wait for the batch's turn
+    doomed.cancel()
+    outcome = await kept
+    assert isinstance(outcome, Authorized)
+    assert doomed.cancelled()
