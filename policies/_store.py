@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import operator
 import os
 import secrets
@@ -36,6 +37,8 @@ from config.errors import StoreError
 from policies._tables import policy_control, policy_engine
 
 Row = tuple[Any, dict[str, Any]]
+
+logger = logging.getLogger("covenant.policies")
 
 _FENCE = (
     policy_engine.update()
@@ -99,6 +102,10 @@ class PolicyStore:
         self.engine = engine
         self._batch: list[Row] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._tokens: list[Any] = []
+        self.on_commit: Callable[[list[Any]], None] | None = None
+        """Called with the tokens of each group commit that succeeded, before its
+        waiters wake (the engine mints their authorizations there in one batch)."""
         self._draining = False
         self._drainer: asyncio.Task[None] | None = None
         self._epoch: int | None = None
@@ -147,27 +154,36 @@ class PolicyStore:
         else:
             write_set.authorized.append((statement, params))
 
-    async def commit(self, write_set: WriteSet, *, authorized: bool) -> None:
-        """Durably write the set's rows (the authorized ones only if `authorized`)."""
+    async def commit(
+        self, write_set: WriteSet, *, authorized: bool, token: object | None = None
+    ) -> bool:
+        """Durably write the set's rows (the authorized ones only if `authorized`).
+
+        `token` goes to :attr:`on_commit` with the rest of its group commit. Returns
+        whether anything was written (with nothing to write, `on_commit` never sees it).
+        """
         rows = write_set.always + write_set.authorized if authorized else write_set.always
         if not rows:
-            return
+            return False
         loop = asyncio.get_running_loop()
         # One future per waiter (not one shared future): a cancelled waiter must not
         # cancel the commit the others are waiting for.
         waiter: asyncio.Future[None] = loop.create_future()
         self._batch.extend(rows)
         self._waiters.append(waiter)
+        if token is not None:
+            self._tokens.append(token)
         if not self._draining:
             self._draining = True
             self._drainer = loop.create_task(self._drain())
         await waiter
+        return True
 
     async def _drain(self) -> None:
         try:
             while self._batch:
-                batch, waiters = self._batch, self._waiters
-                self._batch, self._waiters = [], []
+                batch, waiters, tokens = self._batch, self._waiters, self._tokens
+                self._batch, self._waiters, self._tokens = [], [], []
                 try:
                     await asyncio.to_thread(self.write_now, batch)
                 except StoreError as exc:
@@ -175,9 +191,18 @@ class PolicyStore:
                 else:
                     self.group_commits += 1
                     self.group_committed_rows += len(batch)
+                    self._committed(tokens)
                     _settle(waiters, None)
         finally:
             self._draining = False
+
+    def _committed(self, tokens: list[Any]) -> None:
+        if not tokens or self.on_commit is None:
+            return
+        try:
+            self.on_commit(tokens)
+        except Exception:  # the waiters must wake regardless; the engine mints again
+            logger.exception("the group commit's on_commit hook raised")
 
     def write_now(self, rows: list[Row]) -> None:
         """Write `rows` in one transaction, one executemany per statement.

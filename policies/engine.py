@@ -116,47 +116,67 @@ class _Stack:
     env: PolicyEnv
 
 
-class _BatchMint:
-    """Mints the authorizations asked for in one turn of the event loop together.
+@dataclass(slots=True)
+class _Grant:
+    """One authorization to mint, and where the minted one goes."""
 
-    The first request of a turn schedules the batch for the next turn, so every
-    evaluation that resumes in this turn (a group commit wakes them all at once) joins
-    it; a lone evaluation waits one turn. One Ed25519 signature then covers the batch.
+    agent: str
+    digest: bytes
+    authorization: Authorization | None = None
+
+
+class _BatchMint:
+    """Mints authorizations in batches, one Ed25519 signature per batch.
+
+    With a store, a group commit hands its evaluations' grants to :meth:`seal` before
+    waking them, so each batch is the commit's. Otherwise (or when an evaluation had
+    nothing to write) :meth:`mint` gathers the requests of one turn of the event loop:
+    the first schedules the batch for the next turn, so every evaluation that reaches
+    it in this turn joins; a lone evaluation waits one turn.
     """
 
     def __init__(self, mint: AuthorizationMint, ttl: timedelta) -> None:
         self._mint = mint
         self._ttl = ttl
-        self._queue: list[tuple[str, bytes, asyncio.Future[Authorization]]] = []
+        self._queue: list[tuple[_Grant, asyncio.Future[None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         """Signatures made so far (for benchmarks and diagnostics)."""
 
-    async def mint(self, agent: str, digest: bytes) -> Authorization:
+    def seal(self, grants: Sequence[_Grant]) -> None:
+        """Mint every grant's authorization now."""
+        for start in range(0, len(grants), MAX_BATCH):
+            chunk = grants[start : start + MAX_BATCH]
+            minted = self._mint.mint_many([(g.agent, g.digest) for g in chunk], self._ttl)
+            self.batches += 1
+            for grant, authorization in zip(chunk, minted, strict=True):
+                grant.authorization = authorization
+
+    async def mint(self, grant: _Grant) -> Authorization:
+        """The grant's authorization, minted with the others asked for in this turn."""
         loop = asyncio.get_running_loop()
         if not self._queue or self._loop is not loop:
             # A queue left by a loop that stopped before its turn came is dropped:
             # nobody can await those futures any more.
             self._queue, self._loop = [], loop
             loop.call_soon(self._flush)
-        future: asyncio.Future[Authorization] = loop.create_future()
-        self._queue.append((agent, digest, future))
-        return await future
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.append((grant, future))
+        await future
+        assert grant.authorization is not None
+        return grant.authorization
 
     def _flush(self) -> None:
         queue, self._queue = self._queue, []
-        waiting = [item for item in queue if not item[2].done()]  # skip cancelled ones
-        for start in range(0, len(waiting), MAX_BATCH):
-            chunk = waiting[start : start + MAX_BATCH]
-            try:
-                minted = self._mint.mint_many([(a, d) for a, d, _ in chunk], self._ttl)
-            except Exception as exc:  # a bad ttl or digest fails its own batch only
-                for _, _, future in chunk:
-                    future.set_exception(exc)
-                continue
-            self.batches += 1
-            for (_, _, future), authorization in zip(chunk, minted, strict=True):
-                future.set_result(authorization)
+        waiting = [(g, f) for g, f in queue if not f.done()]  # skip cancelled ones
+        try:
+            self.seal([grant for grant, _ in waiting])
+        except Exception as exc:  # e.g. a bad digest: nobody in the batch is authorized
+            for _, future in waiting:
+                future.set_exception(exc)
+            return
+        for _, future in waiting:
+            future.set_result(None)
 
 
 class Engine:
@@ -188,6 +208,8 @@ class Engine:
         self._mint = AuthorizationMint()
         self._ttl = authorization_ttl
         self._batch_mint = _BatchMint(self._mint, authorization_ttl)
+        if self._store is not None:
+            self._store.on_commit = self._batch_mint.seal
         self._poll_every = control_poll.total_seconds()
         self._decimals = {(a.chain, a.symbol): a.decimals for a in deployment.assets}
         self._stacks = {
@@ -404,15 +426,18 @@ class Engine:
         self, pending: _Pending, writes: WriteSet, approved: ApprovalRequest | None
     ) -> Outcome:
         action = pending.action
+        grant = _Grant(action.agent, action.digest)
         try:
-            await self._commit(writes, authorized=True)
+            await self._commit(writes, authorized=True, grant=grant)
         except StoreError as exc:
             logger.error("could not persist policy state for %s: %s", action.summary(), exc)
             if approved is not None and self._approvals is not None:
                 self._approvals.unuse(approved)
             await self._decline(pending, None)
             return Denied(reason=f"policy state could not be persisted ({exc}); not authorized")
-        authorization = await self._batch_mint.mint(action.agent, action.digest)
+        # Minted with the group commit that made the evaluation's state durable, or
+        # else (no store, nothing written) with this turn's other evaluations.
+        authorization = grant.authorization or await self._batch_mint.mint(grant)
         # Validating is cheaper than model_construct here: pydantic-core accepts the
         # Authorization instance as is, where model_construct walks defaults in Python.
         return Authorized(
@@ -438,9 +463,11 @@ class Engine:
         # Without a store nothing is staged; an unentered-by-store set costs nothing.
         return self._store.writes() if self._store is not None else WriteSet()
 
-    async def _commit(self, writes: WriteSet, *, authorized: bool) -> None:
+    async def _commit(
+        self, writes: WriteSet, *, authorized: bool, grant: _Grant | None = None
+    ) -> None:
         if self._store is not None:
-            await self._store.commit(writes, authorized=authorized)
+            await self._store.commit(writes, authorized=authorized, token=grant)
 
     def approvals_version(self) -> tuple[int, int]:
         """Changes whenever the approval requests may have changed: an operator decided

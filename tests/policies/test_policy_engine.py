@@ -210,3 +210,22 @@ async def test_a_cancelled_evaluation_does_not_hold_up_the_batch() -> None:
     outcome = await kept
     assert isinstance(outcome, Authorized)
     assert doomed.cancelled()
+
+
+async def test_a_failing_commit_hook_still_wakes_the_commit_and_mints_again(store) -> None:
+    engine = _engine([Recorder(ALLOW)], store)
+    hook = engine._store.on_commit  # type: ignore[union-attr]
+    calls = []
+
+    def failing_once(tokens):
+        calls.append(len(tokens))
+        if len(calls) == 1:
+            raise RuntimeError("hook failed")
+        hook(tokens)  # type: ignore[misc]
+
+    engine._store.on_commit = failing_once  # type: ignore[union-attr]
+    action = make_action()
+    outcome = await engine.evaluate(action, _ctx(engine))
+    assert isinstance(outcome, Authorized)
+    engine.verifier.check(outcome.authorization, agent="payer", digest=action.digest)
+    assert calls == [1]  # the fallback minted through the turn's batch, not the hook
