@@ -61,16 +61,16 @@ STACK: list[dict[str, Any]] = [
     {"Authority": {}},
 ]
 AGENTS = ("alpha", "bravo", "charlie", "delta")
-WARM_UP = 200
+WARM_UP = 2_000
 TARGET = 20_000
 
 DURABILITY = """\
 Durability (SQLite rows): an evaluation returns Authorized only after the transaction
 holding its spend reservation (and any breaker, approval or plan-grant row it changed)
 has committed in WAL mode with synchronous=FULL, i.e. after fsync of the WAL; only then
-is the authorization signed and returned (one Ed25519 signature over the Merkle root of
-the authorizations minted in the same event-loop turn). Evaluations that arrive while one commit is on
-disk share the next transaction (group commit). Rolling-window sums and rate-limit slots
+is the authorization minted and returned. Evaluations that arrive while one commit is on
+disk share the next transaction (group commit), and that commit's authorizations share
+one Ed25519 signature over their Merkle root. Rolling-window sums and rate-limit slots
 are kept in memory and rebuilt from the store on start; one engine per store (a newer
 engine fences older ones, checked inside every commit)."""
 

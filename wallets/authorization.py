@@ -29,8 +29,8 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from datetime import UTC, datetime, timedelta
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn
 
 from cryptography.exceptions import InvalidSignature
@@ -192,9 +192,7 @@ class AuthorizationMint:
         """Authorize `agent` to sign exactly `digest` for `ttl` (at most one hour)."""
         return self.mint_many([(agent, digest)], ttl)[0]
 
-    def mint_many(
-        self, grants: Sequence[tuple[str, bytes]], ttl: timedelta
-    ) -> list[Authorization]:
+    def mint_many(self, grants: Sequence[tuple[str, bytes]], ttl: timedelta) -> list[Authorization]:
         """Authorize each (agent, digest) of `grants` for `ttl`, under one signature."""
         if not timedelta(0) < ttl <= MAX_TTL:
             raise SignerError(f"authorization ttl {ttl} must be positive and at most {MAX_TTL}")
