@@ -51,6 +51,18 @@ spend_ledger = sa.Table(
 )
 """One row per authorized action: reserved, then settled or released."""
 
+authorized_intents = sa.Table(
+    "authorized_intents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("intent", sa.String(64), nullable=False),
+    sa.Column("digest", sa.LargeBinary(32), nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Index("ix_authorized_intents_agent_at", "agent", "at_us"),
+)
+"""What DuplicateGuard authorized: one row per guarded action, deleted if it failed."""
+
 approvals = sa.Table(
     "approvals",
     metadata,

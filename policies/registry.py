@@ -19,6 +19,7 @@ from policies.builtin.allowlist import Allowlist
 from policies.builtin.approval import HumanApproval
 from policies.builtin.authority import Authority
 from policies.builtin.breaker import ConfidenceBreaker
+from policies.builtin.duplicates import DuplicateGuard
 from policies.builtin.killswitch import KillSwitch
 from policies.builtin.ratelimit import RateLimit
 from policies.builtin.simulation import RequireSimulation
@@ -30,6 +31,7 @@ BUILTINS: dict[str, type[Policy]] = {
         Allowlist,
         Authority,
         ConfidenceBreaker,
+        DuplicateGuard,
         HumanApproval,
         KillSwitch,
         RateLimit,

@@ -23,6 +23,7 @@ def test_the_demo_deployment_policies_are_valid_and_build() -> None:
         "KillSwitch",
         "ConfidenceBreaker",
         "Allowlist",
+        "DuplicateGuard",
         "SpendLimit",
         "RateLimit",
         "HumanApproval",
