@@ -49,7 +49,9 @@ class DuplicateGuardParams(BaseModel):
     kinds: list[ActionKind] = Field(
         default_factory=lambda: list(_TRANSFERS),
         min_length=1,
-        description="Action kinds compared (swap legs of different plans may repeat).",
+        description="Action kinds compared. Swap legs are left out by default: swaps of "
+        "one size may repeat, and a refunded leg counts as executed, so guarding legs "
+        "blocks a retry for the whole window.",
     )
 
 
