@@ -30,14 +30,18 @@ def start_solana_rpc(
         str(finality_depth),
         *(extra_args or []),
     ]
-    output = log.open("ab") if log is not None else subprocess.DEVNULL
-    process = subprocess.Popen(  # noqa: S603 - our own module, argument list, no shell
-        args,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-        start_new_session=True,
-    )
+    output = log.open("ab") if log is not None else None
+    try:
+        process = subprocess.Popen(  # noqa: S603 - our own module, argument list, no shell
+            args,
+            stdout=output or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+    finally:
+        if output is not None:
+            output.close()  # the child has its own descriptor
     wait_for_port(port, process, timeout=60)
     return process
