@@ -50,15 +50,19 @@ class PolicyConfigError(ConfigError):
 
 
 def resolve_policy(name: str) -> type[Policy]:
-    """The class for a registry name or a `package.module:Class` path."""
-    if ":" not in name:
-        if name in BUILTINS:
-            return BUILTINS[name]
+    """The class for a registry name or a user policy's path, `package.module:Class`
+    or `package.module.Class`."""
+    if name in BUILTINS:
+        return BUILTINS[name]
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+    elif "." in name:
+        module_name, _, attribute = name.rpartition(".")
+    else:
         raise ConfigError(
             f"unknown policy {name!r}; valid names: {', '.join(sorted(BUILTINS))}, or a "
             "user policy as package.module:Class"
         )
-    module_name, _, attribute = name.partition(":")
     try:
         found = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:

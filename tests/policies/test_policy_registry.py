@@ -51,6 +51,15 @@ def test_bad_dotted_paths(name: str, words: str) -> None:
         resolve_policy(name)
 
 
+def test_a_user_policy_resolves_by_either_path_form() -> None:
+    from tests.policies.weekend_freeze import WeekendFreeze
+
+    assert resolve_policy("tests.policies.weekend_freeze:WeekendFreeze") is WeekendFreeze
+    assert resolve_policy("tests.policies.weekend_freeze.WeekendFreeze") is WeekendFreeze
+    with pytest.raises(ConfigError, match="cannot load the policy"):
+        resolve_policy("tests.policies.weekend_freeze.NoSuchPolicy")
+
+
 def test_every_problem_is_reported_with_its_path() -> None:
     deployment = make_deployment(
         [
