@@ -96,11 +96,17 @@ def _hash(prefix: bytes, data: bytes) -> bytes:
 
 
 def _encode(agent: str, digest: bytes, expires_at: datetime, nonce: bytes) -> bytes:
+    return b"".join((_agent_field(agent), digest, _expiry_field(expires_at), nonce))
+
+
+def _agent_field(agent: str) -> bytes:
+    """The domain and the length-prefixed agent name: what every encoding starts with."""
     name = agent.encode("utf-8")
-    micros = (expires_at - _EPOCH) // timedelta(microseconds=1)
-    return b"".join(
-        (_DOMAIN, struct.pack(">H", len(name)), name, digest, struct.pack(">q", micros), nonce)
-    )
+    return _DOMAIN + struct.pack(">H", len(name)) + name
+
+
+def _expiry_field(expires_at: datetime) -> bytes:
+    return struct.pack(">q", (expires_at - _EPOCH) // timedelta(microseconds=1))
 
 
 _FROM_MINT = object()
@@ -202,9 +208,14 @@ class AuthorizationMint:
             if len(digest) != 32:
                 raise SignerError(f"a digest has 32 bytes, got {len(digest)}")
         expires_at = datetime.now(UTC) + ttl
-        nonces = [os.urandom(16) for _ in grants]
+        # The fields a batch shares are encoded once (a batch is mostly a few agents).
+        expiry = _expiry_field(expires_at)
+        agents = {agent: _LEAF + _agent_field(agent) for agent in {agent for agent, _ in grants}}
+        randomness = os.urandom(16 * len(grants))
+        nonces = [randomness[at : at + 16] for at in range(0, len(randomness), 16)]
+        sha256 = hashlib.sha256
         leaves = [
-            _hash(_LEAF, _encode(agent, digest, expires_at, nonce))
+            sha256(b"".join((agents[agent], digest, expiry, nonce))).digest()
             for (agent, digest), nonce in zip(grants, nonces, strict=True)
         ]
         root, proofs, positions = _merkle(leaves)
@@ -235,25 +246,35 @@ def _merkle(leaves: list[bytes]) -> tuple[bytes, list[list[bytes]], list[int]]:
     """The root over `leaves`, and each leaf's proof and position bits.
 
     Nodes pair up left to right; an odd last node moves up unpaired (no duplication,
-    so no two leaf lists share a root), adding nothing to its leaves' proofs.
+    so no two leaf lists share a root), adding nothing to its leaves' proofs. The node
+    above node j is node j // 2 of the next level, promoted or not.
     """
-    proofs: list[list[bytes]] = [[] for _ in leaves]
-    positions = [0] * len(leaves)
-    level = [(leaf, [index]) for index, leaf in enumerate(leaves)]
-    while len(level) > 1:
-        paired = []
-        for at in range(0, len(level) - 1, 2):
-            (left, left_leaves), (right, right_leaves) = level[at], level[at + 1]
-            for index in left_leaves:
-                proofs[index].append(right)
-            for index in right_leaves:
-                positions[index] |= 1 << len(proofs[index])
-                proofs[index].append(left)
-            paired.append((_hash(_NODE, left + right), left_leaves + right_leaves))
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        above = [
+            hashlib.sha256(_NODE + level[at] + level[at + 1]).digest()
+            for at in range(0, len(level) - 1, 2)
+        ]
         if len(level) % 2:
-            paired.append(level[-1])
-        level = paired
-    return level[0][0], proofs, positions
+            above.append(level[-1])
+        levels.append(above)
+    proofs: list[list[bytes]] = []
+    positions: list[int] = []
+    for index in range(len(leaves)):
+        proof: list[bytes] = []
+        position = 0
+        node = index
+        for level in levels[:-1]:
+            sibling = node ^ 1
+            if sibling < len(level):
+                if node & 1:  # the sibling is on the left
+                    position |= 1 << len(proof)
+                proof.append(level[sibling])
+            node >>= 1
+        proofs.append(proof)
+        positions.append(position)
+    return levels[-1][0], proofs, positions
 
 
 def evm_tx_digest(tx: dict[str, Any]) -> bytes:
