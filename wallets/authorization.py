@@ -78,7 +78,9 @@ class Authorization(BaseModel):
 
     def signed_bytes(self) -> bytes:
         """The canonical encoding of this authorization: domain, length-prefixed fields."""
-        return _encode(self.agent, self.digest, self.expires_at, self.nonce)
+        return _encode(
+            _agent_field(self.agent), self.digest, _expiry_field(self.expires_at), self.nonce
+        )
 
     def root(self) -> bytes:
         """The Merkle root this authorization's proof leads to (what the mint signed)."""
@@ -95,8 +97,9 @@ def _hash(prefix: bytes, data: bytes) -> bytes:
     return hashlib.sha256(prefix + data).digest()
 
 
-def _encode(agent: str, digest: bytes, expires_at: datetime, nonce: bytes) -> bytes:
-    return b"".join((_agent_field(agent), digest, _expiry_field(expires_at), nonce))
+def _encode(agent_field: bytes, digest: bytes, expiry_field: bytes, nonce: bytes) -> bytes:
+    # Takes the encoded agent and expiry so a batch encodes the ones it shares once.
+    return b"".join((agent_field, digest, expiry_field, nonce))
 
 
 def _agent_field(agent: str) -> bytes:
@@ -210,12 +213,11 @@ class AuthorizationMint:
         expires_at = datetime.now(UTC) + ttl
         # The fields a batch shares are encoded once (a batch is mostly a few agents).
         expiry = _expiry_field(expires_at)
-        agents = {agent: _LEAF + _agent_field(agent) for agent in {agent for agent, _ in grants}}
+        agent_fields = {agent: _agent_field(agent) for agent in {agent for agent, _ in grants}}
         randomness = os.urandom(16 * len(grants))
         nonces = [randomness[at : at + 16] for at in range(0, len(randomness), 16)]
-        sha256 = hashlib.sha256
         leaves = [
-            sha256(b"".join((agents[agent], digest, expiry, nonce))).digest()
+            _hash(_LEAF, _encode(agent_fields[agent], digest, expiry, nonce))
             for (agent, digest), nonce in zip(grants, nonces, strict=True)
         ]
         root, proofs, positions = _merkle(leaves)
@@ -252,10 +254,7 @@ def _merkle(leaves: list[bytes]) -> tuple[bytes, list[list[bytes]], list[int]]:
     levels = [leaves]
     while len(levels[-1]) > 1:
         level = levels[-1]
-        above = [
-            hashlib.sha256(_NODE + level[at] + level[at + 1]).digest()
-            for at in range(0, len(level) - 1, 2)
-        ]
+        above = [_hash(_NODE, level[at] + level[at + 1]) for at in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             above.append(level[-1])
         levels.append(above)
