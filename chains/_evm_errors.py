@@ -54,7 +54,13 @@ def _by_message(exc: BaseException, where: str) -> ChainError:
     lowered = message.lower()
     if "insufficient funds" in lowered or "does not have enough balance" in lowered:
         return InsufficientFunds(f"{where}: {message}; fund the sender or lower the amount")
-    if "nonce too low" in lowered or _tester_nonce_too_low(lowered):
+    # "Underpriced replacement": the node holds another transaction with this nonce and
+    # refused ours, which is as final for these bytes as a used nonce.
+    if (
+        "nonce too low" in lowered
+        or "replacement transaction underpriced" in lowered
+        or _tester_nonce_too_low(lowered)
+    ):
         return NonceTooLow(f"{where}: {message}")
     return ChainError(f"{where}: {exc.__class__.__name__}: {message}")
 

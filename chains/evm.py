@@ -22,7 +22,7 @@ from eth_utils.crypto import keccak
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import TransactionNotFound
 from web3.providers.async_base import AsyncBaseProvider
-from web3.types import RPCEndpoint, TxParams
+from web3.types import BlockIdentifier, RPCEndpoint, TxParams
 
 from chains import _retry
 from chains._digest import evm_tx_digest
@@ -45,6 +45,13 @@ from config.errors import ChainError, InsufficientFunds, TransactionReverted, Wr
 from config.models import Asset, BlockTagFinality, EvmChain
 
 GWEI = Decimal(10**9)
+VIEW: BlockIdentifier = "pending"
+"""The block every estimate and simulation runs against: the one a transaction sent now
+would land in, with the timestamp the contract will see. The HTLC coordinator judges
+deadlines by the same block; on a chain that makes blocks only for new transactions the
+latest block keeps the lock's old timestamp, so a refund judged due reverted there.
+(py-evm's in-process tester has no pending block; it mines one per transaction, and
+there the adapter uses the latest.)"""
 ERC20_ABI: tuple[dict[str, Any], ...] = (
     {
         "type": "function",
@@ -87,6 +94,8 @@ class EvmAdapter(ChainAdapter):
         self._senders: dict[bytes, str] = {}
         self._fee_ttl = fee_ttl
         self._market_cache: tuple[float, int, int] = (-float("inf"), 0, 0)
+        tester = type(w3.provider).__name__ == "AsyncEthereumTesterProvider"
+        self._view: BlockIdentifier = "latest" if tester else VIEW
 
     @classmethod
     async def connect(
@@ -167,14 +176,10 @@ class EvmAdapter(ChainAdapter):
         sender = to_checksum_address(sender)
         to, value, data, abi = _encode_intent(intent)
         call = {"from": sender, "to": to, "value": value, "data": data}
-        # The reads and the store's reservation are independent: run them together.
-        gas, (max_fee, tip), pending, reserved = await asyncio.gather(
-            self._estimate(call, abi),
-            self._fees(),
-            self._pending_nonce(sender),
-            self._reserve(sender),
+        gas, (max_fee, tip), pending = await asyncio.gather(
+            self._estimate(call, abi), self._fees(), self._pending_nonce(sender)
         )
-        nonce = self._settle_nonce(sender, pending, reserved)
+        nonce = await self._reserve(sender, pending)
         tx = {
             "type": 2,
             "chainId": self.chain.chain_id,
@@ -201,7 +206,9 @@ class EvmAdapter(ChainAdapter):
     async def _estimate(self, call: dict[str, Any], abi: Any) -> int:
         params = cast(TxParams, call)
         estimate = int(
-            await self._read(lambda: self._w3.eth.estimate_gas(params), "estimateGas", abi)
+            await self._read(
+                lambda: self._w3.eth.estimate_gas(params, self._view), "estimateGas", abi
+            )
         )
         # Plain transfers cost exactly 21000; anything else gets a margin because state
         # may change between estimation and inclusion.
@@ -243,27 +250,16 @@ class EvmAdapter(ChainAdapter):
             )
         )
 
-    async def _reserve(self, sender: str) -> int | None:
+    async def _reserve(self, sender: str, pending: int) -> int:
         if self._nonces is None:
-            return None
-        return await asyncio.to_thread(
-            self._nonces.reserve, self.chain.name, self.chain.chain_id, sender, 0
-        )
+            return pending
+        return await asyncio.to_thread(self._nonces.reserve, self.chain.name, sender, pending)
 
     async def abandon(self, tx: UnsignedTx) -> None:
         """Give the nonce of a built transaction that will never be signed back."""
         if self._nonces is None or not isinstance(tx, EvmUnsignedTx):
             return
-        await asyncio.to_thread(self._nonces.release, self.chain.chain_id, tx.sender, tx.nonce)
-
-    def _settle_nonce(self, sender: str, pending: int, reserved: int | None) -> int:
-        if reserved is None:
-            return pending
-        if pending > reserved:  # the chain saw transactions our store never journaled
-            assert self._nonces is not None
-            self._nonces.resync(self.chain.chain_id, sender, pending + 1)
-            return pending
-        return reserved
+        await asyncio.to_thread(self._nonces.release, self.chain.name, tx.sender, tx.nonce)
 
     async def replacement(self, tx: EvmUnsignedTx) -> EvmUnsignedTx:
         """The same transaction (same nonce) with both fee fields raised by >= 12.5%."""
@@ -280,7 +276,7 @@ class EvmAdapter(ChainAdapter):
         return tx.model_copy(update={"tx": new, "digest": self._remember(new, tx.sender)})
 
     async def simulate(self, tx: EvmUnsignedTx | bytes) -> Simulation:  # type: ignore[override]
-        """Run the transaction with eth_call on the latest block."""
+        """Run the transaction with eth_call on the block it would land in (:data:`VIEW`)."""
         if isinstance(tx, bytes):
             fields = _decode_signed(tx, self._senders)
         else:
@@ -291,7 +287,7 @@ class EvmAdapter(ChainAdapter):
             if fields.get(key) is not None
         }
         abi = self._abis.get(str(fields.get("to")), ())
-        params = [_hex_call(call), "latest"]
+        params = [_hex_call(call), self._view]
         try:
             # Straight to the provider: the call is already JSON-RPC shaped, and web3's
             # per-call ABI formatting costs more than the node's answer on a local chain.

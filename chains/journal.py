@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Engine
 
-from chains._store import OPEN_STATES, journal, now, relaxed
+from chains._store import OPEN_STATES, journal, now, relaxed, reservations
 from chains.base import (
     ChainAdapter,
     EvmUnsignedTx,
@@ -81,6 +81,14 @@ class TxJournal:
                 "must be built again (new blockhash or nonce) to be a second payment"
             )
         with self._engine.begin() as connection:
+            if nonce is not None:  # the entry now holds the nonce its reservation held
+                connection.execute(
+                    reservations.delete().where(
+                        (reservations.c.chain == chain)
+                        & (reservations.c.address == tx.sender)
+                        & (reservations.c.nonce == nonce)
+                    )
+                )
             connection.execute(
                 journal.insert().values(
                     tx_id=tx_id,

@@ -123,9 +123,10 @@ async def test_an_abandoned_build_gives_its_nonce_back_at_once(anvil_factory, en
         await adapter.abandon(denied)
         retried = await adapter.build(NativeTransfer(to=new_evm_address(), amount=1), SENDER)
         later = await adapter.build(NativeTransfer(to=new_evm_address(), amount=1), SENDER)
-        await adapter.abandon(retried)  # not the latest reservation: nothing to give back
+        await adapter.abandon(retried)  # below a later reservation: the gap is refilled
         last = await adapter.build(NativeTransfer(to=new_evm_address(), amount=1), SENDER)
-    assert (denied.nonce, retried.nonce, later.nonce, last.nonce) == (0, 0, 1, 2)
+        after = await adapter.build(NativeTransfer(to=new_evm_address(), amount=1), SENDER)
+    assert (denied.nonce, retried.nonce, later.nonce, last.nonce, after.nonce) == (0, 0, 1, 0, 2)
 
 
 async def test_journaled_nonce_is_never_reused_even_when_reservations_are_stale(
