@@ -26,6 +26,7 @@ from rich.table import Table
 from agents import heartbeats
 from agents.audit import verify as verify_audit
 from agents.runtime import Runtime, open_runtime
+from chains.atomic.cli import add_command, swaps_group
 from chains.atomic.store import PlanStore
 from chains.devnet import manager as devnet
 from chains.devnet._anvil import anvil_path
@@ -311,9 +312,8 @@ async def _recover(deployment: Deployment, passphrase: str) -> int:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `run`, `status` and `swaps recover` to the main CLI."""
-    from chains.atomic.cli import swaps_app  # the group `swaps list | show` lives in
-
+    """Add `run`, `status` and `swaps recover` to the main CLI; `swaps list | show` are
+    chains.atomic.cli's, in the same group of `app`."""
     app.command("run")(run)
     app.command("status")(status)
-    swaps_app.command("recover")(recover)
+    add_command(swaps_group(app), "recover", recover)

@@ -1,12 +1,15 @@
 """`swaps list | show`: the coordinator's plans from the deployment's store.
 
 Both only read the store. `swaps recover` drives the open plans, which takes the whole
-runtime (wallets, adapters, the policy engine), so :mod:`agents.daemon` adds it to
-this group.
+runtime (wallets, adapters, the policy engine), and dependencies point inward, so it is
+declared and registered by :mod:`agents.daemon`. Both modules reach the one `swaps`
+group of an app through :func:`swaps_group` and add their commands with
+:func:`add_command`, which refuses a command registered twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -19,9 +22,28 @@ from config.models import Deployment
 from config.store import open_store
 
 console = Console()
-swaps_app = typer.Typer(
-    help="Cross-chain plans and swaps: list, show, recover.", no_args_is_help=True
-)
+GROUP = "swaps"
+
+
+def swaps_group(app: typer.Typer) -> typer.Typer:
+    """The `swaps` command group of `app`, added to it on first use."""
+    for info in app.registered_groups:
+        if info.name == GROUP and info.typer_instance is not None:
+            return info.typer_instance
+    group = typer.Typer(
+        help="Cross-chain plans and swaps: list, show, recover.", no_args_is_help=True
+    )
+    app.add_typer(group, name=GROUP)
+    return group
+
+
+def add_command(group: typer.Typer, name: str, command: Callable[..., None]) -> None:
+    """Register `command` as `name` in `group`; each command has exactly one home."""
+    if any(info.name == name for info in group.registered_commands):
+        raise ValueError(
+            f"command `{GROUP} {name}` is already registered; register it in one place only"
+        )
+    group.command(name)(command)
 
 
 def _store(file: Path, agent: str | None = None) -> tuple[Deployment, PlanStore]:
@@ -29,7 +51,6 @@ def _store(file: Path, agent: str | None = None) -> tuple[Deployment, PlanStore]
     return deployment, PlanStore(open_store(deployment.store.url or ""), agent)
 
 
-@swaps_app.command("list")
 def list_plans(file: Path, open_only: bool = typer.Option(False, "--open")) -> None:
     """Every plan and swap in FILE's store (with --open, only unfinished ones)."""
     _, store = _store(file)
@@ -42,7 +63,6 @@ def list_plans(file: Path, open_only: bool = typer.Option(False, "--open")) -> N
     console.print(table)
 
 
-@swaps_app.command("show")
 def show(
     file: Path,
     plan_id: str,
@@ -93,7 +113,8 @@ def _summary(plan: PlanRecord) -> str:
     )
 
 
-@swaps_app.command("recover")
 def register(app: typer.Typer) -> None:
-    """Add the `swaps` command group to the CLI."""
-    app.add_typer(swaps_app, name="swaps")
+    """Add `swaps list` and `swaps show` to the CLI (`swaps recover`: agents.daemon)."""
+    group = swaps_group(app)
+    add_command(group, "list", list_plans)
+    add_command(group, "show", show)

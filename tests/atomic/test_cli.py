@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+import typer
 
 import main
 from chains.atomic import Leg, PlanRecord, PlanStore
@@ -65,3 +69,44 @@ def test_show_unknown_plan_is_one_red_line(tmp_path, capsys):
     file = _deployment(tmp_path)
     assert main.main(["swaps", "show", str(file), "nope"]) == 1
     assert "no plan 'nope'" in capsys.readouterr().err
+
+
+def _commands(app: typer.Typer, prefix: str = "") -> list[str]:
+    """Every command path of `app` as registered (a name twice if registered twice)."""
+    names = [f"{prefix}{info.name}" for info in app.registered_commands]
+    for group in app.registered_groups:
+        assert group.typer_instance is not None
+        names += _commands(group.typer_instance, f"{prefix}{group.name} ")
+    return names
+
+
+def test_every_command_is_registered_once():
+    import agents.cli
+    import agents.daemon
+
+    names = _commands(main.app)
+    assert sorted(set(names)) == sorted(names), names
+    assert {"swaps list", "swaps show", "swaps recover"} <= set(names)
+    group = next(g.typer_instance for g in main.app.registered_groups if g.name == "swaps")
+    assert group is not None
+    (recover,) = [c for c in group.registered_commands if c.name == "recover"]
+    assert recover.callback is agents.daemon.recover
+    # Composing another CLI (as tests/agents/test_audit_cli.py does) builds its own
+    # `swaps` group and leaves the main one alone.
+    other = typer.Typer()
+    agents.cli.register(other)
+    assert _commands(main.app) == names
+    assert _commands(other).count("swaps recover") == 1
+
+
+def test_swaps_recover_help_runs_from_main():
+    result = subprocess.run(
+        [sys.executable, "main.py", "swaps", "recover", "--help"],
+        cwd=DEMO.parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Drive every open cross-chain plan" in result.stdout
