@@ -13,12 +13,15 @@ logs) go through a read-only solana-py client to the same RPC endpoint.
 
 from __future__ import annotations
 
+import logging
 import struct
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed, Finalized
 from solana.rpc.core import RPCException
+from solders.account import Account
 from solders.compute_budget import set_compute_unit_limit
 from solders.keypair import Keypair
 from solders.message import MessageV0
@@ -33,6 +36,11 @@ from chains.solana import SolanaAdapter
 from config.errors import ChainError, RpcUnreachable
 from config.margins import ChainMargin
 from wallets.authorization import solana_message_digest
+
+log = logging.getLogger(__name__)
+# getSignaturesForAddress returns at most 1000 signatures a call (agave's
+# MAX_GET_CONFIRMED_SIGNATURES_FOR_ADDRESS2_LIMIT); larger limits are refused.
+SIGNATURES_PAGE = 1000
 
 
 class SolanaHtlc(HtlcChain):
@@ -49,6 +57,10 @@ class SolanaHtlc(HtlcChain):
         self.margin = margin
         self.program_id = Pubkey.from_string(program_id)
         self._rpc = AsyncClient(rpc_url, timeout=10)
+        # Per escrow: why its account is not a valid lock (read), and the signatures
+        # already searched for a claim that revealed nothing (revealed_preimage).
+        self._invalid: dict[str, str] = {}
+        self._searched: dict[str, set[Signature]] = {}
 
     def _escrow_seed(self, party: Party, plan_id: str, index: int) -> bytes:
         # Plan ids never contain '.', so this label cannot equal another plan's id.
@@ -68,17 +80,37 @@ class SolanaHtlc(HtlcChain):
         # the call that produces the blocks wall time says are due (it only moves its
         # clock when asked for slots, heights, blockhashes or statuses).
         await self._call(lambda: self._rpc.get_slot(Confirmed))
-        data = await self._account(CLOCK, final=False)
-        if data is None:
+        clock = await self._account(CLOCK, final=False)
+        if clock is None:
             raise ChainError(f"{self.name}: the Clock sysvar is not readable")
-        return int(struct.unpack_from("<q", data, 32)[0])
+        return int(struct.unpack_from("<q", bytes(clock.data), 32)[0])
 
     async def read(self, leg: Leg, *, final: bool = False) -> OnChainLock:
-        """The escrow account (empty if it never existed or was closed by a settle)."""
-        data = await self._account(Pubkey.from_string(leg.locator), final=final)
-        if data is None:
+        """The escrow as the HTLC program vouches for it (see
+        :func:`~chains.htlc.solana_client.check_escrow_account`).
+
+        EMPTY if the account never existed, was closed by a settle, or is not a valid
+        lock of the configured program: bytes that merely decode as an escrow, in an
+        account another program owns or that holds less than it records, lock nothing.
+        The reason is logged (once per reason) and given by :meth:`why_not_locked`.
+        """
+        account = await self._account(Pubkey.from_string(leg.locator), final=final)
+        if account is None:
             return OnChainLock(state=LockState.EMPTY)
-        escrow = program.Escrow.decode(data)
+        try:
+            escrow = program.check_escrow_account(
+                leg.locator,
+                owner=account.owner,
+                lamports=account.lamports,
+                data=bytes(account.data),
+                program_id=self.program_id,
+            )
+        except program.InvalidEscrow as exc:
+            if self._invalid.get(leg.locator) != exc.reason:
+                log.warning("%s: %s", self.name, exc)
+            self._invalid[leg.locator] = exc.reason
+            return OnChainLock(state=LockState.EMPTY)
+        self._invalid.pop(leg.locator, None)
         if escrow.state == program.EscrowState.EMPTY:
             return OnChainLock(state=LockState.EMPTY)
         return OnChainLock(
@@ -89,6 +121,11 @@ class SolanaHtlc(HtlcChain):
             hashlock=escrow.hashlock,
             deadline=escrow.deadline,
         )
+
+    def why_not_locked(self, leg: Leg) -> str | None:
+        """Why the last :meth:`read` of `leg` found an account there but no valid lock
+        (None if it found a valid escrow, or nothing)."""
+        return self._invalid.get(leg.locator)
 
     async def build(
         self,
@@ -123,6 +160,10 @@ class SolanaHtlc(HtlcChain):
     ) -> SolanaUnsignedTx:
         # The adapter builds one instruction per intent; a lock needs create_account and
         # lock in the same transaction, so the message is compiled here.
+        existing = await self._account(escrow, final=False)
+        squatted = existing is not None and program.is_squatted(
+            existing.owner, existing.lamports, bytes(existing.data)
+        )
         instructions = program.lock_instructions(
             self.program_id,
             sender=payer,
@@ -132,6 +173,7 @@ class SolanaHtlc(HtlcChain):
             deadline=leg.deadline,
             amount=leg.amount,
             rent_exempt_lamports=await self.adapter.minimum_rent(program.ESCROW_LEN),
+            prefunded=existing.lamports if existing is not None and squatted else None,
         )
         budget = set_compute_unit_limit(self.adapter.chain.fees.compute_unit_limit)
         response = await self._call(lambda: self._rpc.get_latest_blockhash(Confirmed))
@@ -141,7 +183,7 @@ class SolanaHtlc(HtlcChain):
         unsigned = SolanaUnsignedTx(
             chain=self.name,
             sender=str(payer),
-            intent=_intent(instructions[1]),
+            intent=_intent(instructions[-1]),
             digest=solana_message_digest(message),
             message=message,
             last_valid_block_height=int(response.value.last_valid_block_height),
@@ -159,33 +201,75 @@ class SolanaHtlc(HtlcChain):
     async def revealed_preimage(
         self, leg: Leg, hashlock: bytes, *, lock_tx: str | None = None
     ) -> bytes | None:
-        """The preimage from the ``Claimed`` event in the escrow's claim transaction.
+        """The preimage a claim of `leg`'s escrow revealed, or None if none is visible.
 
-        Needs ``getSignaturesForAddress`` and ``getTransaction``; an endpoint without
-        them (the LiteSVM devnet server today) yields None.
+        Every transaction naming the escrow after `lock_tx` (our lock's signature) is
+        listed, page after page, so any number sent after the claim cannot hide it; they
+        are read oldest first, and each only once. In each, the HTLC program's ``claim``
+        instructions on this escrow, top level or inner (a claim made through another
+        program), give the preimage from their data, which no log truncation can drop;
+        the ``Claimed`` event in the logs is the fallback. A candidate counts only if its
+        SHA-256 is `hashlock`. Needs ``getSignaturesForAddress`` and ``getTransaction``;
+        a failed read raises :class:`ChainError` (None always means "no claim seen", which
+        callers may take as "not claimed").
         """
         escrow = Pubkey.from_string(leg.locator)
-        try:
-            signatures = await self._call(lambda: self._rpc.get_signatures_for_address(escrow))
-            for item in signatures.value:
-                preimage = await self._preimage_in(item.signature, escrow, hashlock)
-                if preimage is not None:
-                    return preimage
-        except ChainError:
-            return None
+        until = Signature.from_string(lock_tx) if lock_tx else None
+        searched = self._searched.setdefault(leg.locator, set())
+        for signature in reversed(await self._history(escrow, until)):
+            if signature in searched:
+                continue
+            found = await self._preimage_in(signature, escrow, hashlock)
+            if found is not None:
+                return found
         return None
+
+    async def _history(self, address: Pubkey, until: Signature | None) -> list[Signature]:
+        """Signatures of the transactions naming `address` newer than `until`, newest
+        first: ``getSignaturesForAddress`` pages of the RPC's maximum, each ``before``
+        the oldest of the last, until a page comes back empty."""
+        signatures: list[Signature] = []
+        seen: set[Signature] = set()
+        before: Signature | None = None
+        while True:
+            page = await self._call(
+                partial(
+                    self._rpc.get_signatures_for_address,
+                    address,
+                    before=before,
+                    until=until,
+                    limit=SIGNATURES_PAGE,
+                    commitment=Confirmed,
+                )
+            )
+            fresh = [item.signature for item in page.value if item.signature not in seen]
+            if not fresh:  # the end (or an endpoint that ignores `before`: stop anyway)
+                return signatures
+            signatures.extend(fresh)
+            seen.update(fresh)
+            before = fresh[-1]
 
     async def _preimage_in(
         self, signature: Signature, escrow: Pubkey, hashlock: bytes
     ) -> bytes | None:
         response = await self._call(
-            lambda: self._rpc.get_transaction(signature, max_supported_transaction_version=0)
+            partial(
+                self._rpc.get_transaction,
+                signature,
+                encoding="base64",
+                commitment=Confirmed,
+                max_supported_transaction_version=0,
+            )
         )
-        meta = response.value.transaction.meta if response.value else None
-        for event in program.decode_claimed_events(list(meta.log_messages or []) if meta else []):
-            if event.escrow == escrow and program.hashlock_of(event.preimage) == hashlock:
-                return event.preimage
-        return None
+        if response.value is None:
+            return None  # not served yet: read it again next time
+        found = program.claimed_preimages(
+            response.value.transaction, program_id=self.program_id, escrow=escrow
+        )
+        preimage = next((p for p in found if program.hashlock_of(p) == hashlock), None)
+        if preimage is None:  # never fetch it again; a reveal is returned every time
+            self._searched[str(escrow)].add(signature)
+        return preimage
 
     async def can_read_reveals(self) -> bool:
         """True if the endpoint serves ``getSignaturesForAddress`` (the transaction
@@ -200,11 +284,11 @@ class SolanaHtlc(HtlcChain):
         """Close the read client."""
         await self._rpc.close()
 
-    async def _account(self, address: Pubkey, *, final: bool) -> bytes | None:
+    async def _account(self, address: Pubkey, *, final: bool) -> Account | None:
         wanted = self.adapter.chain.finality.commitment
         commitment = Finalized if final and wanted == "finalized" else Confirmed
         response = await self._call(lambda: self._rpc.get_account_info(address, commitment))
-        return None if response.value is None else bytes(response.value.data)
+        return cast("Account | None", response.value)
 
     async def _call(self, operation: Any) -> Any:
         try:

@@ -16,12 +16,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from solders.account import Account
 from solders.hash import Hash
 from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
 from solders.signature import Signature
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.transaction import VersionedTransaction
-from solders.transaction_metadata import FailedTransactionMetadata
+from solders.transaction_metadata import (
+    FailedTransactionMetadata,
+    InnerInstruction,
+    TransactionMetadata,
+)
 
 BLOCKHASH_VALID_BLOCKS = 150
 MAX_CATCH_UP = 300
@@ -43,6 +49,8 @@ class _Landed:
     logs: tuple[str, ...] = ()
     fee: int = 0
     at: int = 0
+    # getTransaction's meta.innerInstructions, already in the RPC's JSON form.
+    inner: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass
@@ -147,14 +155,18 @@ class SvmLedger:
             if error in ("AlreadyProcessed", "SignatureFailure", "AccountNotFound"):
                 return  # rejected before execution: no fee, nothing recorded
         meta = result.meta() if isinstance(result, FailedTransactionMetadata) else result
-        self._record(tx, error, tuple(meta.logs()), meta.fee())
+        self._record(tx, error, meta)
 
-    def _record(
-        self, tx: VersionedTransaction, error: Any, logs: tuple[str, ...], fee: int
-    ) -> None:
+    def _record(self, tx: VersionedTransaction, error: Any, meta: TransactionMetadata) -> None:
         signature = str(tx.signatures[0])
         self._landed[signature] = _Landed(
-            self.height, error, bytes(tx), logs, fee, at=int(time.time())
+            self.height,
+            error,
+            bytes(tx),
+            tuple(meta.logs()),
+            meta.fee(),
+            at=int(time.time()),
+            inner=_inner_json(meta.inner_instructions()),
         )
         for key in tx.message.account_keys:
             self._history.setdefault(str(key), []).append(signature)
@@ -210,14 +222,32 @@ class SvmLedger:
         }
 
     def signatures_for(
-        self, address: str, *, limit: int = 1000, before: str | None = None
+        self,
+        address: str,
+        *,
+        limit: int = 1000,
+        before: str | None = None,
+        until: str | None = None,
     ) -> list[dict[str, Any]]:
-        """getSignaturesForAddress values: newest first, at most `limit`, older than
-        `before` when given."""
+        """getSignaturesForAddress values: newest first, at most `limit`, strictly older
+        than `before` and strictly newer than `until` when given.
+
+        As in agave's blockstore (``get_confirmed_signatures_for_address2``): a `before`
+        the node does not know yields an empty list, and an unknown `until` does not
+        limit the search.
+        """
         self.tick()
         newest_first = list(reversed(self._history.get(address, [])))
-        if before is not None and before in newest_first:
-            newest_first = newest_first[newest_first.index(before) + 1 :]
+        if before is not None:
+            if before not in self._landed:
+                return []
+            if before in newest_first:
+                newest_first = newest_first[newest_first.index(before) + 1 :]
+            else:  # a transaction that does not name `address`: older slots only
+                slot = self._landed[before].slot
+                newest_first = [s for s in newest_first if self._landed[s].slot < slot]
+        if until is not None and until in newest_first:
+            newest_first = newest_first[: newest_first.index(until)]
         return [self._signature_info(signature) for signature in newest_first[:limit]]
 
     def _signature_info(self, signature: str) -> dict[str, Any]:
@@ -251,7 +281,7 @@ class SvmLedger:
                 "preBalances": [],
                 "postBalances": [],
                 "logMessages": list(landed.logs),
-                "innerInstructions": [],
+                "innerInstructions": [dict(inner) for inner in landed.inner],
                 "preTokenBalances": [],
                 "postTokenBalances": [],
                 "rewards": [],
@@ -292,6 +322,25 @@ class SvmLedger:
         """Lamports that make an account of `size` data bytes rent-exempt."""
         return int(self.svm.minimum_balance_for_rent_exemption(size))
 
+    def set_account(self, address: str, fields: dict[str, Any]) -> None:
+        """Write an account as given (test control, like ``anvil_setCode``): `lamports`,
+        `owner` (base58), `data` (base64), `executable`. Missing fields keep their value."""
+        pubkey = Pubkey.from_string(address)
+        old = self.svm.get_account(pubkey) or Account(0, b"", SYSTEM_PROGRAM_ID)
+        data = base64.b64decode(fields["data"], validate=True) if "data" in fields else old.data
+        owner = Pubkey.from_string(fields["owner"]) if "owner" in fields else old.owner
+        account = Account(
+            int(fields.get("lamports", old.lamports)),
+            bytes(data),
+            owner,
+            bool(fields.get("executable", old.executable)),
+        )
+        self.svm.set_account(pubkey, account)
+
+    def add_program(self, program_id: str, elf: bytes) -> None:
+        """Deploy `elf` at `program_id` (test control: a second program next to the HTLC)."""
+        self.svm.add_program(Pubkey.from_string(program_id), elf)
+
 
 def _parse(raw: bytes) -> VersionedTransaction:
     try:
@@ -322,6 +371,41 @@ def _instruction_error_json(error: Any) -> Any:
     if name == "InstructionErrorBorshIO":
         return {"BorshIoError": str(error.value)}
     return str(error).rsplit(".", 1)[-1]
+
+
+def _inner_json(inner: list[list[InnerInstruction]]) -> tuple[dict[str, Any], ...]:
+    """Inner instructions as agave's RPC renders them for binary encodings: one entry per
+    top-level instruction that made cross-program invocations, each inner instruction a
+    compiled one (account indices, base58 data) with its stack height."""
+    return tuple(
+        {
+            "index": index,
+            "instructions": [
+                {
+                    "programIdIndex": compiled.program_id_index,
+                    "accounts": list(compiled.accounts),
+                    "data": b58encode(bytes(compiled.data)),
+                    "stackHeight": item.stack_height(),
+                }
+                for item, compiled in ((item, item.instruction()) for item in items)
+            ],
+        }
+        for index, items in enumerate(inner)
+        if items
+    )
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def b58encode(data: bytes) -> str:
+    """Bitcoin-alphabet base58, as Solana's RPC encodes instruction data."""
+    number = int.from_bytes(data, "big")
+    digits = ""
+    while number:
+        number, digit = divmod(number, 58)
+        digits = _B58[digit] + digits
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + digits
 
 
 def signature_of(raw: bytes) -> Signature:

@@ -3,10 +3,13 @@
 Run as its own process: ``python -m chains.devnet.solana_rpc --port 8899`` (add
 ``--program ID=ELF`` to deploy programs). It serves the methods the Solana adapter and
 the HTLC client (solana-py's AsyncClient) use, including the transaction history a
-revealed HTLC preimage is read from, plus three test controls
-in the spirit of anvil's ``anvil_*`` methods: ``covenant_advanceBlocks [n]``,
-``covenant_setHold [bool]`` (accept transactions but do not process them yet) and
-``covenant_releaseHeld []``.
+revealed HTLC preimage is read from (``getSignaturesForAddress`` with agave's
+``limit``/``before``/``until`` semantics, ``getTransaction`` with the message and the
+inner instructions), plus test controls in the spirit of anvil's ``anvil_*`` methods:
+``covenant_advanceBlocks [n]``, ``covenant_setHold [bool]`` (accept transactions but do
+not process them yet), ``covenant_releaseHeld []``, ``covenant_setAccount [address,
+{lamports, owner, data (base64), executable}]`` (like ``anvil_setCode``: write state no
+transaction could) and ``covenant_addProgram [program_id, elf (base64)]``.
 """
 
 from __future__ import annotations
@@ -77,10 +80,18 @@ def _statuses(ledger: SvmLedger, params: list[Any]) -> Any:
     return _context(ledger, ledger.statuses([str(s) for s in params[0]]))
 
 
+MAX_SIGNATURES_LIMIT = 1000  # agave's MAX_GET_CONFIRMED_SIGNATURES_FOR_ADDRESS2_LIMIT
+
+
 def _signatures_for(ledger: SvmLedger, params: list[Any]) -> Any:
     options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
-    limit = min(int(options.get("limit") or 1000), 1000)
-    return ledger.signatures_for(str(params[0]), limit=limit, before=options.get("before"))
+    limit = options.get("limit")
+    limit = MAX_SIGNATURES_LIMIT if limit is None else int(limit)
+    if not 0 < limit <= MAX_SIGNATURES_LIMIT:  # agave refuses, it does not clamp
+        raise RpcFailure(-32602, f"Invalid limit; max {MAX_SIGNATURES_LIMIT}")
+    return ledger.signatures_for(
+        str(params[0]), limit=limit, before=options.get("before"), until=options.get("until")
+    )
 
 
 def _transaction(ledger: SvmLedger, params: list[Any]) -> Any:
@@ -93,6 +104,18 @@ def _transaction(ledger: SvmLedger, params: list[Any]) -> Any:
 def _set_hold(ledger: SvmLedger, params: list[Any]) -> Any:
     ledger.hold = bool(params[0])
     return ledger.hold
+
+
+def _set_account(ledger: SvmLedger, params: list[Any]) -> Any:
+    if len(params) != 2 or not isinstance(params[1], dict):
+        raise RpcFailure(-32602, "invalid params: expected [address, {lamports, owner, data}]")
+    ledger.set_account(str(params[0]), params[1])
+    return None
+
+
+def _add_program(ledger: SvmLedger, params: list[Any]) -> Any:
+    ledger.add_program(str(params[0]), base64.b64decode(str(params[1]), validate=True))
+    return None
 
 
 METHODS: dict[str, Handler] = {
@@ -115,6 +138,8 @@ METHODS: dict[str, Handler] = {
     "covenant_advanceBlocks": lambda ledger, p: ledger.advance(int(p[0]) if p else 1),
     "covenant_setHold": _set_hold,
     "covenant_releaseHeld": lambda ledger, _p: ledger.release_held(),
+    "covenant_setAccount": _set_account,
+    "covenant_addProgram": _add_program,
 }
 
 

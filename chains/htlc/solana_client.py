@@ -12,6 +12,9 @@ Funds: the client creates the escrow account in the same transaction as ``lock``
 ``lock`` records ``amount`` and requires the escrow to hold at least that much. ``claim``
 and ``refund`` move *all* escrow lamports (amount plus the rent deposit) to the recipient
 or the sender, which closes the escrow account.
+
+A counterparty's escrow is only as good as :func:`check_escrow_account` says: the account
+bytes alone prove nothing, since any program can write 128 bytes that decode as a lock.
 """
 
 from __future__ import annotations
@@ -24,7 +27,19 @@ from dataclasses import dataclass
 
 from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
-from solders.system_program import CreateAccountParams, create_account
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
+from solders.system_program import (
+    AllocateParams,
+    AssignParams,
+    CreateAccountParams,
+    TransferParams,
+    allocate,
+    assign,
+    create_account,
+    transfer,
+)
+from solders.transaction import VersionedTransaction
+from solders.transaction_status import EncodedTransactionWithStatusMeta, UiCompiledInstruction
 
 from config.errors import ChainError, TransactionReverted
 
@@ -164,6 +179,47 @@ class Escrow:
         )
 
 
+class InvalidEscrow(ChainError):
+    """An account that is not a lock of the configured HTLC program; ``reason`` says why."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(
+            f"account {address} is not a valid HTLC escrow: {reason}; "
+            "treat the leg as not locked and lock nothing against it"
+        )
+        self.reason = reason
+
+
+def check_escrow_account(
+    address: str, *, owner: Pubkey, lamports: int, data: bytes, program_id: Pubkey
+) -> Escrow:
+    """Decode an escrow account only if the HTLC program `program_id` vouches for it.
+
+    Only the owner program can write an account's data or debit it, so the owner check
+    is what makes the decoded terms mean anything; the lamport check makes sure a claim,
+    which pays out every lamport, pays at least the recorded amount (the program's own
+    ``lock`` check; a settled escrow is closed and never read here). Raises
+    :class:`InvalidEscrow` otherwise.
+    """
+    if owner == SYSTEM_PROGRAM_ID:
+        raise InvalidEscrow(
+            address, f"it is a plain system account ({lamports} lamports sent to it), no lock"
+        )
+    if owner != program_id:
+        raise InvalidEscrow(address, f"it is owned by {owner}, not the HTLC program {program_id}")
+    if len(data) != ESCROW_LEN:
+        raise InvalidEscrow(address, f"its data is {len(data)} bytes, not {ESCROW_LEN}")
+    try:
+        escrow = Escrow.decode(data)
+    except ChainError as exc:
+        raise InvalidEscrow(address, str(exc)) from exc
+    if escrow.state == EscrowState.LOCKED and lamports < escrow.amount:
+        raise InvalidEscrow(
+            address, f"it holds {lamports} lamports, less than the {escrow.amount} it records"
+        )
+    return escrow
+
+
 @dataclass(frozen=True)
 class ClaimedEvent:
     """The ``Claimed`` event logged by a successful claim; carries the preimage."""
@@ -189,6 +245,63 @@ def decode_claimed_events(logs: list[str]) -> list[ClaimedEvent]:
     return events
 
 
+def claimed_preimages(
+    fetched: EncodedTransactionWithStatusMeta, *, program_id: Pubkey, escrow: Pubkey
+) -> list[bytes]:
+    """Candidate preimages of claims of `escrow` in one ``getTransaction`` result
+    (``encoding: base64``), unverified: the caller compares their SHA-256 with the hashlock.
+
+    Read from the data of every ``claim`` instruction that `program_id` runs on `escrow`
+    (its first account): top level, and inner (``meta.innerInstructions``: a claim made by
+    a cross-program invocation), then from ``Claimed`` events in the logs, which a
+    validator truncates after 10 kB and so cannot be relied on alone.
+    """
+    tx = fetched.transaction
+    if not isinstance(tx, VersionedTransaction):
+        raise ChainError("getTransaction answered a non-binary transaction; ask for base64")
+    meta = fetched.meta
+    keys = list(tx.message.account_keys)
+    if meta is not None and meta.loaded_addresses is not None:  # v0 lookup tables
+        keys += [*meta.loaded_addresses.writable, *meta.loaded_addresses.readonly]
+    calls = [
+        (ix.program_id_index, bytes(ix.accounts), bytes(ix.data)) for ix in tx.message.instructions
+    ]
+    for inner in (meta.inner_instructions or []) if meta is not None else []:
+        calls += [
+            (ix.program_id_index, bytes(ix.accounts), b58decode(ix.data))
+            for ix in inner.instructions
+            if isinstance(ix, UiCompiledInstruction)
+        ]
+    found = []
+    for program_index, accounts, data in calls:
+        if _key(keys, program_index) != program_id or not accounts:
+            continue
+        preimage = claim_preimage(data) if _key(keys, accounts[0]) == escrow else None
+        if preimage is not None:
+            found.append(preimage)
+    logs = list(meta.log_messages or []) if meta is not None else []
+    return found + [e.preimage for e in decode_claimed_events(logs) if e.escrow == escrow]
+
+
+def _key(keys: list[Pubkey], index: int) -> Pubkey | None:
+    return keys[index] if index < len(keys) else None
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def b58decode(text: str) -> bytes:
+    """Decode Bitcoin-alphabet base58 (RPC instruction data); ChainError if malformed."""
+    number = 0
+    for char in text:
+        digit = _B58.find(char)
+        if digit < 0:
+            raise ChainError(f"{char!r} is not a base58 digit")
+        number = number * 58 + digit
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return b"\0" * (len(text) - len(text.lstrip("1"))) + body
+
+
 # --- instruction data ------------------------------------------------------------------
 
 
@@ -208,6 +321,16 @@ def encode_claim_data(preimage: bytes) -> bytes:
     :func:`claim_instruction` to refuse a wrong length before it reaches the chain.
     """
     return CLAIM_DISCRIMINATOR + struct.pack("<I", len(preimage)) + preimage
+
+
+def claim_preimage(data: bytes) -> bytes | None:
+    """The preimage in ``claim`` instruction data, or None if `data` is not a claim with
+    a 32-byte preimage (the only kind the program accepts)."""
+    if len(data) != len(CLAIM_DISCRIMINATOR) + 4 + PREIMAGE_LEN:
+        return None
+    if data[:8] != CLAIM_DISCRIMINATOR or struct.unpack_from("<I", data, 8)[0] != PREIMAGE_LEN:
+        return None
+    return data[12:]
 
 
 def encode_refund_data() -> bytes:
@@ -247,22 +370,34 @@ def lock_instructions(
     deadline: int,
     amount: int,
     rent_exempt_lamports: int,
+    prefunded: int | None = None,
 ) -> list[Instruction]:
-    """``create_account`` (funded with rent + amount, owned by the program) then ``lock``.
+    """Create the escrow (funded with rent + amount, owned by the program), then ``lock``.
 
-    Both go in one transaction, signed by the sender and the escrow keypair, so nobody
+    All go in one transaction, signed by the sender and the escrow keypair, so nobody
     can initialise the escrow between its creation and the lock. ``rent_exempt_lamports``
     is ``getMinimumBalanceForRentExemption(ESCROW_LEN)`` from the cluster.
+
+    `prefunded` is the balance of an escrow address that already exists as an empty
+    system account (anyone can send lamports to a published address, and then
+    ``create_account`` fails for good): the escrow is then topped up, allocated and
+    assigned instead, which needs the same escrow signature.
     """
-    create = create_account(
-        CreateAccountParams(
-            from_pubkey=sender,
-            to_pubkey=escrow,
-            lamports=rent_exempt_lamports + amount,
-            space=ESCROW_LEN,
-            owner=program_id,
-        )
-    )
+    target = rent_exempt_lamports + amount
+    if prefunded is None:
+        create = [
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=sender,
+                    to_pubkey=escrow,
+                    lamports=target,
+                    space=ESCROW_LEN,
+                    owner=program_id,
+                )
+            )
+        ]
+    else:
+        create = _take_over(program_id, sender=sender, escrow=escrow, top_up=target - prefunded)
     lock = lock_instruction(
         program_id,
         sender=sender,
@@ -272,7 +407,29 @@ def lock_instructions(
         deadline=deadline,
         amount=amount,
     )
-    return [create, lock]
+    return [*create, lock]
+
+
+def _take_over(
+    program_id: Pubkey, *, sender: Pubkey, escrow: Pubkey, top_up: int
+) -> list[Instruction]:
+    # What create_account does, in its three parts, for an account that already exists.
+    funding = []
+    if top_up > 0:
+        funding.append(
+            transfer(TransferParams(from_pubkey=sender, to_pubkey=escrow, lamports=top_up))
+        )
+    return [
+        *funding,
+        allocate(AllocateParams(pubkey=escrow, space=ESCROW_LEN)),
+        assign(AssignParams(pubkey=escrow, owner=program_id)),
+    ]
+
+
+def is_squatted(owner: Pubkey, lamports: int, data: bytes) -> bool:
+    """Whether an escrow address holds lamports only: a plain system account, as a
+    transfer to the published address leaves it (:func:`lock_instructions` `prefunded`)."""
+    return owner == SYSTEM_PROGRAM_ID and lamports > 0 and not data
 
 
 def claim_instruction(
