@@ -171,13 +171,17 @@ class EvmAdapter(ChainAdapter):
 
     # -- build and simulate ------------------------------------------------------------
 
-    async def build(self, intent: Intent, sender: str) -> EvmUnsignedTx:
-        """An EIP-1559 transaction for `intent`, gas-estimated (reverts raise here)."""
+    async def build(
+        self, intent: Intent, sender: str, *, gas_limit: int | None = None
+    ) -> EvmUnsignedTx:
+        """An EIP-1559 transaction for `intent`, gas-estimated (reverts raise here), or
+        with the fixed `gas_limit`: then its calldata is sent nowhere before it is
+        signed (an HTLC claim's preimage must not reach the RPC before authorization)."""
         sender = to_checksum_address(sender)
         to, value, data, abi = _encode_intent(intent)
         call = {"from": sender, "to": to, "value": value, "data": data}
         gas, (max_fee, tip), pending = await asyncio.gather(
-            self._estimate(call, abi), self._fees(), self._pending_nonce(sender)
+            self._estimate(call, abi, gas_limit), self._fees(), self._pending_nonce(sender)
         )
         nonce = await self._reserve(sender, pending)
         tx = {
@@ -203,7 +207,9 @@ class EvmAdapter(ChainAdapter):
             del self._senders[next(iter(self._senders))]
         return digest
 
-    async def _estimate(self, call: dict[str, Any], abi: Any) -> int:
+    async def _estimate(self, call: dict[str, Any], abi: Any, fixed: int | None = None) -> int:
+        if fixed is not None:
+            return fixed
         params = cast(TxParams, call)
         estimate = int(
             await self._read(
