@@ -1,4 +1,6 @@
-"""The EVM HTLC contract on a real anvil: native coin and ERC-20, every revert, deadlines."""
+"""The EVM HTLC contract on a real anvil: native coin and ERC-20, every revert, deadlines,
+escrow keys per sender, tokens whose fee is switched on after the lock, and the fixed gas
+budget of a claim."""
 
 from __future__ import annotations
 
@@ -58,11 +60,17 @@ class Chain:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def send(
-        self, frm: str, to: str | None, data: bytes, value: int = 0, at: int | None = None
+        self,
+        frm: str,
+        to: str | None,
+        data: bytes,
+        value: int = 0,
+        at: int | None = None,
+        gas: int = GAS,
     ) -> Sent:
         if at is not None:
             self.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [at])
-        tx: dict[str, Any] = {"from": frm, "data": data, "value": value, "gas": GAS}
+        tx: dict[str, Any] = {"from": frm, "data": data, "value": value, "gas": gas}
         if to is not None:
             tx["to"] = to
         receipt = self.w3.eth.wait_for_transaction_receipt(
@@ -91,8 +99,9 @@ class Chain:
     def address_of(who: str) -> ChecksumAddress:
         return to_checksum_address(who)
 
-    def swap(self, swap_id: bytes) -> htlc.Swap:
-        return htlc.decode_swap(self.call(self.htlc, htlc.swaps_calldata(swap_id)))
+    def swap(self, swap_id: bytes, sender: str | None = None) -> htlc.Swap:
+        data = htlc.swaps_calldata(swap_id, sender=sender or self.sender)
+        return htlc.decode_swap(self.call(self.htlc, data))
 
 
 def call_data(signature: str, types: list[str], values: list[Any]) -> bytes:
@@ -109,6 +118,15 @@ class Token:
         self.chain, self.address = chain, chain.deploy(code + args)
         if fee:
             self._tx(chain.deployer, "setFee(uint256)", ["uint256"], [fee])
+
+    def set_fee(self, fee: int, *, from_payer: bool = False) -> None:
+        """Switch the token's transfer fee (taken from what the recipient gets, or charged
+        to the payer on top of the amount)."""
+        args = ["uint256", "bool"]
+        self._tx(self.chain.deployer, "setFee(uint256,bool)", args, [fee, from_payer])
+
+    def transfer(self, frm: str, to: str, amount: int) -> None:
+        self._tx(frm, "transfer(address,uint256)", ["address", "uint256"], [to, amount])
 
     def _tx(self, frm: str, signature: str, types: list[str], values: list[Any]) -> None:
         assert self.chain.send(frm, self.address, call_data(signature, types, values)).ok
@@ -170,13 +188,22 @@ def lock(
     return swap_id, deadline, chain.send(chain.sender, chain.htlc, data, value)
 
 
-def claim(chain: Chain, swap_id: bytes, preimage: bytes = PREIMAGE, at: int | None = None) -> Sent:
-    data = htlc.raw_claim_calldata(swap_id, preimage)
+def claim(
+    chain: Chain,
+    swap_id: bytes,
+    preimage: bytes = PREIMAGE,
+    at: int | None = None,
+    min_payout: int = 0,
+) -> Sent:
+    """A keeper claims the sender's escrow `swap_id` (any preimage length)."""
+    key = htlc.escrow_key(chain.sender, swap_id)
+    data = htlc.raw_claim_calldata(key, preimage, min_payout)
     return chain.send(chain.keeper, chain.htlc, data, at=at)
 
 
 def refund(chain: Chain, swap_id: bytes, at: int | None = None) -> Sent:
-    return chain.send(chain.keeper, chain.htlc, htlc.refund_calldata(swap_id), at=at)
+    data = htlc.refund_calldata(swap_id, sender=chain.sender)
+    return chain.send(chain.keeper, chain.htlc, data, at=at)
 
 
 # --- artifact ---------------------------------------------------------------------------------
@@ -209,7 +236,7 @@ def test_native_lock_claim_by_third_party_pays_recipient(chain: Chain) -> None:
     assert chain.balance(chain.recipient) == recipient_before + 3 * 10**17
     assert chain.swap(swap_id).state == htlc.SwapState.CLAIMED
     events = [htlc.decode_event(log["topics"], log["data"]) for log in claimed.receipt["logs"]]
-    assert events == [htlc.ClaimedEvent(swap_id, PREIMAGE)]
+    assert events == [htlc.ClaimedEvent(htlc.escrow_key(chain.sender, swap_id), PREIMAGE)]
     assert "redacted" in repr(events[0])
 
 
@@ -222,7 +249,8 @@ def test_native_refund_returns_exact_amount_to_sender(chain: Chain) -> None:
     assert chain.balance(chain.sender) == before + 12345
     assert chain.swap(swap_id).state == htlc.SwapState.REFUNDED
     log = refunded.receipt["logs"][0]
-    assert htlc.decode_event(log["topics"], log["data"]) == htlc.RefundedEvent(swap_id)
+    key = htlc.escrow_key(chain.sender, swap_id)
+    assert htlc.decode_event(log["topics"], log["data"]) == htlc.RefundedEvent(key)
 
 
 def test_locked_event_decodes(chain: Chain) -> None:
@@ -325,12 +353,32 @@ def _fee_token(chain: Chain) -> Sent:
 def _reentrant_token_callback(chain: Chain) -> Sent:
     token = Token(chain)
     token.mint_and_approve(chain.sender, 100)
-    token.set_hook(chain.htlc, htlc.refund_calldata(new_id()))
+    token.set_hook(chain.htlc, htlc.refund_calldata(new_id(), sender=chain.sender))
     outer = lock(chain, amount=100, token=token.address)[2]
     assert outer.ok  # the lock itself completes; only the callback's re-entry is refused
     hook_ok, revert_data = token.hook_outcome()
     reverted = htlc.decode_revert(revert_data)
     return Sent(hook_ok, reverted.error if reverted else None, outer.receipt)
+
+
+def _fee_switched_on_after_lock(chain: Chain) -> Sent:
+    token = Token(chain)
+    token.mint_and_approve(chain.sender, 100)
+    swap_id, _, locked = lock(chain, amount=100, token=token.address)
+    assert locked.ok, locked
+    token.set_fee(1)
+    return claim(chain, swap_id, min_payout=100)
+
+
+def _payer_fee_switched_on_after_lock(chain: Chain) -> Sent:
+    # Two escrows of the token: the fee could only be paid out of the other one.
+    token = Token(chain)
+    token.mint_and_approve(chain.sender, 200)
+    swap_id, _, locked = lock(chain, amount=100, token=token.address)
+    assert locked.ok, locked
+    assert lock(chain, amount=100, token=token.address)[2].ok
+    token.set_fee(1, from_payer=True)
+    return claim(chain, swap_id)
 
 
 def _preimage_of_length(length: int) -> Any:
@@ -360,6 +408,8 @@ REVERTS: list[tuple[str, Any]] = [
     ("WrongValue", lambda c: lock(c, token=Token(c).address, value=1)[2]),
     ("NotAContract", lambda c: lock(c, token=c.keeper)[2]),
     ("TokenAmountMismatch", _fee_token),
+    ("TokenAmountMismatch", _payer_fee_switched_on_after_lock),
+    ("ShortPayout", _fee_switched_on_after_lock),
     ("TokenTransferFailed", _unapproved_token),
     ("NativeTransferFailed", _native_to_rejecting_contract),
     ("DeadlinePassed", lambda c: claim(c, lock(c, deadline_in=5)[0], at=c.now() + 5)),
@@ -398,7 +448,9 @@ def test_lock_at_exact_block_timestamp_is_rejected(chain: Chain) -> None:
 
 def test_client_refuses_bad_inputs() -> None:
     with pytest.raises(ChainError, match="preimage"):
-        htlc.claim_calldata(bytes(32), bytes(31))
+        htlc.claim_calldata(bytes(32), bytes(31), sender=htlc.NATIVE_COIN, min_payout=1)
+    with pytest.raises(ChainError, match="min_payout"):
+        htlc.claim_calldata(bytes(32), bytes(32), sender=htlc.NATIVE_COIN, min_payout=-1)
     with pytest.raises(ChainError, match="positive"):
         htlc.lock_calldata(
             bytes(32), recipient=htlc.NATIVE_COIN, hashlock=HASHLOCK, deadline=1,
@@ -414,3 +466,130 @@ def test_decode_revert_names_error() -> None:
     assert reverted is not None
     assert reverted.reason == "WrongPreimage"
     assert htlc.decode_revert(b"\x08\xc3\x79\xa0") is None
+
+
+# --- escrow keys: one id namespace per sender -------------------------------------------------
+
+
+def test_escrow_key_matches_the_contract(chain: Chain) -> None:
+    swap_id = new_id()
+    data = call_data("escrowKey(address,bytes32)", ["address", "bytes32"], [chain.sender, swap_id])
+    assert chain.call(chain.htlc, data) == htlc.escrow_key(chain.sender, swap_id)
+    assert htlc.escrow_key(chain.sender, swap_id) != htlc.escrow_key(chain.keeper, swap_id)
+
+
+def test_a_squatted_id_does_not_block_the_real_lock(chain: Chain) -> None:
+    """Anyone may lock 1 wei under an id the real sender has published; the real lock
+    still succeeds, under its own key, and each escrow pays only its own terms."""
+    swap_id = new_id()
+    squat = htlc.lock_calldata(
+        swap_id, recipient=chain.keeper, hashlock=HASHLOCK, deadline=chain.now() + 3600,
+        token=htlc.NATIVE_COIN, amount=1,
+    )  # fmt: skip
+    assert chain.send(chain.keeper, chain.htlc, squat, value=1).ok
+    recipient_before = chain.balance(chain.recipient)
+    _, deadline, locked = lock(chain, swap_id=swap_id, amount=5 * 10**17)
+    assert locked.ok, locked
+    assert chain.swap(swap_id) == htlc.Swap(
+        chain.sender, chain.recipient, htlc.NATIVE_COIN, 5 * 10**17, HASHLOCK, deadline,
+        htlc.SwapState.LOCKED,
+    )  # fmt: skip
+    assert chain.swap(swap_id, sender=chain.keeper).amount == 1
+    assert claim(chain, swap_id).ok
+    assert chain.balance(chain.recipient) == recipient_before + 5 * 10**17
+    assert chain.swap(swap_id, sender=chain.keeper).state == htlc.SwapState.LOCKED
+    # Negative control: within one sender's namespace an id is still used once.
+    assert lock(chain, swap_id=swap_id)[2].error == "SwapExists"
+
+
+# --- a token fee switched on after the lock ---------------------------------------------------
+
+
+def test_fee_switched_on_after_lock_never_short_pays_a_full_claim(chain: Chain) -> None:
+    """A claim asking for the whole amount reverts (nothing moves, the escrow stays
+    locked); a claimer whose preimage is already public accepts less and is paid."""
+    token = Token(chain)
+    token.mint_and_approve(chain.sender, 600)
+    swap_id, _, locked = lock(chain, amount=600, token=token.address)
+    assert locked.ok, locked
+    token.set_fee(7)
+    full = claim(chain, swap_id, min_payout=600)
+    assert (full.ok, full.error) == (False, "ShortPayout")
+    assert token.balance(chain.recipient) == 0
+    assert chain.swap(swap_id).state == htlc.SwapState.LOCKED
+    assert token.balance(chain.htlc) == 600
+    accepted = claim(chain, swap_id, min_payout=593)
+    assert accepted.ok, accepted
+    assert token.balance(chain.recipient) == 593
+    assert token.balance(chain.htlc) == 0
+
+
+def test_refund_of_a_fee_switched_token_pays_what_the_token_delivers(chain: Chain) -> None:
+    token = Token(chain)
+    token.mint_and_approve(chain.sender, 400)
+    swap_id, deadline, locked = lock(chain, amount=400, token=token.address)
+    assert locked.ok, locked
+    token.set_fee(3)
+    assert refund(chain, swap_id, at=deadline).ok
+    assert token.balance(chain.sender) == 397
+    assert token.balance(chain.htlc) == 0
+
+
+def test_fee_charged_to_the_contract_never_comes_out_of_other_escrows(chain: Chain) -> None:
+    """A token that would take amount + fee from the contract is refused on claim and on
+    refund, so the fee never spends another escrow's tokens; once the fee is off, both
+    escrows settle in full."""
+    token = Token(chain)
+    token.mint_and_approve(chain.sender, 200)
+    first, deadline, _ = lock(chain, amount=100, token=token.address)
+    second, _, _ = lock(chain, amount=100, token=token.address, deadline_in=7200)
+    token.set_fee(5, from_payer=True)
+    # Negative control: the token really takes amount + fee from a payer.
+    token.mint_and_approve(chain.keeper, 50)
+    token.transfer(chain.keeper, chain.deployer, 10)
+    assert (token.balance(chain.keeper), token.balance(chain.deployer)) == (35, 10)
+    assert claim(chain, first).error == "TokenAmountMismatch"
+    assert refund(chain, first, at=deadline).error == "TokenAmountMismatch"
+    assert token.balance(chain.htlc) == 200
+    token.set_fee(0)
+    assert refund(chain, first).ok
+    assert claim(chain, second, min_payout=100).ok
+    assert (token.balance(chain.sender), token.balance(chain.recipient)) == (100, 100)
+    assert token.balance(chain.htlc) == 0
+
+
+# --- the fixed gas budget of a claim ----------------------------------------------------------
+
+
+def _intrinsic(data: bytes) -> int:
+    """Gas a transaction with `data` pays before executing (EIP-2028 calldata pricing)."""
+    return 21_000 + sum(16 if byte else 4 for byte in data)
+
+
+def _claim_paying_an_empty_account(chain: Chain, kind: str, gas: int) -> tuple[Sent, bytes, str]:
+    recipient = to_checksum_address("0x" + os.urandom(20).hex())
+    token = htlc.NATIVE_COIN
+    if kind != "native":
+        erc20 = Token(chain, returns_bool=kind == "token")
+        erc20.mint_and_approve(chain.sender, 10**18)
+        token = erc20.address
+    swap_id, _, locked = lock(chain, amount=10**18, token=token, recipient=recipient)
+    assert locked.ok, locked
+    data = htlc.claim_calldata(swap_id, PREIMAGE, sender=chain.sender, min_payout=10**18)
+    return chain.send(chain.keeper, chain.htlc, data, gas=gas), data, token
+
+
+@pytest.mark.parametrize("kind", ["native", "token", "token-no-return-value"])
+def test_claim_gas_budget_covers_a_measured_claim_with_half_again_to_spare(
+    chain: Chain, kind: str
+) -> None:
+    """The execution budget a claim is built with (it is not estimated: its calldata
+    holds the preimage) against what a claim paying an empty account uses on anvil.
+    Negative control: the same claim with one gas less than it used runs out of gas."""
+    sent, data, token = _claim_paying_an_empty_account(chain, kind, GAS)
+    assert sent.ok, sent
+    used = int(sent.receipt["gasUsed"])
+    executed = used - _intrinsic(data)
+    assert executed * 3 // 2 <= htlc.claim_gas(token), (kind, executed)
+    starved, _, _ = _claim_paying_an_empty_account(chain, kind, used - 1)
+    assert not starved.ok

@@ -3,7 +3,9 @@ pragma solidity ^0.8.28;
 
 /// @title Minimal ERC-20 for tests. With `returnsBool = false` its transfer functions
 /// return no data, like USDT on Ethereum mainnet, to exercise safe-transfer handling;
-/// a non-zero `fee` is burnt from every transfer, like fee-on-transfer tokens; a hook set
+/// a non-zero `fee` is burnt from every transfer, like fee-on-transfer tokens (taken from
+/// the amount the recipient gets, or with `setFee(fee, true)` charged to the payer on top
+/// of it), and `setFee` may switch it on at any time, like an owner-controlled fee; a hook set
 /// with `setHook` is called once during the next transfer, like an ERC-777 callback, and
 /// its outcome is kept in `hookOk` / `hookResult` for the test to inspect.
 contract TestToken {
@@ -13,6 +15,7 @@ contract TestToken {
     uint256 public totalSupply;
     bool public immutable returnsBool;
     uint256 public fee;
+    bool public feeFromPayer;
     address public hookTarget;
     bytes public hookData;
     bool public hookOk;
@@ -37,6 +40,12 @@ contract TestToken {
 
     function setFee(uint256 fee_) external {
         fee = fee_;
+        feeFromPayer = false;
+    }
+
+    function setFee(uint256 fee_, bool fromPayer) external {
+        fee = fee_;
+        feeFromPayer = fromPayer;
     }
 
     function setHook(address target, bytes calldata data) external {
@@ -64,10 +73,11 @@ contract TestToken {
     }
 
     function _move(address from, address to, uint256 amount) private {
-        balanceOf[from] -= amount;
-        balanceOf[to] += amount - fee;
+        uint256 delivered = feeFromPayer ? amount : amount - fee;
+        balanceOf[from] -= delivered + fee;
+        balanceOf[to] += delivered;
         totalSupply -= fee;
-        emit Transfer(from, to, amount - fee);
+        emit Transfer(from, to, delivered);
         address target = hookTarget;
         if (target != address(0)) {
             hookTarget = address(0);
