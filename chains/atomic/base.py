@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol
@@ -210,9 +211,43 @@ class HtlcChain(ABC):
         """The preimage a claim of `leg` revealed on chain, if it was claimed; `lock_tx`
         (the lock's transaction) bounds the search where the chain needs a range."""
 
+    async def settlement(
+        self, leg: Leg, hashlock: bytes, *, lock_tx: str | None = None
+    ) -> LockState | None:
+        """How the escrow of `leg`, locked once and closed since (``closes_on_settle``),
+        was settled: CLAIMED if a claim revealing the preimage is on chain, REFUNDED if
+        none is (a closed escrow was claimed or refunded), None if the endpoint cannot
+        show the escrow's history. Asked only from the deadline on: before it, a closed
+        escrow can only have been claimed. A client that can see the refund itself, or
+        tell "no claim" from a failed read, should override this."""
+        if await self.revealed_preimage(leg, hashlock, lock_tx=lock_tx) is not None:
+            return LockState.CLAIMED
+        if not await self.can_read_reveals():
+            return None
+        return LockState.REFUNDED
+
 
 def hashlock_of(preimage: bytes) -> bytes:
     """SHA-256 of a 32-byte preimage."""
     if len(preimage) != 32:
         raise PlanRefused(f"a preimage has 32 bytes, got {len(preimage)}")
     return hashlib.sha256(preimage).digest()
+
+
+def native_only(chain: str, asset: str | None) -> None:
+    """Refuse token legs up front: an ERC-20 lock needs an `approve` step first, which
+    the coordinator does not journal yet, so the lock would only fail on chain."""
+    if asset is not None:
+        raise PlanRefused(
+            f"leg on {chain} escrows token {asset}; only the native coin is "
+            "supported by the coordinator so far (ERC-20 needs an approve step)"
+        )
+
+
+def check_plan_id(plan_id: str) -> None:
+    """Plan ids are short lowercase slugs, so derived labels never collide."""
+    if not re.match(PLAN_ID_PATTERN, plan_id):
+        raise PlanRefused(
+            f"plan id {plan_id!r} must match {PLAN_ID_PATTERN} "
+            "(lowercase letters, digits, dashes and underscores)"
+        )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
@@ -25,7 +24,6 @@ from sqlalchemy.engine import Engine
 from chains._store import OPEN_STATES
 from chains.atomic._crash import boundary
 from chains.atomic.base import (
-    PLAN_ID_PATTERN,
     Authorize,
     HtlcChain,
     Leg,
@@ -34,7 +32,9 @@ from chains.atomic.base import (
     Party,
     PlanRefused,
     Purpose,
+    check_plan_id,
     hashlock_of,
+    native_only,
 )
 from chains.atomic.store import PlanRecord, PlanStore, StepRecord
 from chains.base import TxId, UnsignedTx
@@ -169,8 +169,9 @@ class Coordinator:
     async def drive(self, plan_id: str) -> PlanRecord:
         """One pass over `plan_id`: act on whatever the chain and the journal allow.
 
-        Safe to repeat at any time; chain errors leave the plan where it was. A plan this
-        agent did not make (another agent's legs or preimage) raises AtomicityError.
+        Safe to repeat at any time; chain errors leave the plan where it was. A settled
+        plan is only followed (:meth:`follow`). A plan this agent did not make (another
+        agent's legs or preimage) raises AtomicityError.
         """
         from chains.atomic import swap
 
@@ -182,7 +183,9 @@ class Coordinator:
             "taker": swap.drive_taker,
         }
         try:
-            if not plan.terminal:
+            if plan.terminal:
+                await self.follow(plan)
+            else:
                 await handlers[plan.kind](self, plan)
         except (ChainTimeout, ChainError) as exc:
             log.warning("plan %s waits: %s", plan_id, exc)
@@ -199,6 +202,14 @@ class Coordinator:
                 )
         if plan.preimage_journaled:
             self.preimage(plan)
+
+    async def follow(self, plan: PlanRecord) -> None:
+        """Read every leg of a settled plan still stored as locked, so its stored state
+        follows the chain: the maker's plan is claimed before the taker claims the maker's
+        own leg, and a counterparty may refund its leg after we gave up on it."""
+        for leg, state in zip(plan.legs, plan.leg_states, strict=True):
+            if state == "locked":
+                await self.observe(plan, leg)
 
     async def run(self, plan_id: str, *, timeout: float = 120) -> PlanRecord:
         """Drive `plan_id` until it is terminal or `timeout` seconds pass."""
@@ -245,8 +256,9 @@ class Coordinator:
         # chain's clock, so raw deadlines of two chains need not compare the same way.
         for leg in plan.legs:
             outcome, reason = await self.ensure_claimed(plan, leg, preimage)
-            if outcome == "failed":
-                self.store.set_state(plan.plan_id, "failed", reason)
+            if outcome == "failed":  # nothing revealed yet: every leg can still refund
+                state = "failed" if self.revealed(plan) else "refunding"
+                self.store.set_state(plan.plan_id, state, reason)
                 return
             if outcome == "pending":
                 return
@@ -279,20 +291,37 @@ class Coordinator:
     # -- one leg ---------------------------------------------------------------------
 
     async def observe(self, plan: PlanRecord, leg: Leg, *, final: bool = False) -> OnChainLock:
-        """The escrow of `leg` on chain, completed from the journal where the chain
-        deletes settled escrows: an escrow we saw locked that is now gone was claimed
-        (by us if our claim is final, else by its recipient or a keeper) or refunded."""
+        """The escrow of `leg` on chain, completed where the chain deletes settled escrows
+        (:meth:`_closed`). A leg seen claimed or refunded is recorded so in the store, so
+        `swaps list | show` follow the chain."""
         chain = self.chain(leg.chain)
         lock = await chain.read(leg, final=final)
-        if lock.state != LockState.EMPTY or not chain.closes_on_settle:
-            return lock
+        if lock.state == LockState.EMPTY and chain.closes_on_settle:
+            lock = await self._closed(plan, leg, lock)
+        settled = lock.state in (LockState.CLAIMED, LockState.REFUNDED)
+        if settled and lock.mismatch(leg, plan.hashlock) is None:
+            state = lock.state.name.lower()
+            if plan.leg_states[leg.index] != state:
+                self.store.set_leg(plan.plan_id, leg.index, state=state)
+        return lock
+
+    async def _closed(self, plan: PlanRecord, leg: Leg, empty: OnChainLock) -> OnChainLock:
+        """An empty escrow we saw locked was settled: by us if our claim or refund is
+        final, else as the chain shows (:meth:`_closed_by`)."""
         steps = self.store.steps(plan.plan_id, leg.index)
         done = {step.purpose for step in steps if step.status == "final"}
-        seen = self.store.get(plan.plan_id).leg_states[leg.index] != "planned"
+        seen = self.store.get(plan.plan_id).leg_states[leg.index] not in ("planned", "never")
         if not seen and "lock" not in done:
-            return lock  # never locked, as far as we know: empty means empty
-        refunded = "refund" in done and "claim" not in done
-        state = LockState.REFUNDED if refunded else LockState.CLAIMED
+            return empty  # never locked, as far as we know: empty means empty
+        if "claim" in done:
+            state = LockState.CLAIMED
+        elif "refund" in done:
+            state = LockState.REFUNDED
+        else:
+            lock_tx = next(
+                (s.tx_id for s in steps if s.purpose == "lock" and s.status == "final"), None
+            )
+            state = await self._closed_by(plan, leg, lock_tx)
         return OnChainLock(
             state=state,
             sender=leg.sender,
@@ -302,6 +331,22 @@ class Coordinator:
             hashlock=plan.hashlock,
             deadline=leg.deadline,
         )
+
+    async def _closed_by(self, plan: PlanRecord, leg: Leg, lock_tx: str | None) -> LockState:
+        """How someone else settled a closed escrow: only a claim closes it before the
+        deadline (on the chain's own clock, which the program checks refunds against);
+        from the deadline on, the chain's history tells a claim from a refund."""
+        chain = self.chain(leg.chain)
+        if await chain.now() < leg.deadline:
+            return LockState.CLAIMED
+        settled = await chain.settlement(leg, plan.hashlock, lock_tx=lock_tx)
+        if settled is None:
+            raise ChainError(
+                f"{chain.name}: escrow {leg.locator} of plan {plan.plan_id} (leg {leg.index}) "
+                "is closed and the endpoint cannot show whether it was claimed or refunded; "
+                "configure an RPC that serves its transaction history"
+            )
+        return settled
 
     def saw_locked(self, plan: PlanRecord, leg: Leg) -> None:
         """Remember that `leg` was locked on chain (see :meth:`observe`)."""
@@ -338,22 +383,39 @@ class Coordinator:
         self, plan: PlanRecord, leg: Leg, preimage: bytes
     ) -> tuple[LegOutcome, str | None]:
         """Claim `leg` with `preimage` unless claimed; ('done', None) once claimed."""
-        chain = self.chain(leg.chain)
         await self._settle(plan, leg, "claim")
         state = (await self.observe(plan, leg)).state
         if state == LockState.CLAIMED:
-            self.store.set_leg(plan.plan_id, leg.index, state="claimed")
             return "done", None
         if state != LockState.LOCKED:
             return "failed", f"leg {leg.index} is {state.name.lower()}, it cannot be claimed"
-        attempts = self.store.steps(plan.plan_id, leg.index, "claim")
-        if len([step for step in attempts if step.status == "failed"]) >= MAX_CLAIM_ATTEMPTS:
-            return "failed", f"claim of leg {leg.index} failed: {attempts[-1].reason}"
-        if await self.clock(chain) >= leg.deadline:
-            return "failed", f"leg {leg.index} passed its deadline {leg.deadline} unclaimed"
+        refusal = await self._why_not_claim(plan, leg)
+        if refusal is not None:
+            return "failed", refusal
         if await self._send(plan, leg, "claim", preimage=preimage) == "abandoned":
             return "pending", None
         return await self.ensure_claimed(plan, leg, preimage)
+
+    async def _why_not_claim(self, plan: PlanRecord, leg: Leg) -> str | None:
+        """Why a claim of the locked `leg` must not be sent now, or None."""
+        attempts = self.store.steps(plan.plan_id, leg.index, "claim")
+        if len([step for step in attempts if step.status == "failed"]) >= MAX_CLAIM_ATTEMPTS:
+            return f"claim of leg {leg.index} failed: {attempts[-1].reason}"
+        chain = self.chain(leg.chain)
+        left = leg.deadline - await self.clock(chain)
+        if left <= 0:
+            return f"leg {leg.index} passed its deadline {leg.deadline} unclaimed"
+        needed = self.reveal_time(chain)
+        if left < needed and not self.revealed(plan):
+            # A claim that lands too late reverts with the preimage already in the
+            # mempool: the counterparty would refund its leg and claim ours with it. Once
+            # the preimage is public, a late claim loses nothing more, so it is tried.
+            return (
+                f"too late to reveal the preimage: leg {leg.index} on {leg.chain} has {left}s "
+                f"before its deadline {leg.deadline}, a claim needs {needed}s to be included "
+                "and final; nothing was revealed, so every leg refunds after its deadline"
+            )
+        return None
 
     async def ensure_refunded(self, plan: PlanRecord, leg: Leg) -> RefundOutcome:
         """Refund `leg` once its deadline passed; 'never' if it was never locked."""
@@ -492,6 +554,22 @@ class Coordinator:
         self.store.finish_step(step, status.state, status.reason)
         return status.state
 
+    def reveal_time(self, chain: HtlcChain) -> int:
+        """Seconds a claim that reveals the preimage needs before its deadline: included
+        and final, since a claim dropped after the deadline cannot land again."""
+        return chain.margin.inclusion + chain.margin.finality
+
+    def revealed(self, plan: PlanRecord) -> bool:
+        """Whether the plan's preimage may be public: a taker read it from the chain, or
+        the journal holds the bytes of one of our claims (a step names its tx before the
+        bytes are journaled, so a tx the journal lacks was never sent)."""
+        if not plan.preimage_journaled:
+            return True
+        return any(
+            step.tx_id is not None and self.journal.get(step.tx_id) is not None
+            for step in self.store.steps(plan.plan_id, purpose="claim")
+        )
+
     async def clock(self, chain: HtlcChain) -> int:
         """The later of the wall clock and `chain`'s clock, for planning and for "too
         late" decisions: an idle chain's last block can be old, and erring late only
@@ -507,22 +585,3 @@ class Coordinator:
                 f"no HTLC contract or program is configured on chain {name!r}; chains with "
                 f"one: {sorted(self.chains)}"
             ) from None
-
-
-def native_only(chain: str, asset: str | None) -> None:
-    """Refuse token legs up front: an ERC-20 lock needs an `approve` step first, which
-    the coordinator does not journal yet, so the lock would only fail on chain."""
-    if asset is not None:
-        raise PlanRefused(
-            f"leg on {chain} escrows token {asset}; only the native coin is "
-            "supported by the coordinator so far (ERC-20 needs an approve step)"
-        )
-
-
-def check_plan_id(plan_id: str) -> None:
-    """Plan ids are short lowercase slugs, so derived labels never collide."""
-    if not re.match(PLAN_ID_PATTERN, plan_id):
-        raise PlanRefused(
-            f"plan id {plan_id!r} must match {PLAN_ID_PATTERN} "
-            "(lowercase letters, digits, dashes and underscores)"
-        )

@@ -149,6 +149,27 @@ class PlanStore:
         with self._engine.connect() as connection:
             return [_plan(connection, row) for row in connection.execute(query).all()]
 
+    def unsettled(self, *, agent: str | None = None) -> builtins.list[PlanRecord]:
+        """Terminal plans, oldest first, with a leg still stored as locked: one the
+        counterparty may yet claim or refund (see ``Coordinator.follow``)."""
+        locked = (
+            sa.select(legs.c.plan_id)
+            .where(legs.c.agent == plans.c.agent)
+            .where(legs.c.plan_id == plans.c.plan_id)
+            .where(legs.c.state == "locked")
+        )
+        query = (
+            sa.select(plans)
+            .where(plans.c.state.in_(TERMINAL))
+            .where(locked.exists())
+            .order_by(plans.c.created_at, plans.c.plan_id)
+        )
+        agent = agent or self.agent
+        if agent is not None:
+            query = query.where(plans.c.agent == agent)
+        with self._engine.connect() as connection:
+            return [_plan(connection, row) for row in connection.execute(query).all()]
+
     def set_state(self, plan_id: str, state: str, reason: str | None = None) -> None:
         """Move the plan to `state` (with the reason, kept if None)."""
         values: dict[str, Any] = {"state": state, "updated_at": now()}

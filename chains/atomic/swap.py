@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chains.atomic._crash import boundary
-from chains.atomic.base import Leg, LockState, PlanRefused
+from chains.atomic.base import Leg, LockState, PlanRefused, check_plan_id, native_only
 from chains.atomic.store import PlanRecord
 from config.errors import CredentialError
 from wallets.credentials import RevocationList, verify_credential
@@ -83,8 +83,6 @@ async def make_offer(
 
     `credential` is the maker's agent-authority credential (JWT) for the taker to check.
     """
-    from chains.atomic.coordinator import check_plan_id
-
     check_plan_id(plan_id)
     if coordinator.store.exists(plan_id):
         return _stored_offer(coordinator.store.get(plan_id))
@@ -124,8 +122,6 @@ async def _offer_legs(
     """Leg 0 the maker locks, leg 1 the taker locks (its escrow id comes with the
     acceptance). The taker's leg reveals first, so it gets the shorter deadline; each
     deadline is set on its own chain's clock (see ``Coordinator._deadlines``)."""
-    from chains.atomic.coordinator import native_only
-
     native_only(give.chain, give.asset)
     native_only(take.chain, take.asset)
     party = coordinator.party
@@ -190,8 +186,6 @@ async def accept_offer(coordinator: Coordinator, token: str, *, maker_did: str) 
     offer = read_offer(token, maker_did=maker_did)
     party = coordinator.party
     if not coordinator.store.exists(offer.plan_id):
-        from chains.atomic.coordinator import native_only
-
         native_only(offer.taker_leg.chain, offer.taker_leg.asset)
         _check_offer_is_for(coordinator, offer)
         await _check_margins(coordinator, offer.maker_leg, offer.taker_leg)

@@ -1,8 +1,9 @@
 """The watchtower: on start and then periodically, drive every open plan forward.
 
 A restarted daemon starts one watchtower over the coordinators of its agents; its first
-sweep finishes (or refunds) every plan a crash interrupted. It holds no state of its own:
-everything it needs is in the coordinators' journal and on chain.
+sweep finishes (or refunds) every plan a crash interrupted, and every sweep also reads
+the legs of settled plans a counterparty has yet to claim or refund. It holds no state
+of its own: everything it needs is in the coordinators' journal and on chain.
 """
 
 from __future__ import annotations
@@ -39,15 +40,24 @@ class Watchtower:
     @staticmethod
     async def _sweep(coordinator: Coordinator) -> list[PlanRecord]:
         still_open = []
-        for plan in coordinator.store.plans(agent=coordinator.party.name, open_only=True):
-            try:
-                driven = await coordinator.drive(plan.plan_id)
-            except Exception:  # one broken plan must not stall every other refund
-                log.exception("watchtower: plan %s failed this sweep", plan.plan_id)
-                driven = plan
+        agent = coordinator.party.name
+        for plan in coordinator.store.plans(agent=agent, open_only=True):
+            driven = await Watchtower._drive(coordinator, plan)
             if not driven.terminal:
                 still_open.append(driven)
+        # Settled plans whose legs a counterparty may still claim or refund: followed
+        # (read only) so their stored leg states match the chain.
+        for plan in coordinator.store.unsettled(agent=agent):
+            await Watchtower._drive(coordinator, plan)
         return still_open
+
+    @staticmethod
+    async def _drive(coordinator: Coordinator, plan: PlanRecord) -> PlanRecord:
+        try:
+            return await coordinator.drive(plan.plan_id)
+        except Exception:  # one broken plan must not stall every other refund
+            log.exception("watchtower: plan %s failed this sweep", plan.plan_id)
+            return plan
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep now and every `interval` seconds until `stop` is set."""

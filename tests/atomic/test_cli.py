@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 
 import main
@@ -110,3 +111,40 @@ def test_swaps_recover_help_runs_from_main():
     )
     assert result.returncode == 0, result.stderr
     assert "Drive every open cross-chain plan" in result.stdout
+
+
+@pytest.mark.anvil
+async def test_leg_states_follow_the_chain_after_a_swap(tmp_path, evm_nodes, capsys, monkeypatch):
+    """Each side's own leg is claimed by the counterparty, after its own claim: the
+    watchtower's next sweep records it, so `swaps list | show` say `claimed`."""
+    from chains.atomic import cli
+    from chains.atomic.swap import SwapSide
+    from chains.atomic.watchtower import Watchtower
+    from tests.atomic._swap import ETH, close, make_side, open_swap, run_both, trusting
+
+    monkeypatch.setattr(cli.console, "width", 300)
+    file = _deployment(tmp_path)  # its store is tmp_path/state.db, shared by both sides
+    nodes = [evm_nodes["arb"], evm_nodes["base"]]
+    maker = await make_side("maker", tmp_path, nodes, None, store="state.db")
+    taker = await make_side("taker", tmp_path, nodes, None, verify=trusting, store="state.db")
+    for side in (maker, taker):
+        for node in nodes:
+            node.fund(side.wallet.evm_address, 10 * ETH)
+    give, take = SwapSide(chain="arb", amount=ETH // 10), SwapSide(chain="base", amount=ETH // 5)
+    try:
+        await open_swap(maker, taker, "cli-swap", give=give, take=take)
+        made, taken = await run_both(maker, taker, "cli-swap")
+        assert (made.state, taken.state) == ("claimed", "claimed")
+        await Watchtower([maker.coordinator, taker.coordinator]).sweep()
+    finally:
+        await close(maker, taker)
+    assert main.main(["swaps", "list", str(file)]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count("arb:claimed, base:claimed") == 2, listed
+    assert "locked" not in listed
+    for agent in ("maker", "taker"):
+        assert main.main(["swaps", "show", str(file), "cli-swap", "--agent", agent]) == 0
+        shown = capsys.readouterr().out
+        cells = [line.split("│")[1:-1] for line in shown.splitlines() if line.count("│") == 9]
+        legs = [[cell.strip() for cell in row] for row in cells if row[0].strip() in ("0", "1")]
+        assert [(leg[0], leg[-1]) for leg in legs] == [("0", "claimed"), ("1", "claimed")], shown
