@@ -1,0 +1,638 @@
+"""A dishonest counterparty on the Solana side of a swap (issue #13, item 5).
+
+Everything runs on the LiteSVM JSON-RPC server with the real HTLC program. The hostile
+side uses programs of its own, written in sBPF assembly below and built with the repo's
+assembler: a *forger* (writes its instruction data into an account it owns), a *logger*
+(emits N log lines, to push a claim's ``Claimed`` event past the validator's 10 kB log
+limit) and a *proxy* (invokes the HTLC program's claim by CPI, so the claim is an inner
+instruction only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import struct
+import time
+from typing import Any
+from unittest import mock
+
+import pytest
+from solders.compute_budget import set_compute_unit_limit
+from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountParams, create_account
+from solders.transaction import VersionedTransaction
+
+from chains.atomic.base import Leg, LockState
+from chains.atomic.solana import SolanaHtlc
+from chains.atomic.swap import SwapSide
+from chains.base import SolanaUnsignedTx, UnsignedTx
+from chains.htlc import solana_client as program
+from chains.htlc.solana import sbpf_asm
+from tests.atomic._env import SolanaNode, solana_htlc, unique
+from tests.atomic._swap import ETH, SOL, Side, close, make_side, open_swap, run_both, trusting
+from wallets.authorization import solana_message_digest
+
+pytestmark = pytest.mark.anvil
+
+# Aligned loader input: u64 account count, then per account dup, signer, writable,
+# executable, 4 bytes padding, key, owner, lamports, data_len, data, 10 kB of spare room
+# (aligned to 8), rent_epoch; then the instruction data length and bytes.
+_INPUT = """
+.equ ACC_SIGNER, 1
+.equ ACC_WRITABLE, 2
+.equ ACC_EXECUTABLE, 3
+.equ ACC_KEY, 8
+.equ ACC_OWNER, 40
+.equ ACC_LAMPORTS, 72
+.equ ACC_DATA_LEN, 80
+.equ ACC_DATA, 88
+.equ SPARE, 10240
+"""
+
+# Copy the instruction data over account 0's data (the runtime lets only the owner do it).
+FORGER = (
+    _INPUT
+    + """
+entrypoint:
+    ldxdw r2, [r1+8+ACC_DATA_LEN]
+    mov64 r3, r1
+    add64 r3, 8+ACC_DATA
+    mov64 r4, r2
+    add64 r4, SPARE+7
+    and64 r4, -8
+    add64 r4, r3
+    add64 r4, 8
+    ldxdw r5, [r4+0]
+    add64 r4, 8
+    jle r5, r2, copy
+    mov64 r5, r2
+copy:
+    jeq r5, 0, done
+    ldxb r0, [r4+0]
+    stxb [r3+0], r0
+    add64 r3, 1
+    add64 r4, 1
+    sub64 r5, 1
+    ja copy
+done:
+    mov64 r0, 0
+    exit
+"""
+)
+
+# Log N lines: N is the u64 that starts instruction data of at most 16 bytes (longer data
+# logs nothing, so any bytes can ride along); accounts are skipped, never read.
+LOGGER = (
+    _INPUT
+    + """
+entrypoint:
+    ldxdw r2, [r1+0]
+    mov64 r7, r1
+    add64 r7, 8
+skip:
+    jeq r2, 0, skipped
+    ldxdw r3, [r7+ACC_DATA_LEN]
+    add64 r3, ACC_DATA+SPARE+7
+    and64 r3, -8
+    add64 r3, 8
+    add64 r7, r3
+    sub64 r2, 1
+    ja skip
+skipped:
+    ldxdw r3, [r7+0]
+    mov64 r6, 0
+    jlt r3, 8, loop
+    jgt r3, 16, loop
+    ldxdw r6, [r7+8]
+loop:
+    jeq r6, 0, done
+    mov64 r1, r6
+    mov64 r2, 0
+    mov64 r3, 0
+    mov64 r4, 0
+    mov64 r5, 0
+    call sol_log_64_
+    sub64 r6, 1
+    ja loop
+done:
+    mov64 r0, 0
+    exit
+"""
+)
+
+# Invoke the program passed as account 2 with this instruction's data and accounts 0, 1
+# (both writable), through sol_invoke_signed_c (C ABI: SolInstruction, SolAccountMeta,
+# SolAccountInfo built on the stack).
+PROXY = (
+    _INPUT
+    + """
+.equ IX, -40
+.equ METAS, -72
+.equ INFOS, -184
+entrypoint:
+    mov64 r6, r1
+    add64 r6, 8
+    mov64 r1, r6
+    call next_entry
+    mov64 r7, r0
+    mov64 r1, r7
+    call next_entry
+    mov64 r8, r0
+    mov64 r1, r8
+    call next_entry
+    mov64 r9, r0
+    mov64 r2, r6
+    add64 r2, ACC_KEY
+    stxdw [r10+METAS], r2
+    stb [r10+METAS+8], 1
+    stb [r10+METAS+9], 0
+    mov64 r2, r7
+    add64 r2, ACC_KEY
+    stxdw [r10+METAS+16], r2
+    stb [r10+METAS+24], 1
+    stb [r10+METAS+25], 0
+    mov64 r1, r10
+    add64 r1, INFOS
+    mov64 r2, r6
+    call fill_info
+    mov64 r1, r10
+    add64 r1, INFOS+56
+    mov64 r2, r7
+    call fill_info
+    mov64 r2, r8
+    add64 r2, ACC_KEY
+    stxdw [r10+IX], r2
+    mov64 r2, r10
+    add64 r2, METAS
+    stxdw [r10+IX+8], r2
+    stdw [r10+IX+16], 2
+    mov64 r2, r9
+    add64 r2, 8
+    stxdw [r10+IX+24], r2
+    ldxdw r2, [r9+0]
+    stxdw [r10+IX+32], r2
+    mov64 r1, r10
+    add64 r1, IX
+    mov64 r2, r10
+    add64 r2, INFOS
+    mov64 r3, 2
+    mov64 r4, 0
+    mov64 r5, 0
+    call sol_invoke_signed_c
+    exit
+next_entry:
+    ldxdw r0, [r1+ACC_DATA_LEN]
+    add64 r0, ACC_DATA+SPARE+7
+    and64 r0, -8
+    add64 r0, 8
+    add64 r0, r1
+    exit
+fill_info:
+    mov64 r3, r2
+    add64 r3, ACC_KEY
+    stxdw [r1+0], r3
+    mov64 r3, r2
+    add64 r3, ACC_LAMPORTS
+    stxdw [r1+8], r3
+    ldxdw r3, [r2+ACC_DATA_LEN]
+    stxdw [r1+16], r3
+    mov64 r3, r2
+    add64 r3, ACC_DATA
+    stxdw [r1+24], r3
+    mov64 r3, r2
+    add64 r3, ACC_OWNER
+    stxdw [r1+32], r3
+    stdw [r1+40], 0
+    ldxb r3, [r2+ACC_SIGNER]
+    stxb [r1+48], r3
+    ldxb r3, [r2+ACC_WRITABLE]
+    stxb [r1+49], r3
+    ldxb r3, [r2+ACC_EXECUTABLE]
+    stxb [r1+50], r3
+    exit
+"""
+)
+PAD_LINES = 400  # ~15 kB of "Program log: 0x..., 0x0, ..." lines: past the 10 kB limit
+
+
+def _elf(source: str) -> bytes:
+    # The HTLC program makes no CPI, so the assembler does not list the CPI syscall.
+    known = sbpf_asm.KNOWN_SYSCALLS | {"sol_invoke_signed_c"}
+    with mock.patch.object(sbpf_asm, "KNOWN_SYSCALLS", known):
+        return sbpf_asm.link_elf(sbpf_asm.assemble(source))
+
+
+class Attacker:
+    """The attacker's direct line to the RPC server: its own keypairs, its own programs."""
+
+    def __init__(self, node: SolanaNode) -> None:
+        self.node = node
+        self.payer = Keypair()
+        node.fund(str(self.payer.pubkey()), 100 * SOL)
+        self.forger, self.logger, self.proxy = (
+            self.deploy(_elf(s)) for s in (FORGER, LOGGER, PROXY)
+        )
+
+    def deploy(self, elf: bytes) -> Pubkey:
+        program_id = Keypair().pubkey()
+        self.node.rpc("covenant_addProgram", [str(program_id), base64.b64encode(elf).decode()])
+        return program_id
+
+    def blockhash(self) -> Hash:
+        return Hash.from_string(self.node.rpc("getLatestBlockhash", [])["value"]["blockhash"])
+
+    def signed(
+        self, instructions: list[Instruction], *signers: Keypair, blockhash: Hash | None = None
+    ) -> str:
+        """One transaction paid by the attacker, base64."""
+        recent = blockhash or self.blockhash()
+        message = MessageV0.try_compile(self.payer.pubkey(), instructions, [], recent)
+        tx = VersionedTransaction(message, [self.payer, *signers])
+        return base64.b64encode(bytes(tx)).decode()
+
+    def send(self, instructions: list[Instruction], *signers: Keypair) -> str:
+        raw = self.signed(instructions, *signers)
+        return str(self.node.rpc("sendTransaction", [raw, {"encoding": "base64"}]))
+
+    def send_many(self, raws: list[str]) -> None:
+        """Send transactions in JSON-RPC batches, as a spammer would."""
+        import httpx
+
+        for start in range(0, len(raws), 200):
+            batch = [
+                {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "sendTransaction",
+                    "params": [raw, {"encoding": "base64", "skipPreflight": True}],
+                }
+                for i, raw in enumerate(raws[start : start + 200])
+            ]
+            answers = httpx.post(self.node.url, json=batch, timeout=60).json()
+            assert all("result" in answer for answer in answers), answers[:1]
+
+    def transaction(self, signature: str) -> dict[str, Any]:
+        return dict(self.node.rpc("getTransaction", [signature, {"encoding": "base64"}]))
+
+
+@pytest.fixture(scope="module")
+def attacker(solana_node: SolanaNode) -> Attacker:
+    return Attacker(solana_node)
+
+
+@pytest.fixture
+async def swap_sides(tmp_path, evm_nodes, solana_node):
+    arb = evm_nodes["arb"]
+    maker = await make_side("maker", tmp_path, [arb], solana_node)
+    taker = await make_side("taker", tmp_path, [arb], solana_node, verify=trusting)
+    for side in (maker, taker):
+        arb.fund(side.wallet.evm_address, 10 * ETH)
+        solana_node.fund(side.wallet.solana_address, 10 * SOL)
+    yield maker, taker
+    await close(maker, taker)
+
+
+def _escrow_bytes(leg: Leg, hashlock: bytes, amount: int) -> bytes:
+    """What the program writes on lock (solana_client's layout), for a forger to copy."""
+    return struct.pack(
+        "<8sB7x32s32s32sqQ",
+        program.ESCROW_DISCRIMINATOR,
+        int(program.EscrowState.LOCKED),
+        bytes(Pubkey.from_string(leg.sender)),
+        bytes(Pubkey.from_string(leg.recipient)),
+        hashlock,
+        leg.deadline,
+        amount,
+    )
+
+
+def _sol(side: Side) -> SolanaHtlc:
+    chain = side.coordinator.chain("sol")
+    assert isinstance(chain, SolanaHtlc)
+    return chain
+
+
+# -- finding 1: an escrow is what the HTLC program vouches for, not what its bytes say --
+
+
+async def test_forged_escrow_of_the_makers_own_program_is_not_a_lock(
+    swap_sides, attacker, evm_nodes, solana_node, monkeypatch
+):
+    maker, taker = swap_sides
+    fake = Keypair()  # the "escrow" the maker names in its offer: an account of its program
+    monkeypatch.setattr(_sol(maker), "locator", lambda plan_id, index, party: str(fake.pubkey()))
+    plan_id = unique("forged")
+    await open_swap(
+        maker,
+        taker,
+        plan_id,
+        give=SwapSide(chain="sol", amount=5 * SOL),
+        take=SwapSide(chain="arb", amount=ETH // 2),
+    )
+    plan = maker.coordinator.store.get(plan_id)
+    rent = solana_node.rpc("getMinimumBalanceForRentExemption", [program.ESCROW_LEN])
+    forged = _escrow_bytes(plan.leg(0), plan.hashlock, 5 * SOL)
+    create = CreateAccountParams(
+        from_pubkey=attacker.payer.pubkey(),
+        to_pubkey=fake.pubkey(),
+        lamports=rent,
+        space=program.ESCROW_LEN,
+        owner=attacker.forger,
+    )
+    write = Instruction(attacker.forger, forged, [AccountMeta(fake.pubkey(), False, True)])
+    attacker.send([create_account(create), write], fake)
+    info = solana_node.rpc("getAccountInfo", [str(fake.pubkey()), {"encoding": "base64"}])
+    assert base64.b64decode(info["value"]["data"][0]) == forged  # byte for byte a lock
+    assert info["value"]["lamports"] == rent  # of 5 SOL, holding 0.0018
+
+    taken = await taker.coordinator.drive(plan_id)
+
+    assert taker.purposes == []  # the taker locked no ether against it
+    assert taken.state == "accepted"  # still waiting for a real lock
+    assert evm_nodes["arb"].balance(taker.wallet.evm_address) == 10 * ETH
+    reason = _sol(taker).why_not_locked(plan.leg(0)) or ""
+    assert f"owned by {attacker.forger}, not the HTLC program" in reason
+
+
+async def test_escrow_holding_less_than_it_records_is_not_a_lock(attacker, solana_node):
+    """A state the program never leaves (its lock checks lamports >= amount), written
+    with covenant_setAccount: the client's own check must not depend on the program's."""
+    chain = await solana_htlc(solana_node)
+    assert isinstance(chain, SolanaHtlc)
+    escrow, recipient = Keypair(), Keypair().pubkey()
+    hashlock = hashlib.sha256(os.urandom(32)).digest()
+    leg = Leg(
+        index=0,
+        chain="sol",
+        sender=str(attacker.payer.pubkey()),
+        recipient=str(recipient),
+        amount=SOL,
+        deadline=int(time.time()) + 3600,
+        locator=str(escrow.pubkey()),
+    )
+    rent = solana_node.rpc("getMinimumBalanceForRentExemption", [program.ESCROW_LEN])
+    lock = program.lock_instructions(
+        program.LOCAL_PROGRAM_ID,
+        sender=attacker.payer.pubkey(),
+        escrow=escrow.pubkey(),
+        recipient=recipient,
+        hashlock=hashlock,
+        deadline=leg.deadline,
+        amount=SOL,
+        rent_exempt_lamports=rent,
+    )
+    attacker.send(lock, escrow)
+    try:
+        honest = await chain.read(leg)  # negative control: the real lock passes
+        assert honest.state == LockState.LOCKED
+        assert honest.mismatch(leg, hashlock) is None
+        solana_node.rpc("covenant_setAccount", [leg.locator, {"lamports": SOL - 1}])
+        short = await chain.read(leg)
+        assert short.state == LockState.EMPTY
+        reason = chain.why_not_locked(leg) or ""
+        assert f"holds {SOL - 1} lamports, less than the {SOL} it records" in reason
+        data = solana_node.rpc("getAccountInfo", [leg.locator, {"encoding": "base64"}])
+        grown = base64.b64decode(data["value"]["data"][0]) + b"\0"
+        solana_node.rpc(
+            "covenant_setAccount",
+            [leg.locator, {"lamports": SOL + rent, "data": base64.b64encode(grown).decode()}],
+        )
+        assert (await chain.read(leg)).state == LockState.EMPTY
+        assert "data is 129 bytes, not 128" in (chain.why_not_locked(leg) or "")
+        solana_node.rpc(
+            "covenant_setAccount",
+            [leg.locator, {"data": base64.b64encode(grown[:-1]).decode()}],
+        )
+        assert (await chain.read(leg)).state == LockState.LOCKED  # and back: the check passes
+        assert chain.why_not_locked(leg) is None
+    finally:
+        await chain.close()
+        await chain.adapter.close()
+
+
+# -- finding 2: the preimage comes from the claim instruction, whatever hides the logs --
+
+
+class HidingMaker(SolanaHtlc):
+    """A maker's HTLC client that claims behind ~15 kB of logs (the validator truncates
+    the rest, ``Claimed`` event included) and, with `proxy`, through its own program, so
+    the HTLC program's claim is an inner instruction only."""
+
+    logger: Pubkey
+    proxy: Pubkey | None = None
+
+    async def build(
+        self,
+        purpose: Any,
+        leg: Leg,
+        *,
+        hashlock: bytes = b"",
+        preimage: bytes = b"",
+        payer: str,
+    ) -> UnsignedTx:
+        if purpose != "claim":
+            return await super().build(
+                purpose, leg, hashlock=hashlock, preimage=preimage, payer=payer
+            )
+        escrow, recipient = Pubkey.from_string(leg.locator), Pubkey.from_string(leg.recipient)
+        claim = program.claim_instruction(
+            self.program_id, escrow=escrow, recipient=recipient, preimage=preimage
+        )
+        if self.proxy is not None:
+            accounts = [*claim.accounts, AccountMeta(self.program_id, False, False)]
+            claim = Instruction(self.proxy, bytes(claim.data), accounts)
+        pad = Instruction(self.logger, struct.pack("<Q", PAD_LINES), [])
+        recent = (await self._rpc.get_latest_blockhash()).value
+        instructions = [set_compute_unit_limit(400_000), pad, claim]
+        message = MessageV0.try_compile(
+            Pubkey.from_string(payer), instructions, [], recent.blockhash
+        )
+        return SolanaUnsignedTx(
+            chain=self.name,
+            sender=payer,
+            intent=_program_intent(claim),
+            digest=solana_message_digest(message),
+            message=message,
+            last_valid_block_height=recent.last_valid_block_height,
+        )
+
+
+def _program_intent(instruction: Instruction) -> Any:
+    from chains.atomic.solana import _intent
+
+    return _intent(instruction)
+
+
+async def _hide_claims(maker: Side, attacker: Attacker, *, proxy: bool) -> None:
+    honest = _sol(maker)
+    hiding = HidingMaker(
+        honest.adapter, str(honest.program_id), rpc_url=attacker.node.url, margin=honest.margin
+    )
+    hiding.logger = attacker.logger
+    hiding.proxy = attacker.proxy if proxy else None
+    await honest.close()
+    maker.coordinator.chains["sol"] = hiding
+
+
+@pytest.mark.parametrize("route", ["padded", "padded-through-proxy"])
+async def test_claim_behind_truncated_logs_still_reveals_the_preimage(
+    swap_sides, attacker, evm_nodes, solana_node, route
+):
+    maker, taker = swap_sides
+    await _hide_claims(maker, attacker, proxy=route == "padded-through-proxy")
+    plan_id = unique("hidden")
+    await open_swap(
+        maker,
+        taker,
+        plan_id,
+        give=SwapSide(chain="arb", amount=ETH // 4),
+        take=SwapSide(chain="sol", amount=3 * SOL),
+    )
+    made, taken = await run_both(maker, taker, plan_id, timeout=30)
+    claim = next(s for s in maker.coordinator.store.steps(plan_id) if s.purpose == "claim")
+    logs = attacker.transaction(str(claim.tx_id))["meta"]["logMessages"]
+    # The attack is real: the Claimed event never made it into the logs.
+    assert logs[-1] == "Log truncated"
+    assert not [line for line in logs if line.startswith("Program data: ")]
+    assert (made.state, taken.state) == ("claimed", "claimed"), (made.reason, taken.reason)
+    steps = taker.coordinator.store.steps(plan_id)
+    assert [(s.purpose, s.status) for s in steps] == [("lock", "final"), ("claim", "final")]
+    claim_fee = evm_nodes["arb"].fee(steps[1].tx_id)
+    assert evm_nodes["arb"].balance(taker.wallet.evm_address) == 10 * ETH + ETH // 4 - claim_fee
+
+
+async def test_a_thousand_later_transactions_do_not_hide_the_claim(swap_sides, attacker, evm_nodes):
+    maker, taker = swap_sides
+    plan_id = unique("buried")
+    await open_swap(
+        maker,
+        taker,
+        plan_id,
+        give=SwapSide(chain="arb", amount=ETH // 4),
+        take=SwapSide(chain="sol", amount=3 * SOL),
+    )
+    escrow = Pubkey.from_string(taker.coordinator.store.get(plan_id).leg(1).locator)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    made = await maker.coordinator.drive(plan_id)
+    while not made.terminal and loop.time() < deadline:  # the taker locks, the maker claims
+        await taker.coordinator.drive(plan_id)
+        made = await maker.coordinator.drive(plan_id)
+    assert made.state == "claimed", made.reason
+    # Before the taker looks: 1,000 cheap transactions naming the (closed) escrow, a full
+    # page of getSignaturesForAddress newer than the claim.
+    recent = attacker.blockhash()  # one blockhash: signing is quick, none expires
+    spam = [
+        attacker.signed([_mention(attacker.logger, escrow, n)], blockhash=recent)
+        for n in range(1000)
+    ]
+    attacker.send_many(spam)
+    newest = attacker.node.rpc("getSignaturesForAddress", [str(escrow), {"limit": 1000}])
+    assert all(item["signature"] != str(made_claim(maker, plan_id)) for item in newest)
+    taken = await taker.coordinator.drive(plan_id)
+    while not taken.terminal and loop.time() < deadline:
+        taken = await taker.coordinator.drive(plan_id)
+    assert taken.state == "claimed", taken.reason
+
+
+def _mention(logger: Pubkey, escrow: Pubkey, nonce: int) -> Instruction:
+    """An instruction that names `escrow` and does nothing (the logger logs 0 lines)."""
+    return Instruction(logger, struct.pack("<QQ", 0, nonce), [AccountMeta(escrow, False, False)])
+
+
+def made_claim(maker: Side, plan_id: str) -> str:
+    return str(
+        next(s.tx_id for s in maker.coordinator.store.steps(plan_id) if s.purpose == "claim")
+    )
+
+
+async def test_only_a_claim_by_the_htlc_program_on_this_escrow_counts(attacker, solana_node):
+    """claimed_preimages reads claim data only where the HTLC program runs it on the
+    escrow asked about; the caller then checks the hashlock (negative controls)."""
+    escrow, other, recipient = Keypair(), Keypair(), Keypair().pubkey()
+    preimage = os.urandom(32)
+    rent = solana_node.rpc("getMinimumBalanceForRentExemption", [program.ESCROW_LEN])
+    for account in (escrow, other):
+        attacker.send(
+            program.lock_instructions(
+                program.LOCAL_PROGRAM_ID,
+                sender=attacker.payer.pubkey(),
+                escrow=account.pubkey(),
+                recipient=recipient,
+                hashlock=hashlib.sha256(preimage).digest(),
+                deadline=int(time.time()) + 3600,
+                amount=SOL,
+                rent_exempt_lamports=rent,
+            ),
+            account,
+        )
+    data = program.encode_claim_data(preimage)
+    decoy = Instruction(attacker.logger, data, [AccountMeta(escrow.pubkey(), False, True)])
+    claim_other = program.claim_instruction(
+        program.LOCAL_PROGRAM_ID, escrow=other.pubkey(), recipient=recipient, preimage=preimage
+    )
+    claim = program.claim_instruction(
+        program.LOCAL_PROGRAM_ID, escrow=escrow.pubkey(), recipient=recipient, preimage=preimage
+    )
+    found = {}
+    for name, instruction in (("decoy", decoy), ("other", claim_other), ("claim", claim)):
+        signature = attacker.send([instruction])
+        fetched = await _fetched(solana_node, signature)
+        found[name] = program.claimed_preimages(
+            fetched, program_id=program.LOCAL_PROGRAM_ID, escrow=escrow.pubkey()
+        )
+    assert found["decoy"] == []  # another program's instruction, in the claim's format
+    assert found["other"] == []  # a real claim, of another escrow
+    assert found["claim"] == [preimage, preimage]  # the instruction, then the Claimed event
+
+
+async def _fetched(node: SolanaNode, signature: str) -> Any:
+    from solana.rpc.async_api import AsyncClient
+    from solders.signature import Signature
+
+    async with AsyncClient(node.url) as client:
+        response = await client.get_transaction(
+            Signature.from_string(signature), encoding="base64", max_supported_transaction_version=0
+        )
+    assert response.value is not None
+    return response.value.transaction
+
+
+# -- finding 3: lamports sent to the published escrow address do not block the lock ---
+
+
+@pytest.mark.parametrize("prefund", [1_000_000, 3 * SOL])
+async def test_prefunded_escrow_address_still_locks_and_the_swap_completes(
+    swap_sides, attacker, solana_node, prefund
+):
+    maker, taker = swap_sides
+    plan_id = unique("squat")
+    await open_swap(
+        maker,
+        taker,
+        plan_id,
+        give=SwapSide(chain="sol", amount=2 * SOL),
+        take=SwapSide(chain="arb", amount=ETH // 2),
+    )
+    escrow = maker.coordinator.store.get(plan_id).leg(0).locator
+    solana_node.fund(escrow, prefund)  # anyone can: the address is in the offer
+    rent = solana_node.rpc("getMinimumBalanceForRentExemption", [program.ESCROW_LEN])
+    made, taken = await run_both(maker, taker, plan_id, timeout=30)
+    assert (made.state, taken.state) == ("claimed", "claimed"), (made.reason, taken.reason)
+    lock = next(s for s in maker.coordinator.store.steps(plan_id) if s.purpose == "lock")
+    raw = base64.b64decode(attacker.transaction(str(lock.tx_id))["transaction"][0])
+    kinds = len(VersionedTransaction.from_bytes(raw).message.instructions)
+    top_up = max(2 * SOL + rent - prefund, 0)
+    # budget, [transfer,] allocate, assign, lock: the address taken over, not created
+    assert kinds == (5 if top_up else 4)
+    fee = _sol(maker).adapter.fee
+    held = prefund + top_up  # what the escrow held, all of it paid out by the claim
+    assert solana_node.balance(maker.wallet.solana_address) == 10 * SOL - top_up - fee(2)
+    assert solana_node.balance(taker.wallet.solana_address) == 10 * SOL + held - fee(1)
