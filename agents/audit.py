@@ -28,7 +28,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
@@ -37,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from agents.planners.types import Observation, PlanResult
+from config.canonical import NotCanonical, canonical, plain
 from config.errors import AuditError, WalletError
 from wallets.jws import JwsError, verify_jws
 
@@ -176,34 +176,23 @@ class AuditReport(_Model):
 
 
 def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, no floats: the same bytes for the same content."""
-    return json.dumps(
-        _plain(value, ""),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
+    """The canonical JSON text of `value` (RFC 8785, see `config.canonical`)."""
+    try:
+        return canonical(value).decode()
+    except NotCanonical as exc:
+        raise AuditError(f"audit {exc}") from exc
+
+
+def _plain(value: Any) -> Any:
+    try:
+        return plain(value)
+    except NotCanonical as exc:
+        raise AuditError(f"audit {exc}") from exc
 
 
 def digest(value: Any) -> str:
     """SHA-256 (hex) of the canonical JSON of `value`."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
-
-
-def _plain(value: Any, path: str) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            str(key): _plain(item, f"{path}.{key}" if path else str(key))
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_plain(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    if isinstance(value, float):
-        raise AuditError(f"audit field {path} is a float; record numbers as decimal strings")
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
 
 
 def refuse_secrets(value: Any, path: str = "") -> None:
@@ -258,7 +247,7 @@ def append(
 
 def _body(entry: AuditEntry | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """The entry as plain JSON data and as its canonical text; refuses secrets."""
-    data = entry.model_dump(mode="json") if isinstance(entry, AuditEntry) else _plain(entry, "")
+    data = entry.model_dump(mode="json") if isinstance(entry, AuditEntry) else _plain(entry)
     refuse_secrets(data)
     return data, canonical_json(data)
 

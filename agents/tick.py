@@ -7,8 +7,6 @@ including one whose plan was empty or malformed, leaves one signed audit entry.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +18,7 @@ from agents.observe import Observer
 from agents.plan import Action, PayMany, Swap, Transfer
 from agents.planners.base import Planner
 from agents.planners.types import Observation, PendingApproval, PlanResult
+from config.canonical import sha256_hex
 from config.models import AgentConfig
 from policies.actions import ConfidenceEvidence
 
@@ -130,12 +129,6 @@ class Agent:
         return await self.atomic(action, plan_id, evidence)
 
 
-def digest_of(value: Any) -> str:
-    """SHA-256 of the canonical JSON of `value` (what the audit log keeps of big inputs)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def audit_entry(
     observation: Observation,
     result: PlanResult,
@@ -146,7 +139,7 @@ def audit_entry(
     parsed plan, the confidence evidence, each verdict, transactions and outcomes."""
     return {
         "plan_id": plan_id,
-        "observation_digest": digest_of(observation.model_dump(mode="json")),
+        "observation_digest": sha256_hex(observation.model_dump(mode="json")),
         "prompt_digest": result.prompt_digest,
         "raw_outputs": list(result.raw_outputs),
         "plan": result.plan.model_dump(mode="json"),

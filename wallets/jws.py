@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from pydantic import BaseModel, ConfigDict
 
+from config.canonical import canonical
 from config.errors import WalletError
 from wallets._secrets import Secret, _reveal
 from wallets.did import did_key, did_key_public_key, verification_method_id
@@ -75,13 +76,13 @@ class JwsSigner:
     def sign(self, payload: bytes, *, typ: str = "JWT") -> str:
         """A compact JWS over `payload`."""
         header = {"alg": "EdDSA", "kid": self.kid, "typ": typ}
-        signing_input = f"{_b64(_canonical(header))}.{_b64(payload)}"
+        signing_input = f"{_b64(canonical(header))}.{_b64(payload)}"
         private = Ed25519PrivateKey.from_private_bytes(_reveal(self.__key))
         return f"{signing_input}.{_b64(private.sign(signing_input.encode('ascii')))}"
 
     def sign_json(self, claims: Mapping[str, Any], *, typ: str = "JWT") -> str:
         """A compact JWS over canonical JSON (sorted keys, no spaces) of `claims`."""
-        return self.sign(_canonical(claims), typ=typ)
+        return self.sign(canonical(claims), typ=typ)
 
     def __repr__(self) -> str:
         return f"JwsSigner(did={self._did!r})"
@@ -124,10 +125,6 @@ def _split(token: str) -> tuple[dict[str, Any], bytes, bytes, bytes]:
     if not isinstance(header, dict):
         raise JwsError("the JWS header is not a JSON object", reason="malformed")
     return header, payload, signature, f"{parts[0]}.{parts[1]}".encode("ascii")
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _b64(data: bytes) -> str:
