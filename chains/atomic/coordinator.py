@@ -1,13 +1,14 @@
 """The coordinator: drives plans of hash-time-locked legs to all claimed or all refunded.
 
 Phase 1 locks every leg under one hashlock; once every lock is final, phase 2 claims
-every leg (the leg with the shortest deadline first, which reveals the preimage);
-otherwise every lock is refunded after its deadline. Each lock, claim and refund is
-journaled as a step *before* it is signed, its transaction id before its bytes are
-journaled, and its bytes (``chains.journal``) before they are broadcast. A pass of
-:meth:`Coordinator.drive` reads the chain before acting, so running it again after a
-crash never locks a leg twice: the escrow id is derived from the plan id and the leg
-index, and a lock already on chain is recognised by its terms.
+every leg (the leg with the shortest deadline first, which reveals the preimage) while
+its chain leaves time for that claim to be included and final; otherwise every lock is
+refunded after its deadline. Each lock, claim and refund is journaled as a step
+*before* it is signed, its transaction id before its bytes are journaled, and its bytes
+(``chains.journal``) before they are broadcast. A pass of :meth:`Coordinator.drive`
+reads the chain before acting, so running it again after a crash never locks a leg
+twice: the escrow id is derived from the plan id and the leg index, and a lock already
+on chain is recognised by its terms.
 """
 
 from __future__ import annotations
@@ -292,8 +293,8 @@ class Coordinator:
 
     async def observe(self, plan: PlanRecord, leg: Leg, *, final: bool = False) -> OnChainLock:
         """The escrow of `leg` on chain, completed where the chain deletes settled escrows
-        (:meth:`_closed`). A leg seen claimed or refunded is recorded so in the store, so
-        `swaps list | show` follow the chain."""
+        (:meth:`_closed`). A leg seen claimed or refunded gets that state in the store,
+        so `swaps list | show` follow the chain."""
         chain = self.chain(leg.chain)
         lock = await chain.read(leg, final=final)
         if lock.state == LockState.EMPTY and chain.closes_on_settle:
@@ -333,9 +334,10 @@ class Coordinator:
         )
 
     async def _closed_by(self, plan: PlanRecord, leg: Leg, lock_tx: str | None) -> LockState:
-        """How someone else settled a closed escrow: only a claim closes it before the
-        deadline (on the chain's own clock, which the program checks refunds against);
-        from the deadline on, the chain's history tells a claim from a refund."""
+        """How someone else settled a closed escrow. The program allows a claim only
+        before the deadline and a refund only from it, on its own clock
+        (chains/htlc/solana/htlc.s), so before the deadline it was claimed; from it on,
+        the chain's history tells a claim from a refund."""
         chain = self.chain(leg.chain)
         if await chain.now() < leg.deadline:
             return LockState.CLAIMED
