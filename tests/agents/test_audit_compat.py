@@ -25,9 +25,10 @@ def load(tmp_path: Path, edit: dict[str, Any] | None = None) -> Any:
     engine = open_store(f"sqlite:///{tmp_path / 'state.db'}")
     with engine.begin() as connection:
         for table in (audit_entries, audit_heads):
-            for row in data[table.name]:
+            for stored in data[table.name]:
+                row = dict(stored)
                 if edit and table is audit_entries and row["seq"] == edit["seq"]:
-                    row = {**row, "body": row["body"].replace(edit["old"], edit["new"])}
+                    row["body"] = row["body"].replace(edit["old"], edit["new"])
                 connection.execute(sa.insert(table).values(**row))
     return engine, data["did"]
 
