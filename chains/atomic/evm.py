@@ -35,7 +35,7 @@ _ID_DOMAIN = b"covenant/htlc-id/v1\x00"
 _CLAIMED_TOPIC = keccak(text="Claimed(bytes32,bytes32)")
 DEFAULT_LOG_WINDOW = 2_000
 """Blocks per ``eth_getLogs`` request when searching for a claim. Providers cap the range
-(Alchemy 500, 2,000 on several gateways, Infura and QuickNode 10,000); the window halves
+(Alchemy 500, Tenderly 2,000, Infura and QuickNode 10,000); the window halves
 whenever the endpoint refuses one, and stays at the size that worked."""
 _RANGE_REFUSALS = (
     "block range",  # Frontier "block range is too wide (maximum 1024)", BSC "exceed

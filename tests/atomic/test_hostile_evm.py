@@ -279,6 +279,26 @@ async def test_other_log_errors_are_not_taken_for_range_limits(evm_nodes, proxie
         await htlc.adapter.close()
 
 
+async def test_log_window_is_configurable(evm_nodes, proxies):
+    """A smaller configured window pages an endpoint that refuses nothing; a window of
+    no blocks is refused with the value named."""
+    node = evm_nodes["arb"]
+    leg, preimage, lock_tx = await _claimed_far_from_lock(node)
+    proxy = _proxy(proxies, node)
+    adapter = await EvmAdapter.connect(node.config(), url=proxy.url)
+    margin = TEST_MARGINS.of(node.name, "evm")
+    with pytest.raises(ChainError, match="log_window must be at least 1 block, got 0"):
+        EvmHtlc(adapter, node.contract, rpc_url=proxy.url, margin=margin, log_window=0)
+    htlc = EvmHtlc(adapter, node.contract, rpc_url=proxy.url, margin=margin, log_window=10)
+    try:
+        assert await htlc.revealed_preimage(leg, _hash(preimage), lock_tx=lock_tx) == preimage
+        assert len(proxy.served) > 2 * LIMIT // 10  # the claim is 2 * LIMIT blocks back
+        assert all(top - bottom < 10 for bottom, top, _ in proxy.served)
+    finally:
+        await htlc.close()
+        await adapter.close()
+
+
 # --- finding 4: the preimage reaches no RPC before the claim is authorized ----------------
 
 
