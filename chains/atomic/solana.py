@@ -1,14 +1,16 @@
 """HTLC legs on Solana: the Covenant HTLC program through the Solana adapter.
 
 The escrow of a leg is an account whose keypair is derived from the agent's secret and
-the plan id (so a restart finds the same escrow, and nobody else can create it first).
-A lock creates and initialises it in one transaction; a claim or refund moves all its
-lamports (the amount and the rent deposit) out, which closes it. A closed escrow reads
-as empty, so :meth:`read` is completed by the coordinator's journal (see
-``closes_on_settle``).
+the plan id (so a restart finds the same escrow, and nobody else can initialise it: the
+lock needs the escrow's signature). A lock creates and initialises it in one transaction
+(or, if lamports were sent to the address first, tops it up, allocates and assigns it);
+a claim or refund moves all its lamports (the amount and the rent deposit) out, which
+closes it. A closed escrow reads as empty, so :meth:`read` is completed by the
+coordinator's journal (see ``closes_on_settle``). A counterparty's escrow counts only if
+the HTLC program owns it and it covers its amount (docs/solana-escrow.md).
 
-Reads the adapter does not offer (account data, the Clock sysvar, a claim transaction's
-logs) go through a read-only solana-py client to the same RPC endpoint.
+Reads the adapter does not offer (account data, the Clock sysvar, the escrow's
+transaction history) go through a read-only solana-py client to the same RPC endpoint.
 """
 
 from __future__ import annotations

@@ -277,7 +277,7 @@ class SvmLedger:
                 "err": landed.err,
                 "status": {"Ok": None} if landed.err is None else {"Err": landed.err},
                 "fee": landed.fee,
-                # Balances are not kept per transaction; clients here read the logs.
+                # Balances are not kept per transaction; clients here read instructions and logs.
                 "preBalances": [],
                 "postBalances": [],
                 "logMessages": list(landed.logs),
