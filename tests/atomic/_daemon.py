@@ -2,36 +2,119 @@
 
 ``python tests/atomic/_daemon.py CONFIG.json``: opens the store, derives the agent's
 wallet from the test mnemonic, journals the configured plans (idempotently), then lets
-a watchtower drive every open plan to the end. ``COVENANT_CRASH_AT`` makes it SIGKILL
-itself at a journal boundary.
+a watchtower drive every open plan to the end. Its EVM adapters keep nonces in the store,
+as the runtime's do. ``COVENANT_CRASH_AT`` makes it SIGKILL
+itself at a journal boundary; ``COVENANT_CRASH_AT_WRITE=before:N`` or ``after:N`` just
+before or just after its N-th durable store commit (see :func:`crash_at_write`), and
+``COVENANT_WRITES_LOG=PATH`` appends one line per durable commit to PATH.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from chains._store import NonceStore
 from chains.atomic import ChainMargin, Coordinator, HtlcChain, Margins, Payment
+from chains.atomic.evm import EvmHtlc
 from chains.atomic.swap import Counterparty, SwapSide, accept_offer, make_offer, on_acceptance
 from chains.atomic.watchtower import Watchtower
+from chains.evm import EvmAdapter
 from config.store import open_store
 from tests.atomic._env import (
     Authorizer,
     EvmNode,
     SolanaNode,
-    evm_htlc,
     make_wallet,
     party,
     solana_htlc,
 )
 
+WRITE_VAR = "COVENANT_CRASH_AT_WRITE"
+WRITES_LOG_VAR = "COVENANT_WRITES_LOG"
+_DML = re.compile(
+    r"^\s*(INSERT|UPDATE|DELETE|REPLACE)\b\W*(?:OR \w+ )?(?:INTO |FROM )?\W*(\w+)", re.I
+)
+
+
+class _WriteCounter:
+    """Counts durable commits: a DBAPI commit of a transaction that ran an INSERT, UPDATE
+    or DELETE (a commit that wrote nothing, such as the PRAGMA round trips of
+    ``chains._store.relaxed``, changes nothing a restart can see, so it is no instant)."""
+
+    def __init__(self, when: str, target: int, log_path: str | None) -> None:
+        self.when, self.target, self.count = when, target, 0
+        self._log = (
+            os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600) if log_path else None
+        )
+        self._pending: dict[int, list[str]] = {}  # raw connection id -> what it wrote
+        self._lock = threading.Lock()
+
+    def executed(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        match = _DML.match(statement)
+        if match:
+            what = f"{match.group(1).upper()} {match.group(2)}"
+            self._pending.setdefault(id(conn.connection.dbapi_connection), []).append(what)
+
+    def commit(self, original: Callable[[Any, Any], None], dialect: Any, connection: Any) -> None:
+        wrote = self._pending.pop(id(getattr(connection, "dbapi_connection", connection)), None)
+        if not wrote:
+            original(dialect, connection)
+            return
+        with self._lock:
+            self.count += 1
+            index = self.count
+        if self._log is not None:
+            os.write(self._log, f"{index}\t{','.join(dict.fromkeys(wrote))}\n".encode())
+        if index == self.target and self.when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        original(dialect, connection)
+        if index == self.target and self.when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def rollback(self, original: Callable[[Any, Any], None], dialect: Any, connection: Any) -> None:
+        self._pending.pop(id(getattr(connection, "dbapi_connection", connection)), None)
+        original(dialect, connection)
+
+
+def crash_at_write(spec: str | None, log_path: str | None) -> None:
+    """Count this process's durable store commits and SIGKILL it just ``before`` (the
+    transaction is lost, what was sent since the last commit is not) or just ``after``
+    (the commit is on disk, nothing after it happened) the N-th, for `spec`
+    ``before:N`` / ``after:N``; with `log_path`, log each commit's index and statements.
+
+    Test-only: it wraps SQLAlchemy's ``DefaultDialect.do_commit`` / ``do_rollback`` in
+    this process, so product code carries no hook. Every store write goes through them:
+    the store is SQLAlchemy Core on SQLite and nothing opens sqlite3 directly.
+    """
+    if not spec and not log_path:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine.default import DefaultDialect
+
+    when, _, count = (spec or "never:0").partition(":")
+    if when not in ("before", "after", "never") or not count.isdigit():
+        raise ValueError(f"{WRITE_VAR}={spec!r}: use before:N or after:N (N counts from 1)")
+    counter = _WriteCounter(when, int(count), log_path)
+    event.listen(Engine, "before_cursor_execute", counter.executed)
+    commit, rollback = DefaultDialect.do_commit, DefaultDialect.do_rollback
+    DefaultDialect.do_commit = lambda self, c: counter.commit(commit, self, c)  # type: ignore[method-assign]
+    DefaultDialect.do_rollback = lambda self, c: counter.rollback(rollback, self, c)  # type: ignore[method-assign]
+
 
 async def main(config: dict[str, Any]) -> int:
+    crash_at_write(os.environ.get(WRITE_VAR), os.environ.get(WRITES_LOG_VAR))
     engine = open_store(config["store"])
     authorizer = Authorizer()  # stands in for this daemon's policy engine
     wallet = make_wallet(config["agent"], config["mnemonic"])
@@ -41,8 +124,11 @@ async def main(config: dict[str, Any]) -> int:
     )
     chains: dict[str, HtlcChain] = {}
     for name, node in config["evm"].items():
-        chains[name] = await evm_htlc(
-            EvmNode(name, node["chain_id"], node["url"], node["contract"]), margins
+        evm = EvmNode(name, node["chain_id"], node["url"], node["contract"])
+        # Nonces live in the store, as the runtime's adapters keep them (chains.connect).
+        adapter = await EvmAdapter.connect(evm.config(), url=evm.url, nonces=NonceStore(engine))
+        chains[name] = EvmHtlc(
+            adapter, evm.contract, rpc_url=evm.url, margin=margins.of(name, "evm")
         )
     if config.get("solana"):
         chains["sol"] = await solana_htlc(SolanaNode(config["solana"]), margins)
