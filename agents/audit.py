@@ -494,6 +494,13 @@ class AuditLog:
         # Shielded: a cancelled tick does not unmake its entry, which is already chained.
         return await asyncio.shield(done)
 
+    async def drain(self) -> None:
+        """Wait until every entry handed to :meth:`record` is written (shutdown calls it,
+        so no writer task outlives the runtime that started it)."""
+        writer = self._writer
+        if writer is not None and writer.get_loop() is asyncio.get_running_loop():
+            await asyncio.shield(writer)
+
     def verify(self, agent: str) -> AuditReport:
         """Verify `agent`'s log against its signer's DID."""
         signer = self.signers.get(agent)

@@ -196,7 +196,13 @@ class Runtime:
             stop_tower.set()
             await tower
             flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
             self.flush_heartbeats()
+
+    async def drain(self) -> None:
+        """Wait for the writes the engine and the audit log still have in flight."""
+        await self.engine.drain()
+        await self.audit.drain()
 
     async def _watch_plans(self, stop: asyncio.Event) -> None:
         if self.desk is not None:
@@ -310,7 +316,10 @@ async def open_runtime(
         runtime.desk = _desk(runtime, escrows)
         await runtime.recover()
         runtime.build_agents()
-        yield runtime
+        try:
+            yield runtime
+        finally:
+            await runtime.drain()
     finally:
         for escrow in escrows.values():
             await escrow.close()

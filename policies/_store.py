@@ -179,6 +179,13 @@ class PolicyStore:
         await waiter
         return True
 
+    async def drain(self) -> None:
+        """Wait until every staged group commit is written (shutdown calls it, so no
+        writer task outlives the engine that started it)."""
+        drainer = self._drainer
+        if drainer is not None and drainer.get_loop() is asyncio.get_running_loop():
+            await asyncio.shield(drainer)
+
     async def _drain(self) -> None:
         try:
             while self._batch:

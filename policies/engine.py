@@ -265,6 +265,11 @@ class Engine:
             simulation=simulation,
         )
 
+    async def drain(self) -> None:
+        """Wait for the policy state still being committed (before a daemon stops)."""
+        if self._store is not None:
+            await self._store.drain()
+
     async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Outcome:
         """Authorize, deny or queue `action`."""
         problem = self._check_action(action, ctx)
