@@ -20,7 +20,8 @@ async def test_drain_waits_for_every_entry_in_flight(tmp_path):
     ]
     await asyncio.sleep(0)  # the writer has started; most entries are still queued
     await log.drain()
-    assert log._writer is not None and log._writer.done()
+    assert log._writer is not None
+    assert log._writer.done()
     assert len(entries(engine, "alice")) == 20
     assert len(entries(engine, "bob")) == 20
     assert all(task.done() for task in pending)
