@@ -49,14 +49,7 @@ from chains.base import (
 )
 from chains.devnet._svm import SvmLedger
 from config.errors import ChainError, InsufficientFunds, TransactionReverted, WrongChainId
-from config.models import Asset, SolanaChain
-
-GENESIS_HASHES = {
-    "mainnet-beta": "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d",
-    "devnet": "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG",
-    "testnet": "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY",
-}
-"""The Solana analogue of a chain id: a cluster is identified by its genesis hash."""
+from config.models import SOLANA_GENESIS, Asset, SolanaChain
 
 BASE_FEE_LAMPORTS = 5_000
 TOKEN_ACCOUNT_SIZE = 165
@@ -124,8 +117,8 @@ class SolanaAdapter(ChainAdapter):
 
     async def _check_cluster(self) -> None:
         genesis = await self._backend.genesis_hash()
-        expected = GENESIS_HASHES.get(self.chain.cluster)
-        known = {value: name for name, value in GENESIS_HASHES.items()}
+        expected = SOLANA_GENESIS.get(self.chain.cluster)
+        known = {value: name for name, value in SOLANA_GENESIS.items()}
         if (expected is not None and genesis != expected) or (
             expected is None and genesis in known
         ):

@@ -19,17 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from config.errors import CovenantError
-from config.models import Deployment, EvmChain, OllamaPlanner, SolanaChain
+from config.models import SOLANA_GENESIS, Deployment, EvmChain, OllamaPlanner, SolanaChain
 from config.store import open_store
 
 Status = Literal["ok", "fail", "skip"]
-
-SOLANA_GENESIS = {
-    "mainnet-beta": "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d",
-    "devnet": "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG",
-    "testnet": "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY",
-}
-"""Genesis hashes of the public clusters: an endpoint's genesis proves which cluster it is."""
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,15 @@ class SolanaFees(Model):
     priority_fee_microlamports: int = Field(default=0, ge=0, le=10**12)
 
 
+SOLANA_GENESIS: dict[str, str] = {
+    "mainnet-beta": "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d",
+    "devnet": "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG",
+    "testnet": "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY",
+}
+"""Genesis hashes of the public Solana clusters: the Solana analogue of a chain id (the
+adapter and doctor check an endpoint by it; CAIP-2 ids of accounts are built from it)."""
+
+
 class SolanaChain(Model):
     """A Solana cluster."""
 

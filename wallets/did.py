@@ -18,14 +18,9 @@ from typing import Any
 from bip_utils import Base58Decoder, Base58Encoder
 
 from config.errors import WalletError
-from config.models import EvmChain, SolanaChain
+from config.models import SOLANA_GENESIS, EvmChain, SolanaChain
 
 ED25519_MULTICODEC = b"\xed\x01"
-SOLANA_GENESIS = {
-    "mainnet-beta": "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d",
-    "devnet": "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG",
-    "testnet": "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY",
-}
 LOCALNET_REFERENCE = "localnet"
 """CAIP-2 reference used for a ``localnet`` cluster whose genesis hash was not given."""
 
