@@ -1,1 +1,2 @@
-"""Agents: plans and planners, the audit log, and (soon) the runtime that ticks them."""
+"""Agents: the runtime and daemon that tick them, plans and planners, observations, the
+audit log."""
