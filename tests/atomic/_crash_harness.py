@@ -32,15 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from eth_account import Account
 from solders.keypair import Keypair
 from solders.transaction import VersionedTransaction
+from sqlalchemy.exc import OperationalError
 
 from chains.atomic.base import Leg
 from chains.atomic.store import PlanRecord, PlanStore
 from chains.htlc import evm_client
 from chains.htlc import solana_client as program
-from config.store import open_store
 from tests.atomic._env import EvmNode, SolanaNode, make_wallet
 from wallets.hd import generate_mnemonic
 
@@ -166,16 +167,23 @@ class Zygote:
         )
 
     def run(
-        self, scenario: Scenario, *, crash_write: str | None = None, kill_after: float | None = None
+        self,
+        scenario: Scenario,
+        *,
+        crash_write: str | None = None,
+        kill_after: float | None = None,
+        crash: str | None = None,
     ) -> Run:
-        """Run `scenario`'s daemon to its exit or its kill."""
+        """Run `scenario`'s daemon to its exit or its kill: at a durable write
+        (`crash_write`), after `kill_after` seconds, or at a journal boundary (`crash`)."""
         assert self._process.stdin is not None
         assert self._process.stdout is not None
         writes = scenario.dir / "writes.log"
         with writes.open("a") as file:  # each run counts its commits from 1
-            file.write(f"# run crash_write={crash_write} kill_after={kill_after}\n")
+            file.write(f"# run crash_write={crash_write} kill_after={kill_after} crash={crash}\n")
         request = {
             "config": str(scenario.dir / "config.json"),
+            "crash": crash,
             "crash_write": crash_write,
             "kill_after": kill_after,
             "log": str(scenario.dir / "daemon.log"),
@@ -184,13 +192,11 @@ class Zygote:
         self._process.stdin.write(json.dumps(request) + "\n")
         self._process.stdin.flush()
         answer = json.loads(self._process.stdout.readline())
-        kill = (
-            f"write {crash_write}"
-            if crash_write
-            else f"random {kill_after:.3f}s"
-            if kill_after is not None
-            else None
-        )
+        kill = None
+        if crash_write or crash:
+            kill = f"write {crash_write}" if crash_write else f"boundary {crash}"
+        elif kill_after is not None:
+            kill = f"random {kill_after:.3f}s"
         return Run(kill, int(answer["code"]), float(answer["elapsed"]), _last_write(writes))
 
     def close(self) -> None:
@@ -230,11 +236,20 @@ def count_writes(runs: Iterable[Run]) -> int:
 # -- judging from the chains -----------------------------------------------------------
 
 
+_clients = threading.local()
+
+
+def post(url: str, body: Any) -> Any:
+    """POST a JSON-RPC request (or batch) on this thread's keep-alive connection."""
+    client = getattr(_clients, "client", None)
+    if client is None:
+        client = _clients.client = httpx.Client(timeout=60)
+    return client.post(url, json=body).json()
+
+
 def rpc(url: str, method: str, params: list[Any]) -> Any:
     """One JSON-RPC call; raises RuntimeError on an error answer."""
-    answer = httpx.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=30
-    ).json()
+    answer = post(url, {"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
     if "error" in answer:
         raise RuntimeError(f"{method}: {answer['error']}")
     return answer["result"]
@@ -263,7 +278,7 @@ class EvmScan:
                     }
                     for n in range(first, min(first + 200, head + 1))
                 ]
-                for answer in httpx.post(self.node.url, json=batch, timeout=60).json():
+                for answer in post(self.node.url, batch):
                     for tx in answer["result"]["transactions"]:
                         self._sent[tx["from"].lower()].append(tx["hash"])
             self._next = head + 1
@@ -283,14 +298,23 @@ class ChainView:
 
     def balance(self, chain: str, address: str) -> int:
         node = self.evm.get(chain)
-        return node.balance(address) if node else self.sol.balance(address)
+        if node is not None:
+            return int(rpc(node.url, "eth_getBalance", [address, "latest"]), 16)
+        return int(self._sol("getBalance", [address])["value"])
+
+    def _sol(self, method: str, params: list[Any]) -> Any:
+        return rpc(self.sol.url, method, params)
 
     def fees(self, chain: str, address: str) -> int:
         """What `address` paid for every transaction it sent that landed: gasUsed x
         effectiveGasPrice of each receipt, or each Solana transaction's meta.fee."""
         node = self.evm.get(chain)
         if node is not None:
-            return sum(node.fee(tx_id) for tx_id in self.scans[chain].sent_by(address))
+            fees = 0
+            for tx_id in self.scans[chain].sent_by(address):
+                receipt = rpc(node.url, "eth_getTransactionReceipt", [tx_id])
+                fees += int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+            return fees
         total = 0
         for tx in self._sol_transactions(address):
             if str(tx["tx"].message.account_keys[0]) == address:  # the fee payer
@@ -303,14 +327,14 @@ class ChainView:
         before = None
         while True:
             options = {"limit": 1000, **({"before": before} if before else {})}
-            page = self.sol.rpc("getSignaturesForAddress", [address, options])
+            page = self._sol("getSignaturesForAddress", [address, options])
             infos += page
             if len(page) < 1000:
                 break
             before = page[-1]["signature"]
         found = []
         for info in reversed(infos):
-            got = self.sol.rpc("getTransaction", [info["signature"], {"encoding": "base64"}])
+            got = self._sol("getTransaction", [info["signature"], {"encoding": "base64"}])
             raw = base64.b64decode(got["transaction"][0])
             found.append({"tx": VersionedTransaction.from_bytes(raw), "meta": got["meta"]})
         return found
@@ -323,7 +347,7 @@ class ChainView:
             answer = bytes.fromhex(rpc(node.url, "eth_call", [call, "latest"])[2:])
             state = evm_client.decode_swap(answer).state
             return ("never", "locked", "claimed", "refunded")[int(state)]
-        if self.sol.rpc("getAccountInfo", [leg.locator, {"encoding": "base64"}])["value"]:
+        if self._sol("getAccountInfo", [leg.locator, {"encoding": "base64"}])["value"]:
             return "locked"  # a settle closes the escrow account
         outcome = "never"
         for tx in self._sol_transactions(leg.locator):
@@ -409,20 +433,36 @@ class Verdict:
             or any(self.lost.values())
             or self.discrepancies
             or self.nonce_problems
+            or not self.runs
             or self.runs[-1].code != 0
         )
+
+    @property
+    def error(self) -> str:
+        """The last line of the daemon's output, when its last run did not exit 0."""
+        if self.runs and self.runs[-1].code == 0:
+            return ""
+        lines = (self.scenario.dir / "daemon.log").read_text(errors="replace").splitlines()
+        return next((line for line in reversed(lines) if line.strip()), "")[:300]
 
     def describe(self) -> str:
         """One line for a report: scenario, kills, and what is wrong."""
         kills = "; ".join(
-            f"{run.kill} -> {run.code} at [{run.last_write}]" for run in self.runs if run.kill
+            f"{run.kill} -> {run.code} after {run.elapsed:.1f}s at [{run.last_write}]"
+            for run in self.runs
+            if run.kill
+        )
+        kills = (
+            f"{kills or 'no kill'}; {len(self.runs)} runs, {sum(r.elapsed for r in self.runs):.1f}s"
         )
         wrong = [f"plans {self.plans}"] if not self.ok else []
         wrong += [f"lost {self.lost}"] if any(self.lost.values()) else []
         wrong += [f"locked {self.locked}"] if any(self.locked.values()) else []
         wrong += self.discrepancies + self.nonce_problems
-        wrong += [f"last run exited {self.runs[-1].code}"] if self.runs[-1].code != 0 else []
-        return f"{self.scenario.name} ({self.scenario.kind}): {kills or 'no kill'}; " + (
+        if not self.runs or self.runs[-1].code != 0:
+            code = self.runs[-1].code if self.runs else None
+            wrong.append(f"last run exited {code}: {self.error}")
+        return f"{self.scenario.name} ({self.scenario.kind}): {kills}; " + (
             "; ".join(wrong) or "ok"
         )
 
@@ -436,7 +476,7 @@ def judge(
 ) -> Verdict:
     """Judge `scenario` from the chains (`start` overrides the starting balances)."""
     escrows = _escrows(scenario, view)
-    rent = int(view.sol.rpc("getMinimumBalanceForRentExemption", [program.ESCROW_LEN]))
+    rent = int(rpc(view.sol.url, "getMinimumBalanceForRentExemption", [program.ESCROW_LEN]))
     lost, locked = {"wei": 0, "lamports": 0}, {"wei": 0, "lamports": 0}
     plans = {}
     for plan_id, (swap, legs) in escrows.items():
@@ -480,9 +520,12 @@ def plan_outcome(states: Sequence[str]) -> str:
 def _escrows(scenario: Scenario, view: ChainView) -> dict[str, tuple[bool, list[tuple[Leg, str]]]]:
     """plan id -> whether it is a swap, and each escrow of the plan in leg order (a swap's
     two once, though both sides journal them) with its state on chain."""
-    engine = open_store(scenario.store)
+    # Read as it is, without migrating: a store the daemon cannot open is a finding too.
+    engine = sa.create_engine(scenario.store)
     try:
         records: list[PlanRecord] = PlanStore(engine).plans()
+    except OperationalError:  # no plan table: the daemon never got that far
+        records = []
     finally:
         engine.dispose()
     legs: dict[str, dict[int, Leg]] = defaultdict(dict)
@@ -663,9 +706,14 @@ class _Players:
         """Run scenario `name` with `kills` and judge it."""
         with self._lock:
             zygote = self._free.pop()
+        scenario = make_scenario(kind, name, self.nodes, self.sol, self.tmp)
+        runs: list[Run] = []
         try:
-            scenario = make_scenario(kind, name, self.nodes, self.sol, self.tmp)
-            verdict = judge(scenario, run_scenario(scenario, zygote, kills), self.view)
+            runs = run_scenario(scenario, zygote, kills)
+            verdict = judge(scenario, runs, self.view)
+        except Exception as exc:  # one broken scenario must not end a long campaign
+            none = {"wei": 0, "lamports": 0}
+            verdict = Verdict(scenario, runs, {}, none, none, [f"harness error: {exc!r}"], [])
         finally:
             with self._lock:
                 self._free.append(zygote)
