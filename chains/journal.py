@@ -11,6 +11,7 @@ where signing again is safe (a Solana blockhash expired and the old signature is
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -37,6 +38,8 @@ from config.errors import (
     RpcUnreachable,
     TransactionReverted,
 )
+
+logger = logging.getLogger(__name__)
 
 Signer = Callable[[UnsignedTx], Awaitable[bytes]]
 """Signs an unsigned transaction and returns the raw signed bytes (wallets' job)."""
@@ -272,6 +275,23 @@ async def reconcile(
         except ChainError as exc:
             outcomes.append(exc)
     return outcomes
+
+
+async def resend_unsent(adapter: ChainAdapter, store: TxJournal) -> int:
+    """Broadcast once every entry of this chain journaled but never sent (a crash between
+    journal and broadcast); returns how many. Run before building anything new after a
+    restart: a new EVM transaction takes the next nonce and would wait behind the unsent
+    one until whoever owns it gets round to it. Tracking is left to the owners."""
+    sent = 0
+    for entry in store.open_entries(adapter.chain.name):
+        if entry.status != "signed":
+            continue
+        try:
+            await _broadcast(adapter, store, TxId(entry.tx_id), entry.raw)
+            sent += 1
+        except ChainError as exc:  # settled (marked) by _broadcast, or left to tracking
+            logger.warning("%s: resending %s failed: %s", adapter.chain.name, entry.tx_id, exc)
+    return sent
 
 
 async def send_intent(

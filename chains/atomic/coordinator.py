@@ -39,7 +39,7 @@ from chains.atomic.base import (
 )
 from chains.atomic.store import PlanRecord, PlanStore, StepRecord
 from chains.base import TxId, UnsignedTx
-from chains.journal import TxJournal, track
+from chains.journal import TxJournal, resend_unsent, track
 from config.errors import (
     AtomicityError,
     ChainError,
@@ -166,6 +166,12 @@ class Coordinator:
         return [clock + offset for clock, offset in zip(clocks, offsets, strict=True)]
 
     # -- driving ---------------------------------------------------------------------
+
+    async def resend_unsent(self) -> None:
+        """After a restart, before any plan builds anew: send what was journaled but never
+        broadcast, so no new transaction waits behind it for a nonce."""
+        for chain in self.chains.values():
+            await resend_unsent(chain.adapter, self.journal)
 
     async def drive(self, plan_id: str) -> PlanRecord:
         """One pass over `plan_id`: act on whatever the chain and the journal allow.

@@ -24,6 +24,7 @@ class Watchtower:
     def __init__(self, coordinators: Sequence[Coordinator], *, interval: float = 30) -> None:
         self.coordinators = list(coordinators)
         self.interval = interval
+        self._resent = False
 
     async def sweep(self) -> list[PlanRecord]:
         """One pass over every open plan; returns the plans still open afterwards.
@@ -34,6 +35,9 @@ class Watchtower:
         queue behind each other by nonce anyway, so its plans gain nothing from running
         side by side, and its journal stays in a simple order.
         """
+        if not self._resent:  # the first sweep after a start: a crash may have left some
+            await asyncio.gather(*(c.resend_unsent() for c in self.coordinators))
+            self._resent = True
         swept = await asyncio.gather(*(self._sweep(c) for c in self.coordinators))
         return [plan for plans in swept for plan in plans]
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from chains._store import NonceStore, journal, reservations
 from chains.base import NativeTransfer
 from chains.evm import EvmAdapter
-from chains.journal import TxJournal, send_intent
+from chains.journal import TxJournal, resend_unsent, send_intent, store_entry, track
 from config.store import open_store
 from tests.chains.conftest import ANVIL_KEY, evm_chain, evm_signer, needs_anvil, new_evm_address
 
@@ -160,4 +160,38 @@ def test_threads_reserving_at_once_never_share_a_nonce(store_url):
     nonces.release("evm-test", SENDER, 41)
     assert nonces.reserve("evm-test", SENDER, 0) == 41  # a released nonce is reused
     assert nonces.reserve("evm-test", SENDER, 0) == 100
+    engine.dispose()
+
+
+async def test_what_a_crash_left_journaled_but_unsent_goes_out_before_anything_new(
+    anvil_factory, store_url
+):
+    """A crash between journal and broadcast leaves nonce 0 journaled; the next build takes
+    nonce 1, which the node queues until nonce 0 arrives. `resend_unsent` (the watchtower's
+    first sweep after a start) sends it, so nothing waits behind it."""
+    node = anvil_factory()
+    engine = open_store(store_url)
+    journal_ = TxJournal(engine)
+    sign = evm_signer(ANVIL_KEY)
+    async with await EvmAdapter.connect(
+        evm_chain(), url=node.url, nonces=NonceStore(engine)
+    ) as adapter:
+        crashed = await adapter.build(NativeTransfer(to=new_evm_address(), amount=1), SENDER)
+        raw = await sign(crashed)
+        journal_.record("evm-test", crashed, adapter.tx_id(raw), raw)  # ... then SIGKILL
+        later = await adapter.build(NativeTransfer(to=new_evm_address(), amount=1), SENDER)
+        later_raw = await sign(later)
+        journal_.record("evm-test", later, adapter.tx_id(later_raw), later_raw)
+        await adapter.broadcast(later_raw)
+        journal_.mark(adapter.tx_id(later_raw), "broadcast")
+        assert (crashed.nonce, later.nonce) == (0, 1)
+        # Negative control: nonce 1 is stuck behind the unsent nonce 0.
+        assert (await adapter.status(adapter.tx_id(later_raw))).state == "pending"
+        assert await resend_unsent(adapter, journal_) == 1
+        for raw_tx in (raw, later_raw):
+            status = await track(
+                adapter, journal_, store_entry(journal_, adapter.tx_id(raw_tx)), timeout=10
+            )
+            assert status.state == "final"
+        assert await resend_unsent(adapter, journal_) == 0  # nothing is sent twice
     engine.dispose()
