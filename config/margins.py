@@ -71,7 +71,14 @@ class Margins(BaseModel):
 
     def claim_time(self, chain: ChainMargin) -> int:
         """Time to get a claim included before its deadline, through a halt."""
-        return chain.inclusion + chain.halt_allowance + self.watcher_interval
+        return self.reveal_time(chain) + self.watcher_interval
+
+    def reveal_time(self, chain: ChainMargin) -> int:
+        """What a claim that reveals the preimage needs before its deadline once it is
+        sent: inclusion, through a halt. The deadlines budget exactly this (plus the
+        watcher's delay in noticing), so a claim is never refused on a schedule that
+        went to plan; with less left the preimage would leak from the mempool unclaimed."""
+        return chain.inclusion + chain.halt_allowance
 
     def reveal_gap(self, revealed_on: ChainMargin, claim_on: ChainMargin) -> int:
         """Minimum gap between the deadline of the leg that reveals and the next one:

@@ -2,7 +2,7 @@
 
 Phase 1 locks every leg under one hashlock; once every lock is final, phase 2 claims
 every leg (the leg with the shortest deadline first, which reveals the preimage) while
-its chain leaves time for that claim to be included and final; otherwise every lock is
+its chain leaves time for that claim to be included; otherwise every lock is
 refunded after its deadline. Each lock, claim and refund is journaled as a step
 *before* it is signed, its transaction id before its bytes are journaled, and its bytes
 (``chains.journal``) before they are broadcast. A pass of :meth:`Coordinator.drive`
@@ -420,8 +420,8 @@ class Coordinator:
             # the preimage is public, a late claim loses nothing more, so it is tried.
             return (
                 f"too late to reveal the preimage: leg {leg.index} on {leg.chain} has {left}s "
-                f"before its deadline {leg.deadline}, a claim needs {needed}s to be included "
-                "and final; nothing was revealed, so every leg refunds after its deadline"
+                f"before its deadline {leg.deadline}, a claim needs {needed}s to be included; "
+                "nothing was revealed, so every leg refunds after its deadline"
             )
         return None
 
@@ -563,9 +563,9 @@ class Coordinator:
         return status.state
 
     def reveal_time(self, chain: HtlcChain) -> int:
-        """Seconds a claim that reveals the preimage needs before its deadline: included
-        and final, since a claim dropped after the deadline cannot land again."""
-        return chain.margin.inclusion + chain.margin.finality
+        """Seconds a claim that reveals the preimage needs before its deadline (the
+        margins' budget for a claim, so the schedule and this check agree)."""
+        return self.margins.reveal_time(chain.margin)
 
     def revealed(self, plan: PlanRecord) -> bool:
         """Whether the plan's preimage may be public: a taker read it from the chain, or

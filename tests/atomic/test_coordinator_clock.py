@@ -48,11 +48,11 @@ from wallets.hd import generate_mnemonic
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[2]
 # Wide EVM margins, so seconds of scheduling jitter never decide a test: a claim that
-# reveals needs inclusion + finality = 25s before its deadline.
+# reveals needs inclusion (+ halt allowance, 0 on EVM) = 20s before its deadline.
 EVM_WIDE = Margins(
     watcher_interval=1, evm=ChainMargin(inclusion=20, finality=5), slack=3, max_lock=3600
 )
-REVEAL = 25
+REVEAL = 20
 # Quick margins with a Solana taker leg: its deadline is ~20s of wall time away.
 SOL_QUICK = Margins(
     watcher_interval=1,
