@@ -180,6 +180,11 @@ class HtlcChain(ABC):
     async def read(self, leg: Leg, *, final: bool = False) -> OnChainLock:
         """The escrow `leg.locator` as the chain records it (at the final head if `final`)."""
 
+    def why_not_locked(self, leg: Leg) -> str | None:
+        """Why the last :meth:`read` of `leg` found something at the escrow that is not a
+        valid lock (a forged or short account), or None. By default nothing is."""
+        return None
+
     @abstractmethod
     async def build(
         self,

@@ -411,6 +411,11 @@ async def _check_maker_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple
     take = coordinator.chain(ours.chain)
     margins = coordinator.margins
     lock = await coordinator.observe(plan, theirs, final=True)
+    invalid = coordinator.chain(theirs.chain).why_not_locked(theirs)
+    if lock.state == LockState.EMPTY and invalid is not None:
+        # Something sits at the escrow address that is no lock of ours to trust; the
+        # maker cannot lock there either, so waiting only risks our own deadline.
+        return "cancelled", f"the maker's escrow is not a valid lock: {invalid}"
     if lock.state == LockState.EMPTY:
         late = (
             await coordinator.clock(take)

@@ -355,7 +355,9 @@ async def test_forged_escrow_of_the_makers_own_program_is_not_a_lock(
     taken = await taker.coordinator.drive(plan_id)
 
     assert taker.purposes == []  # the taker locked no ether against it
-    assert taken.state == "accepted"  # still waiting for a real lock
+    # A hostile maker: the taker walks away at once, with nothing locked, and says why.
+    assert taken.state == "cancelled"
+    assert f"owned by {attacker.forger}, not the HTLC program" in (taken.reason or "")
     assert evm_nodes["arb"].balance(taker.wallet.evm_address) == 10 * ETH
     reason = _sol(taker).why_not_locked(plan.leg(0)) or ""
     assert f"owned by {attacker.forger}, not the HTLC program" in reason
