@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from bip_utils import Base58Decoder
 from solders.pubkey import Pubkey
 
 from chains.devnet._svm import RpcFailure, SvmLedger
@@ -41,23 +42,9 @@ def _decode_tx(params: list[Any]) -> tuple[bytes, dict[str, Any]]:
     try:
         if options.get("encoding", "base58") == "base64":
             return base64.b64decode(encoded, validate=True), options
-        return _b58decode(encoded), options
+        return bytes(Base58Decoder.Decode(encoded)), options
     except ValueError as exc:
         raise RpcFailure(-32602, f"invalid transaction encoding: {exc}") from exc
-
-
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def _b58decode(text: str) -> bytes:
-    number = 0
-    for char in text:
-        digit = _B58.find(char)
-        if digit < 0:
-            raise ValueError(f"{char!r} is not a base58 digit")
-        number = number * 58 + digit
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big")
-    return b"\0" * (len(text) - len(text.lstrip("1"))) + body
 
 
 def _latest_blockhash(ledger: SvmLedger, _params: list[Any]) -> Any:

@@ -25,6 +25,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from bip_utils import Base58Decoder
 from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
@@ -287,19 +288,12 @@ def _key(keys: list[Pubkey], index: int) -> Pubkey | None:
     return keys[index] if index < len(keys) else None
 
 
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
 def b58decode(text: str) -> bytes:
     """Decode Bitcoin-alphabet base58 (RPC instruction data); ChainError if malformed."""
-    number = 0
-    for char in text:
-        digit = _B58.find(char)
-        if digit < 0:
-            raise ChainError(f"{char!r} is not a base58 digit")
-        number = number * 58 + digit
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big")
-    return b"\0" * (len(text) - len(text.lstrip("1"))) + body
+    try:
+        return bytes(Base58Decoder.Decode(text))
+    except ValueError as exc:
+        raise ChainError(f"instruction data {text[:16]!r} is not base58") from exc
 
 
 # --- instruction data ------------------------------------------------------------------

@@ -11,7 +11,6 @@ COVENANT_TEST_POSTGRES_URL points at one), real processes killed with SIGKILL.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,9 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from chains._store import NonceStore, journal, reservations
+from chains._store import NonceStore
 from chains.base import NativeTransfer
 from chains.evm import EvmAdapter
 from chains.journal import TxJournal, resend_unsent, send_intent, store_entry, track
@@ -55,21 +53,6 @@ _BUILDER = textwrap.dedent(
     asyncio.run(main(*sys.argv[1:4]))
     """
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    url = os.environ.get("COVENANT_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.skip("set COVENANT_TEST_POSTGRES_URL to run against PostgreSQL")
-    engine = open_store(url)  # a shared server keeps rows between tests
-    with engine.begin() as connection:
-        connection.execute(sa.delete(reservations))
-        connection.execute(sa.delete(journal))
-    engine.dispose()
-    return url
 
 
 def _builder(node_url: str, store_url: str, mode: str) -> subprocess.Popen[str]:

@@ -1,40 +1,15 @@
-"""Fixtures for the policy tests: a store (SQLite in tmp_path, and PostgreSQL too when
-COVENANT_TEST_POSTGRES_URL points at a server: .ci/run starts one) and a fake clock."""
+"""Fixtures for the policy tests: an open store (over the shared `store_url`: SQLite, and
+PostgreSQL when one is configured) and a fake clock."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine as SqlEngine
 
 from config.store import open_store
 from policies.testing import FakeClock
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    url = os.environ.get("COVENANT_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.skip("set COVENANT_TEST_POSTGRES_URL to run against PostgreSQL")
-    _empty_postgres(url)
-    return url
-
-
-def _empty_postgres(url: str) -> None:
-    """Start from an empty database: each test's engine must load only its own state."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP SCHEMA public CASCADE")
-            connection.exec_driver_sql("CREATE SCHEMA public")
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
