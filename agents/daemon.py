@@ -54,18 +54,47 @@ def run(
     file: Path, ticks: Ticks = None, passphrase_file: PassphraseFile = None, fresh: Fresh = False
 ) -> None:
     """Run the agents of FILE on their schedules (Ctrl-C or SIGTERM stops gracefully)."""
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # A skipped run ("maximum number of running instances") is the one-tick-in-flight
-    # rule working, not news: with many agents it would flood the log.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     deployment = load_checked_deployment(file)
+    _configure_logging(Path(deployment.data_dir or ".") / "covenant.log")
     if fresh:
         _wipe_local_state(deployment)
     passphrase = _passphrase(deployment, passphrase_file)
     with _local_chains(deployment) as started:
         asyncio.run(_run(deployment, passphrase, ticks, fund=started))
+
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _OneLine(logging.Formatter):
+    """The terminal's format: one line a record; the traceback is in the log file."""
+
+    def __init__(self, log_file: Path) -> None:
+        super().__init__(_LOG_FORMAT)
+        self._log_file = log_file
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            line += f" ({type(error).__name__}: {error}; traceback in {self._log_file})"
+        return line
+
+
+def _configure_logging(log_file: Path) -> None:
+    """Warnings and errors to the terminal, one line each, and in full (tracebacks
+    included) to `log_file`, where an operator looks after the fact."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(log_file, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter(_LOG_FORMAT))
+    to_terminal = logging.StreamHandler()
+    to_terminal.setFormatter(_OneLine(log_file))
+    logging.basicConfig(level=logging.WARNING, handlers=[to_file, to_terminal], force=True)
+    # A skipped run ("maximum number of running instances") is the one-tick-in-flight
+    # rule working, not news: with many agents it would flood the log.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
 def _passphrase(deployment: Deployment, passphrase_file: Path | None) -> str:

