@@ -22,14 +22,13 @@ import pytest
 from tests.atomic._crash_harness import (
     ETH,
     SOL,
-    ChainView,
     Zygote,
     campaign,
     judge,
     make_scenario,
-    rpc,
     run_scenario,
 )
+from tests.atomic._crash_judge import ChainView, rpc
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow, pytest.mark.timeout(900)]
 SEED = int(os.environ.get("COVENANT_CRASH_SEED") or time.time_ns() % 1_000_000)
