@@ -49,10 +49,7 @@ def open_store(url: str) -> Engine:
     except (OSError, SQLAlchemyError) as exc:
         raise StoreError(f"cannot open the store {_safe(url)}: {exc}") from exc
     try:
-        with engine.begin() as connection:
-            alembic_config = _alembic_config()
-            alembic_config.attributes["connection"] = connection
-            command.upgrade(alembic_config, "heads")
+        _migrate(url, engine)
     except SQLAlchemyError as exc:
         engine.dispose()
         raise StoreError(
@@ -72,6 +69,41 @@ def _create_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _migrate(url: str, store: Engine) -> None:
+    """Upgrade every branch to its head in one transaction, so a crash at any instant
+    leaves the store as it was before or as it is after, never half-made.
+
+    Python's sqlite3 driver commits before each DDL statement on its own, which left a
+    store killed mid-migration with tables but no ``alembic_version``, unable to open
+    again. The migration gets an engine of its own on which SQLAlchemy, not the driver,
+    begins the transaction (the recipe in SQLAlchemy's SQLite dialect notes); the
+    store's everyday engine keeps the driver's faster behaviour.
+    """
+    sqlite = store.dialect.name == "sqlite"
+    if not sqlite or store.url.database in (None, "", ":memory:"):  # nothing to crash into
+        _upgrade(store)
+        return
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _driver_leaves_transactions_alone)
+    event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+    try:
+        _upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def _upgrade(engine: Engine) -> None:
+    with engine.begin() as connection:
+        alembic_config = _alembic_config()
+        alembic_config.attributes["connection"] = connection
+        command.upgrade(alembic_config, "heads")
+
+
+def _driver_leaves_transactions_alone(dbapi_connection: Any, _record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, _record)
+    dbapi_connection.isolation_level = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
