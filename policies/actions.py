@@ -96,7 +96,7 @@ class ConfidenceEvidence(BaseModel):
 
     Unknown evidence counts as 0.25, not as a neutral 0.5: missing evidence is no
     reason for confidence. So self-report moves the score by at most 0.2, and a model
-    claiming 1.0 with no other evidence scores at most 0.4 (invariant 6 of docs/architecture.md: the
+    claiming 1.0 with no other evidence scores at most 0.4 (invariant 8 of docs/architecture.md: the
     model's own number never authorizes anything). ``score`` is computed, never
     supplied, so it cannot be forged.
     """
