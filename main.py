@@ -70,5 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The `covenant` command that `pip install` puts on the PATH."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()
