@@ -12,6 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from agents import audit, daemon
+from agents.planners.scripted import validate_scripted_plans
+from config.cli import DEPLOYMENT_CHECKS
 from config.errors import AuditError
 from config.loader import load_deployment
 from config.store import open_store
@@ -190,6 +192,9 @@ def _cut(text: str, limit: int) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `run`, `status` and the `audit` command group to the main CLI."""
+    """Add `run`, `status` and the `audit` command group to the main CLI, and the
+    scripted-plan check to `config validate`."""
     daemon.register(app)
     app.add_typer(audit_app, name="audit")
+    if validate_scripted_plans not in DEPLOYMENT_CHECKS:
+        DEPLOYMENT_CHECKS.append(validate_scripted_plans)

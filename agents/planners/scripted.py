@@ -67,3 +67,22 @@ def _checked(
             f"planner {planner!r} plan {index + 1} is not valid for agent {agent!r}: {exc}; "
             "fix the plan in the deployment file"
         ) from exc
+
+
+def validate_scripted_plans(deployment: Deployment) -> list[str]:
+    """`config validate`'s check of every scripted plan against the plan model of each
+    agent whose planner it is, so a mistyped action key shows before the daemon runs."""
+    problems = []
+    for position, planner in enumerate(deployment.planners):
+        if not isinstance(planner, ScriptedPlannerConfig):
+            continue
+        for agent in (a for a in deployment.agents if a.planner == planner.name):
+            for index, data in enumerate(planner.plans):
+                try:
+                    validate_plan(data, deployment, agent.name)
+                except InvalidPlan as exc:
+                    problems.append(
+                        f"planners[{position}].plans[{index}]: not a valid plan for agent "
+                        f"{agent.name!r}: {exc}"
+                    )
+    return problems
