@@ -120,7 +120,14 @@ async def cheat_lock(side: Side, plan_id: str, index: int, **changes: Any) -> No
     )
     authorization = await side.authorizer(side.wallet.name, unsigned, "lock", plan_id)
     raw = coordinator.party.sign_tx(chain.family, unsigned, authorization)
-    await chain.adapter.broadcast(raw)
+    tx_id = await chain.adapter.broadcast(raw)
+    # A counterparty's lock is on chain before anyone judges it: the send returning is
+    # not the transaction being included (a loaded machine showed the difference).
+    for _ in range(200):
+        if (await chain.adapter.status(tx_id)).state in ("included", "final"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the cheating lock {tx_id} was not included within 10 s")
 
 
 @dataclass
