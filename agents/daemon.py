@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from agents import heartbeats
+from agents import daemon_state
 from agents.audit import verify as verify_audit
 from agents.runtime import Runtime, open_runtime
 from chains.atomic.cli import add_command, swaps_group
@@ -265,7 +265,7 @@ def status(file: Path) -> None:
     deployment = load_deployment(file)
     store = open_store(deployment.store.url or "")
     try:
-        beats = heartbeats.heartbeats(store)
+        beats = daemon_state.heartbeats(store)
         breakers = {row.agent: row for row in control.breakers(store)}
         table = Table(
             "agent",

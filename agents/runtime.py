@@ -22,31 +22,33 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine as SqlEngine
 
-from agents import heartbeats
-from agents.atomic import AtomicDesk
+from agents import daemon_state
+from agents.agent import Agent
 from agents.audit import AuditLog
-from agents.execute import PaymentExecutor, Resolver
+from agents.cross_chain import AtomicDesk
 from agents.held import HeldActions
 from agents.observe import Observer
+from agents.payments import PaymentExecutor
 from agents.planners import Planner, build_planner
 from agents.planners.scripted import ScriptedPlanner
 from agents.planners.types import Observation, PendingApproval
+from agents.resolver import Resolver
 from agents.scheduler import AgentJob, AgentScheduler, TickFunction
-from agents.tick import Agent
 from chains.atomic.base import HtlcChain
 from chains.atomic.runtime import coordinators, htlc_chains
 from chains.base import ChainAdapter
 from chains.connect import connect, fund_local, resolve_url
 from chains.devnet import manager as devnet
 from chains.devnet._htlc import htlc_address
-from chains.journal import TxJournal, reconcile
+from chains.journal import TxJournal
+from chains.sender import reconcile
 from config.errors import ChainError, CredentialError
 from config.models import AgentConfig, Deployment
 from config.store import open_store
 from config.types import plain_amount
 from policies.approvals import ApprovalRequest, list_requests
 from policies.base import AuthorityClaims
-from policies.engine import Engine
+from policies.engine import PolicyEngine
 from wallets.credentials import verify_credential
 from wallets.operator import OperatorWallets, open_wallets
 
@@ -76,13 +78,13 @@ class Runtime:
     store: SqlEngine
     wallets: OperatorWallets
     adapters: dict[str, ChainAdapter]
-    engine: Engine
+    engine: PolicyEngine
     journal: TxJournal
     audit: AuditLog
     desk: AtomicDesk | None = None
     agents: dict[str, Agent] = field(default_factory=dict)
     scheduler: AgentScheduler | None = None
-    _beats: dict[str, heartbeats.Heartbeat] = field(default_factory=dict)
+    _beats: dict[str, daemon_state.Heartbeat] = field(default_factory=dict)
     _pending: tuple[tuple[int, int, int], list[ApprovalRequest]] | None = None
     _held: HeldActions | None = None
 
@@ -142,8 +144,8 @@ class Runtime:
         """For a scripted planner: resume where it stopped, and save each step."""
         if not isinstance(planner, ScriptedPlanner):
             return None
-        planner.position = heartbeats.load_cursor(self.store, agent)
-        return lambda: heartbeats.save_cursor(self.store, agent, planner.position)
+        planner.position = daemon_state.load_cursor(self.store, agent)
+        return lambda: daemon_state.save_cursor(self.store, agent, planner.position)
 
     def claims(self, config: AgentConfig) -> AuthorityClaims | None:
         """The agent's verified authority credential, if it has one; a bad one is fatal."""
@@ -217,7 +219,7 @@ class Runtime:
     def flush_heartbeats(self) -> None:
         """Write the heartbeats gathered since the last flush (one transaction)."""
         beats, self._beats = list(self._beats.values()), {}
-        heartbeats.beat(self.store, *beats)
+        daemon_state.beat(self.store, *beats)
 
     def _ticker(self, agent: Agent) -> TickFunction:
         failures = 0
@@ -240,7 +242,7 @@ class Runtime:
         # Kept in memory and flushed once a second: a heartbeat is for people reading
         # `status`, and one fsync per tick would cap a daemon of many agents.
         next_tick = self.scheduler.next_tick(agent.name) if self.scheduler else None
-        self._beats[agent.name] = heartbeats.Heartbeat(
+        self._beats[agent.name] = daemon_state.Heartbeat(
             agent=agent.name,
             last_tick_at=datetime.now(UTC),
             next_tick_at=next_tick,
@@ -302,7 +304,7 @@ async def open_runtime(
             store=store,
             wallets=wallets,
             adapters=adapters,
-            engine=Engine(
+            engine=PolicyEngine(
                 deployment,
                 store,
                 resolve_agent_address=lambda agent, chain: wallets.agent(agent).address(

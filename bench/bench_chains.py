@@ -7,7 +7,7 @@ gas, read the base fee and tip, read the pending nonce, sign, send, poll the rec
 "adapter" is EvmAdapter.build (the same reads, fee caps, store-backed nonce) + simulate
 (eth_call) + broadcast + status; base fee and tip readings are reused for 1 s
 ("adapter fee_ttl=0" reads them for every transfer, as raw does). "adapter+journal"
-adds the durable journal (SQLite, FULL sync) through chains.journal.send.
+adds the durable journal (SQLite, FULL sync) through chains.sender.send.
 
 Solana: one LiteSVM JSON-RPC server process. "raw solders" does what a careful client
 does with solana-py's AsyncClient (the standard Python client over solders): fetch a
@@ -18,7 +18,7 @@ column is the cost of the adapter's protocol alone. "adapter" is SolanaAdapter.b
 (payer and recipient read for the rent and balance checks, compute budget) + simulate
 (simulateTransaction, signatures verified) + send (preflight off) + status; the
 blockhash is reused for 1 s ("adapter ttl=0" fetches one per transfer, as raw does).
-"adapter+journal" adds the durable journal through chains.journal.send.
+"adapter+journal" adds the durable journal through chains.sender.send.
 
 Transfers run one after another (each waits for its confirmation); each figure is the
 best of `rounds` rounds, rounds alternate between the sides.
@@ -55,7 +55,8 @@ from chains.base import EvmUnsignedTx, NativeTransfer, SolanaUnsignedTx, TxId
 from chains.devnet._anvil import free_port, start_anvil
 from chains.devnet._solana_proc import start_solana_rpc
 from chains.evm import EvmAdapter
-from chains.journal import TxJournal, send
+from chains.journal import TxJournal
+from chains.sender import send
 from chains.solana import SolanaAdapter
 from config.models import EvmChain, SolanaChain
 from config.store import open_store

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.planners import build_planner
-from agents.planners.embedded import EmbeddedPlanner, load_engine
+from agents.planners.embedded import EmbeddedPlanner, load_model
 from agents.planners.types import Balance, Observation
 from config.loader import load_deployment
 
@@ -44,7 +44,7 @@ async def main(args: argparse.Namespace) -> None:
     if not isinstance(planner, EmbeddedPlanner):
         raise SystemExit(f"agent {args.agent} does not use an embedded planner")
     started = time.perf_counter()
-    load_engine(planner.config.model_path)
+    load_model(planner.config.model_path)
     print(
         f"model load: {time.perf_counter() - started:.2f} s; samples per decision: "
         f"{planner.samples}"

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.runtime import freeze_startup_heap
 from config.store import open_store
-from policies import Engine, PolicyContext, ProposedAction
+from policies import PolicyContext, PolicyEngine, ProposedAction
 from policies._tables import spend_ledger
 from policies.testing import (
     FakeClock,
@@ -96,7 +96,7 @@ def _actions(count: int, offset: int = 0) -> list[ProposedAction]:
 
 
 async def _drive(
-    engine: Engine, actions: list[ProposedAction], concurrency: int
+    engine: PolicyEngine, actions: list[ProposedAction], concurrency: int
 ) -> tuple[float, list[float]]:
     contexts: dict[str, PolicyContext] = {
         agent: engine.context(
@@ -129,7 +129,7 @@ def _once(folder: str | None, durable: bool, concurrency: int, count: int) -> _R
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         store = open_store(f"sqlite:///{scratch}/bench.db") if durable else None
         try:
-            engine = Engine(make_deployment(STACK, agents=AGENTS), store, clock=FakeClock())
+            engine = PolicyEngine(make_deployment(STACK, agents=AGENTS), store, clock=FakeClock())
             asyncio.run(_drive(engine, _actions(WARM_UP), concurrency))
             actions = _actions(count, WARM_UP)
             freeze_startup_heap()  # as the daemon does once it has started

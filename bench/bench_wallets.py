@@ -27,7 +27,7 @@ from solders.keypair import Keypair
 from solders.message import Message
 from solders.system_program import TransferParams, transfer
 
-from policies.engine import Authorized, Engine
+from policies.engine import Authorized, PolicyEngine
 from policies.testing import make_action, make_context, make_deployment
 from wallets._secrets import Secret, _reveal
 from wallets.authorization import (
@@ -83,7 +83,7 @@ class _EngineAuthorizations:
 
     def __init__(self) -> None:
         self.deployment = make_deployment(agents=("bench",))
-        self.engine = Engine(self.deployment)
+        self.engine = PolicyEngine(self.deployment)
 
     def __call__(self, digest: bytes) -> Authorization:
         action = make_action(agent="bench", digest=digest)

@@ -1,6 +1,6 @@
 """The policy layer: every action an agent plans passes here before anything is signed.
 
-:class:`Engine` runs an agent's ordered policies and is the only thing that can mint an
+:class:`PolicyEngine` runs an agent's ordered policies and is the only thing that can mint an
 :class:`~wallets.authorization.Authorization`. Built-in policies are named in YAML by
 registry name; user policies by `package.module:Class` (see docs/writing-policies.md).
 """
@@ -23,7 +23,7 @@ from policies.base import (
     StaticPrices,
     SystemClock,
 )
-from policies.engine import Authorized, Denied, Engine, Outcome, Queued
+from policies.engine import Authorized, Denied, Outcome, PolicyEngine, Queued
 from policies.registry import (
     BUILTINS,
     PolicyConfigError,
@@ -43,13 +43,13 @@ __all__ = [
     "Decision",
     "Denied",
     "Deny",
-    "Engine",
     "NeedsApproval",
     "NoParams",
     "Outcome",
     "Policy",
     "PolicyConfigError",
     "PolicyContext",
+    "PolicyEngine",
     "PolicyEnv",
     "PriceSource",
     "ProposedAction",

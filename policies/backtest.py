@@ -29,7 +29,7 @@ from config.models import Deployment
 from config.store import open_store
 from policies.actions import ConfidenceEvidence, ProposedAction
 from policies.base import AuthorityClaims, SimulationResult
-from policies.engine import Authorized, Engine
+from policies.engine import Authorized, PolicyEngine
 
 
 class RecordedAction(BaseModel):
@@ -120,14 +120,14 @@ async def backtest(
         store = open_store(f"sqlite:///{Path(scratch) / 'backtest.db'}")
         clock = _ReplayClock()
         try:
-            engine = Engine(isolated, store, clock=clock)
+            engine = PolicyEngine(isolated, store, clock=clock)
             return [await _replay(engine, clock, source, item) for source, item in recorded]
         finally:
             store.dispose()
 
 
 async def _replay(
-    engine: Engine, clock: _ReplayClock, source: str, item: RecordedAction
+    engine: PolicyEngine, clock: _ReplayClock, source: str, item: RecordedAction
 ) -> BacktestRow:
     if item.at is not None:
         clock.moment = item.at

@@ -10,7 +10,7 @@ policies in order, and answers:
   transaction digest and a short expiry, minted only after the state that justified it
   (reservations, rate events, probes) is durably written.
 
-The mint's key lives in this object's memory only; signers get :attr:`Engine.verifier`.
+The mint's key lives in this object's memory only; signers get :attr:`PolicyEngine.verifier`.
 Evaluations that finish in the same turn of the event loop (those a group commit
 released together, or concurrent ones without a store) get their authorizations under
 one signature (see :class:`_BatchMint`).
@@ -179,7 +179,7 @@ class _BatchMint:
             future.set_result(None)
 
 
-class Engine:
+class PolicyEngine:
     """Runs each agent's ordered policies and mints authorizations for what they allow."""
 
     def __init__(

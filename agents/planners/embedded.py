@@ -45,13 +45,13 @@ class EmbeddedPlanner(ModelPlanner):
 
     async def check(self) -> None:
         """Load the model now (PlannerError if llama.cpp or the model is missing)."""
-        await asyncio.to_thread(load_engine, self.config.model_path)
+        await asyncio.to_thread(load_model, self.config.model_path)
 
     async def complete(self, messages: list[ChatMessage], schema: dict[str, Any]) -> Completion:
         """One grammar-constrained reply."""
-        engine = await asyncio.to_thread(load_engine, self.config.model_path)
+        model = await asyncio.to_thread(load_model, self.config.model_path)
         return await asyncio.to_thread(
-            engine.chat,
+            model.chat,
             messages,
             schema,
             temperature=self.config.temperature,
@@ -116,17 +116,17 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-_ENGINES: dict[str, Engine] = {}
+_MODELS: dict[str, LlamaModel] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def load_engine(model_path: str | None = None) -> Engine:
-    """The shared engine for `model_path` (default: the Gemma 3 270M package)."""
+def load_model(model_path: str | None = None) -> LlamaModel:
+    """The shared model for `model_path` (default: the Gemma 3 270M package)."""
     path = str(Path(model_path).expanduser()) if model_path else str(default_model_path())
     with _ENGINES_LOCK:
-        if path not in _ENGINES:
-            _ENGINES[path] = Engine(_load_llama(path))
-        return _ENGINES[path]
+        if path not in _MODELS:
+            _MODELS[path] = LlamaModel(_load_llama(path))
+        return _MODELS[path]
 
 
 def _load_llama(path: str) -> Any:
@@ -150,7 +150,7 @@ def _load_llama(path: str) -> Any:
 
 
 @dataclass
-class Engine:
+class LlamaModel:
     """A loaded model and the lock that serialises its use."""
 
     llama: Any

@@ -5,9 +5,10 @@ every leg (the leg with the shortest deadline first, which reveals the preimage)
 its chain leaves time for that claim to be included; otherwise every lock is
 refunded after its deadline. Each lock, claim and refund is journaled as a step
 *before* it is signed, its transaction id before its bytes are journaled, and its bytes
-(``chains.journal``) before they are broadcast. A pass of :meth:`Coordinator.drive`
-reads the chain before acting, so running it again after a crash never locks a leg
-twice: the escrow id is derived from the plan id and the leg index, and a lock already
+(``chains.journal``, sent by ``chains.sender``) before they are broadcast. A pass of
+:meth:`Coordinator.drive` reads the chain before acting, so running it again after a crash
+never locks a leg twice:
+the escrow id is derived from the plan id and the leg index, and a lock already
 on chain is recognised by its terms.
 """
 
@@ -39,7 +40,8 @@ from chains.atomic.base import (
 )
 from chains.atomic.store import PlanRecord, PlanStore, StepRecord
 from chains.base import TxId, UnsignedTx
-from chains.journal import TxJournal, resend_unsent, track
+from chains.journal import TxJournal
+from chains.sender import resend_unsent, track
 from config.errors import (
     AtomicityError,
     ChainError,

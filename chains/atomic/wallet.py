@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from solders.keypair import Keypair
-
-from chains.base import EvmUnsignedTx, SolanaUnsignedTx, UnsignedTx
-from config.errors import SignerError
+from chains.base import UnsignedTx
+from chains.signing import sign
 from wallets.authorization import Authorization, AuthorizationVerifier
 from wallets.operator import AgentWallet
 
@@ -21,8 +19,7 @@ class WalletParty:
 
     def __init__(self, wallet: AgentWallet, verifier: AuthorizationVerifier) -> None:
         self._wallet = wallet
-        self._evm = wallet.evm_signer(verifier)
-        self._solana = wallet.solana_signer(verifier)
+        self._verifier = verifier
         self._jws = wallet.jws_signer()
 
     @property
@@ -55,12 +52,7 @@ class WalletParty:
         co_signers: Sequence[bytes] = (),
     ) -> bytes:
         """Raw signed bytes; the signer checks `authorization` against the digest."""
-        if isinstance(unsigned, EvmUnsignedTx):
-            return self._evm.sign(unsigned.tx, authorization).raw
-        if isinstance(unsigned, SolanaUnsignedTx):
-            keypairs = [Keypair.from_seed(seed) for seed in co_signers]
-            return bytes(self._solana.sign(unsigned.message, authorization, keypairs))
-        raise SignerError(f"cannot sign a {type(unsigned).__name__} for chain family {family}")
+        return sign(self._wallet, self._verifier, unsigned, authorization, co_signers)
 
     def __repr__(self) -> str:
         return f"WalletParty({self._wallet.name!r})"

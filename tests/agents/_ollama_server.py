@@ -14,16 +14,16 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from agents.planners.embedded import Engine
+from agents.planners.embedded import LlamaModel
 
 MODEL = "gemma3:270m"
 
 
 class OllamaStandIn:
-    """Serve `engine` as the Ollama model ``gemma3:270m`` on 127.0.0.1 at a random port."""
+    """Serve `model` as the Ollama model ``gemma3:270m`` on 127.0.0.1 at a random port."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, model: LlamaModel) -> None:
+        self.model = model
         self.requests: list[dict[str, Any]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -51,8 +51,8 @@ class OllamaStandIn:
         elif fmt == "json":
             response_format = {"type": "json_object"}
         started = time.monotonic()
-        with self.engine.lock:
-            llama = self.engine.llama
+        with self.model.lock:
+            llama = self.model.llama
             llama.recorded = []
             stream = llama.create_chat_completion(
                 messages=request["messages"],

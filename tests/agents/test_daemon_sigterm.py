@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import yaml
 
 from agents.audit import verify as verify_audit
-from agents.heartbeats import heartbeats
+from agents.daemon_state import heartbeats
 from chains.connect import connect
 from chains.devnet import manager as devnet
 from chains.devnet._anvil import anvil_path

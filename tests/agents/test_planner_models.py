@@ -77,10 +77,10 @@ async def test_embedded_planner_plans_through_the_grammar(model_engine):
 
 
 def test_a_missing_model_file_is_a_planner_error(tmp_path):
-    from agents.planners.embedded import load_engine
+    from agents.planners.embedded import load_model
 
     with pytest.raises(PlannerError, match="does not exist; fix model_path"):
-        load_engine(str(tmp_path / "nope.gguf"))
+        load_model(str(tmp_path / "nope.gguf"))
 
 
 @pytest.fixture(scope="module")

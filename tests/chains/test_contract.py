@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chains.base import NativeTransfer, TxId
-from chains.journal import reconcile, send, send_intent
+from chains.sender import reconcile, send, send_intent
 from config.errors import ChainError, InsufficientFunds, TransactionReverted
 
 

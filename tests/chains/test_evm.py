@@ -14,7 +14,8 @@ from chains._pyevm import funded_keys, pyevm_provider
 from chains._store import NonceStore
 from chains.base import ContractCall, FeeAboveCap, NativeTransfer, TokenTransfer, TxId, TxStatus
 from chains.evm import EvmAdapter
-from chains.journal import TxJournal, send, send_intent
+from chains.journal import TxJournal
+from chains.sender import send, send_intent
 from config.errors import RpcUnreachable, TransactionReverted, WrongChainId
 from tests.chains._evm_helpers import ECHO_REVERT_RUNTIME, deploy, deploy_token, init_code
 from tests.chains.conftest import ANVIL_KEY, evm_chain, evm_signer, needs_anvil, new_evm_address

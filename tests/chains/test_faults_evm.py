@@ -11,7 +11,8 @@ from hexbytes import HexBytes
 from chains._store import NonceStore
 from chains.base import NativeTransfer, TxId
 from chains.evm import EvmAdapter
-from chains.journal import TxJournal, reconcile, send
+from chains.journal import TxJournal
+from chains.sender import reconcile, send
 from config.errors import ChainError, RpcUnreachable
 from tests.chains.conftest import ANVIL_KEY, evm_chain, evm_signer, needs_anvil, new_evm_address
 

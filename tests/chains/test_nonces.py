@@ -22,7 +22,8 @@ import pytest
 from chains._store import NonceStore
 from chains.base import NativeTransfer
 from chains.evm import EvmAdapter
-from chains.journal import TxJournal, resend_unsent, send_intent, store_entry, track
+from chains.journal import TxJournal, store_entry
+from chains.sender import resend_unsent, send_intent, track
 from config.store import open_store
 from tests.chains.conftest import ANVIL_KEY, evm_chain, evm_signer, needs_anvil, new_evm_address
 

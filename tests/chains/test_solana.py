@@ -38,7 +38,8 @@ from chains.base import (
     TxExpired,
     UnsignedTx,
 )
-from chains.journal import TxJournal, send_intent
+from chains.journal import TxJournal
+from chains.sender import send_intent
 from chains.solana import MIN_BLOCKS_LEFT, SolanaAdapter
 from config.errors import InsufficientFunds, RpcUnreachable, WrongChainId
 from tests.chains.conftest import SolanaRpcServer, solana_chain, solana_signer

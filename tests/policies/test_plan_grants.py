@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from config.errors import PolicyViolation
-from policies import Authorized, Denied, Engine
+from policies import Authorized, Denied, PolicyEngine
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 
 POLICIES: list[dict[str, Any]] = [
@@ -18,11 +18,11 @@ POLICIES: list[dict[str, Any]] = [
 CLAIM = hashlib.sha256(b"a claim transaction").digest()
 
 
-def _engine(store, clock: FakeClock) -> Engine:
-    return Engine(make_deployment(POLICIES, agents=("payer", "other")), store, clock=clock)
+def _engine(store, clock: FakeClock) -> PolicyEngine:
+    return PolicyEngine(make_deployment(POLICIES, agents=("payer", "other")), store, clock=clock)
 
 
-async def _lock(engine: Engine, plan_id: str, amount: str) -> object:
+async def _lock(engine: PolicyEngine, plan_id: str, amount: str) -> object:
     action = make_action(kind="swap_leg", plan_id=plan_id, amount=amount)
     ctx = engine.context("payer", plan_id=plan_id, evidence=make_evidence())
     return await engine.evaluate(action, ctx)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from policies import Authorized, Denied, Engine, Queued
+from policies import Authorized, Denied, PolicyEngine, Queued
 from policies.approvals import ApprovalError, decide, list_requests
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 
@@ -15,18 +15,18 @@ POLICIES = [{"HumanApproval": {"above_usd": "500", "expires": "1h"}}]
 BIG = {"amount": "0.5"}  # $1500 at $3000/ETH
 
 
-def _engine(store, clock: FakeClock) -> Engine:
-    return Engine(make_deployment(POLICIES), store, clock=clock)
+def _engine(store, clock: FakeClock) -> PolicyEngine:
+    return PolicyEngine(make_deployment(POLICIES), store, clock=clock)
 
 
-async def _queue(engine: Engine, **fields: object) -> Queued:
+async def _queue(engine: PolicyEngine, **fields: object) -> Queued:
     outcome = await engine.evaluate(make_action(**{**BIG, **fields}), _ctx(engine))
     assert isinstance(outcome, Queued)
     assert outcome.approval_id is not None
     return outcome
 
 
-def _ctx(engine: Engine):
+def _ctx(engine: PolicyEngine):
     return engine.context("payer", plan_id="plan-1", evidence=make_evidence())
 
 
@@ -111,7 +111,7 @@ async def test_an_approval_does_not_override_a_deny(store, clock) -> None:
         *POLICIES,
         {"SpendLimit": {"per_transaction": {"ETH": "0.1"}}},
     ]
-    engine = Engine(make_deployment(policies), store, clock=clock)
+    engine = PolicyEngine(make_deployment(policies), store, clock=clock)
     outcome = await engine.evaluate(make_action(**BIG), _ctx(engine))
     assert isinstance(outcome, Denied)
     assert list_requests(store) == []

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agents import audit
+from agents.agent import audit_entry
 from agents.audit import AuditLog
-from agents.execute import ActionResult
+from agents.payments import ActionResult
 from agents.plan import Plan
 from agents.planners.types import Observation, PlanResult
-from agents.tick import audit_entry
 from config.loader import load_deployment
 from config.store import open_store
 from main import main

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from policies import Authorized, Denied, Engine, Outcome, PolicyContext
+from policies import Authorized, Denied, Outcome, PolicyContext, PolicyEngine
 from policies.builtin.breaker import ConfidenceBreaker
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 
@@ -31,7 +31,7 @@ class Harness:
         self.serial = 0
 
     def reopen(self) -> None:
-        self.engine = Engine(self.deployment, self.store, clock=self.clock)
+        self.engine = PolicyEngine(self.deployment, self.store, clock=self.clock)
 
     @property
     def breaker(self) -> ConfidenceBreaker:
@@ -170,7 +170,7 @@ async def test_unrelated_control_changes_keep_memory_and_a_reset_closes(store, c
     from policies import control
 
     deployment = make_deployment([{"KillSwitch": {}}, {"ConfidenceBreaker": PARAMS}])
-    engine = Engine(deployment, store, clock=clock, control_poll=timedelta(0))
+    engine = PolicyEngine(deployment, store, clock=clock, control_poll=timedelta(0))
     ctx = engine.context("payer", plan_id="low-1", evidence=make_evidence("0.5"))
     await engine.evaluate(make_action(plan_id="low-1"), ctx)
     breaker = engine.policies("payer")[1]
@@ -205,7 +205,7 @@ async def test_a_control_change_during_an_in_flight_probe_grants_no_extra_probe(
 
     params = {**PARAMS, "probes": 1}
     deployment = make_deployment([{"ConfidenceBreaker": params}], agents=("payer", "other"))
-    engine = Engine(deployment, store, clock=clock, control_poll=timedelta(0))
+    engine = PolicyEngine(deployment, store, clock=clock, control_poll=timedelta(0))
 
     def ctx(plan: str, score: str = "0.9") -> PolicyContext:
         return engine.context("payer", plan_id=plan, evidence=make_evidence(score))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from config.store import open_store
-from policies import Authorized, Denied, Engine, ProposedAction
+from policies import Authorized, Denied, PolicyEngine, ProposedAction
 from policies.builtin.breaker import ConfidenceBreaker
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 from tests.policies._policy_helpers import fresh_store_url
@@ -125,7 +125,7 @@ class BreakerMachine(RuleBasedStateMachine):
 
     def _open(self) -> None:
         self.store = open_store(self.url)
-        self.engine = Engine(self.deployment, self.store, clock=self.clock)
+        self.engine = PolicyEngine(self.deployment, self.store, clock=self.clock)
 
     def teardown(self) -> None:
         if hasattr(self, "loop"):

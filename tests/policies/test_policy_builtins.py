@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from policies import Authorized, Denied, Engine, StaticPrices
+from policies import Authorized, Denied, PolicyEngine, StaticPrices
 from policies.builtin.approval import HumanApproval, HumanApprovalParams
 from policies.builtin.authority import Authority
 from policies.builtin.simulation import RequireSimulation, RequireSimulationParams
@@ -24,12 +24,14 @@ from policies.testing import (
 )
 
 
-def _engine(policies, store=None, clock=None, **kw) -> Engine:
+def _engine(policies, store=None, clock=None, **kw) -> PolicyEngine:
     deployment = make_deployment(policies, **kw)
-    return Engine(deployment, store, clock=clock or FakeClock())
+    return PolicyEngine(deployment, store, clock=clock or FakeClock())
 
 
-async def _verdicts(engine: Engine, *amounts: str, agent: str = "payer", **fields) -> list[str]:
+async def _verdicts(
+    engine: PolicyEngine, *amounts: str, agent: str = "payer", **fields
+) -> list[str]:
     found: list[str] = []
     for index, amount in enumerate(amounts):
         action = make_action(agent=agent, amount=amount, plan_id=f"p{index}", **fields)

@@ -11,7 +11,7 @@ import pytest
 from config.loader import load_deployment
 from config.store import open_store
 from main import main
-from policies import Authorized, Denied, Engine, Outcome, Queued
+from policies import Authorized, Denied, Outcome, PolicyEngine, Queued
 from policies.testing import SUPPLIER_EVM, FakeClock, make_action, make_evidence
 
 DEPLOYMENT = """
@@ -62,17 +62,19 @@ def engine(file: Path):
     # Poll control state on every evaluation so the test sees CLI changes at once.
     # The CLI decides with the wall clock, so the engine's clock starts at the real now.
     clock = FakeClock(datetime.now(UTC))
-    yield Engine(deployment, store, clock=clock, control_poll=timedelta(0))
+    yield PolicyEngine(deployment, store, clock=clock, control_poll=timedelta(0))
     store.dispose()
 
 
-async def _evaluate(engine: Engine, score: str = "0.9", **fields: object) -> Outcome:
+async def _evaluate(engine: PolicyEngine, score: str = "0.9", **fields: object) -> Outcome:
     action = make_action(chain="evm-local", **fields)
     ctx = engine.context("payer", plan_id=action.plan_id, evidence=make_evidence(score))
     return await engine.evaluate(action, ctx)
 
 
-async def test_halt_and_resume_reach_a_running_engine(file: Path, engine: Engine, capsys) -> None:
+async def test_halt_and_resume_reach_a_running_engine(
+    file: Path, engine: PolicyEngine, capsys
+) -> None:
     assert isinstance(await _evaluate(engine), Authorized)
     assert main(["agents", "halt", str(file), "payer", "--reason", "incident 42"]) == 0
     outcome = await _evaluate(engine, plan_id="q")
@@ -86,7 +88,7 @@ async def test_halt_and_resume_reach_a_running_engine(file: Path, engine: Engine
     assert "quiet ha(s/ve) no KillSwitch policy" in capsys.readouterr().out
 
 
-async def test_breakers_list_and_reset(file: Path, engine: Engine, capsys) -> None:
+async def test_breakers_list_and_reset(file: Path, engine: PolicyEngine, capsys) -> None:
     await _evaluate(engine, score="0.1")
     assert main(["breakers", "list", str(file)]) == 0
     assert "open" in capsys.readouterr().out
@@ -95,7 +97,7 @@ async def test_breakers_list_and_reset(file: Path, engine: Engine, capsys) -> No
     assert isinstance(await _evaluate(engine, plan_id="r"), Authorized)
 
 
-async def test_approvals_list_and_approve(file: Path, engine: Engine, capsys) -> None:
+async def test_approvals_list_and_approve(file: Path, engine: PolicyEngine, capsys) -> None:
     queued = await _evaluate(engine, amount="0.5")
     assert isinstance(queued, Queued)
     assert queued.approval_id is not None

@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy.engine import Engine as SqlEngine
 
 from config.errors import ConfigError
-from policies import Authorized, Denied, Engine, PolicyContext, ProposedAction
+from policies import Authorized, Denied, PolicyContext, PolicyEngine, ProposedAction
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 
 GUARD = {"DuplicateGuard": {"within": "1h"}}
 
 
-def _engine(store: SqlEngine | None, clock: FakeClock, *policies: dict[str, Any]) -> Engine:
-    return Engine(make_deployment([GUARD, *policies]), store, clock=clock)
+def _engine(store: SqlEngine | None, clock: FakeClock, *policies: dict[str, Any]) -> PolicyEngine:
+    return PolicyEngine(make_deployment([GUARD, *policies]), store, clock=clock)
 
 
 def _invoice(tick: int, **fields) -> ProposedAction:
@@ -25,11 +25,11 @@ def _invoice(tick: int, **fields) -> ProposedAction:
     return make_action(plan_id=f"tick-{tick}", digest=tick.to_bytes(32, "big"), **fields)
 
 
-def _ctx(engine: Engine, action: ProposedAction) -> PolicyContext:
+def _ctx(engine: PolicyEngine, action: ProposedAction) -> PolicyContext:
     return engine.context("payer", plan_id=action.plan_id, evidence=make_evidence())
 
 
-async def _evaluate(engine: Engine, action: ProposedAction):
+async def _evaluate(engine: PolicyEngine, action: ProposedAction):
     return await engine.evaluate(action, _ctx(engine, action))
 
 
@@ -107,11 +107,11 @@ async def test_a_payment_another_policy_denied_leaves_no_trace(
 
 async def test_only_the_configured_kinds_are_compared(clock: FakeClock) -> None:
     guard = {"DuplicateGuard": {"within": "1h", "kinds": ["contract_call"]}}
-    engine = Engine(make_deployment([guard]), None, clock=clock)
+    engine = PolicyEngine(make_deployment([guard]), None, clock=clock)
     assert isinstance(await _evaluate(engine, _invoice(1)), Authorized)
     assert isinstance(await _evaluate(engine, _invoice(2)), Authorized)
 
 
 def test_bad_parameters_name_the_field() -> None:
     with pytest.raises(ConfigError, match="kinds"):
-        Engine(make_deployment([{"DuplicateGuard": {"kinds": ["teleport"]}}]))
+        PolicyEngine(make_deployment([{"DuplicateGuard": {"kinds": ["teleport"]}}]))

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine as SqlEngine
 
 from config.store import open_store
-from policies import Authorized, Denied, Engine, Outcome
+from policies import Authorized, Denied, Outcome, PolicyEngine
 from policies._tables import spend_ledger
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 
@@ -21,11 +21,11 @@ POLICIES: list[dict[str, Any]] = [
 ]
 
 
-def _engine(store: SqlEngine, clock: FakeClock) -> Engine:
-    return Engine(make_deployment(POLICIES), store, clock=clock)
+def _engine(store: SqlEngine, clock: FakeClock) -> PolicyEngine:
+    return PolicyEngine(make_deployment(POLICIES), store, clock=clock)
 
 
-async def _pay(engine: Engine, amount: str, serial: int) -> Outcome:
+async def _pay(engine: PolicyEngine, amount: str, serial: int) -> Outcome:
     action = make_action(amount=amount, plan_id="p", digest=serial.to_bytes(32, "big"))
     ctx = engine.context("payer", plan_id="p", evidence=make_evidence())
     return await engine.evaluate(action, ctx)

@@ -16,10 +16,10 @@ from policies import (
     Decision,
     Denied,
     Deny,
-    Engine,
     NeedsApproval,
     Policy,
     PolicyContext,
+    PolicyEngine,
     ProposedAction,
     Queued,
 )
@@ -47,12 +47,12 @@ class Exploding(Policy):
         raise RuntimeError("boom")
 
 
-def _engine(policies: list[Policy], store=None, clock=None) -> Engine:
+def _engine(policies: list[Policy], store=None, clock=None) -> PolicyEngine:
     deployment = make_deployment()
-    return Engine(deployment, store, clock=clock or FakeClock(), policies={"payer": policies})
+    return PolicyEngine(deployment, store, clock=clock or FakeClock(), policies={"payer": policies})
 
 
-def _ctx(engine: Engine) -> PolicyContext:
+def _ctx(engine: PolicyEngine) -> PolicyContext:
     return engine.context("payer", plan_id="plan-1", evidence=make_evidence())
 
 

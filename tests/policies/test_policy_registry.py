@@ -8,7 +8,7 @@ import pytest
 
 from config.errors import ConfigError
 from config.loader import load_deployment
-from policies import BUILTINS, Engine, PolicyConfigError, build_policies, resolve_policy
+from policies import BUILTINS, PolicyConfigError, PolicyEngine, build_policies, resolve_policy
 from policies.registry import validate_deployment_policies
 from policies.testing import make_deployment
 
@@ -28,7 +28,7 @@ def test_the_demo_deployment_policies_are_valid_and_build() -> None:
         "RateLimit",
         "HumanApproval",
     ]
-    assert [p.name for p in Engine(deployment).policies("taker")][-1] == "SpendLimit"
+    assert [p.name for p in PolicyEngine(deployment).policies("taker")][-1] == "SpendLimit"
 
 
 def test_unknown_names_fail_with_the_valid_names() -> None:

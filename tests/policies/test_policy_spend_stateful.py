@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sqlalchemy.engine import Engine as SqlEngine
 
 from config.store import open_store
-from policies import Authorized, Denied, Engine, Outcome, PolicyContext, ProposedAction
+from policies import Authorized, Denied, Outcome, PolicyContext, PolicyEngine, ProposedAction
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 from tests.policies._policy_helpers import fresh_store_url
 
@@ -56,12 +56,12 @@ class SpendMachine(RuleBasedStateMachine):
         self.deployment = make_deployment(POLICIES)
         self.spent: list[Spent] = []
         self.serial = 0
-        self.superseded: list[tuple[SqlEngine, Engine]] = []
+        self.superseded: list[tuple[SqlEngine, PolicyEngine]] = []
         self._open()
 
     def _open(self) -> None:
         self.store = open_store(self.url)
-        self.engine = Engine(self.deployment, self.store, clock=self.clock)
+        self.engine = PolicyEngine(self.deployment, self.store, clock=self.clock)
 
     def teardown(self) -> None:
         if hasattr(self, "loop"):

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from policies import Authorized, Denied, Engine, validate_deployment_policies
+from policies import Authorized, Denied, PolicyEngine, validate_deployment_policies
 from policies.testing import (
     FakeClock,
     assert_allows,
@@ -40,7 +40,7 @@ async def test_small_payments_pass_during_the_freeze() -> None:
 
 async def test_named_by_dotted_path_in_yaml_and_run_by_the_engine() -> None:
     clock = FakeClock(FRIDAY_EVENING)
-    engine = Engine(make_deployment([{DOTTED: {"timezone": "Europe/Berlin"}}]), clock=clock)
+    engine = PolicyEngine(make_deployment([{DOTTED: {"timezone": "Europe/Berlin"}}]), clock=clock)
     ctx = engine.context("payer", plan_id="plan-1", evidence=make_evidence())
     assert isinstance(await engine.evaluate(make_action(), ctx), Denied)
     clock.set(MONDAY_NOON)

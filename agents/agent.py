@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agents.execute import ActionResult, PaymentExecutor
 from agents.observe import Observer
+from agents.payments import ActionResult, PaymentExecutor
 from agents.plan import Action, PayMany, Swap, Transfer
 from agents.planners.base import Planner
 from agents.planners.types import Observation, PendingApproval, PlanResult

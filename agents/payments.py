@@ -4,36 +4,32 @@ The order is the invariant: resolve the address-book name to an address (the mod
 supplies one), build the unsigned transaction, describe it to the policies as a
 :class:`~policies.actions.ProposedAction` carrying its digest, and sign only with the
 :class:`~wallets.authorization.Authorization` the engine mints for that digest. The
-signed bytes are journaled before they are broadcast (:func:`chains.journal.send`).
+signed bytes are journaled before they are broadcast (:func:`chains.sender.send`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Literal
 
 from agents.held import HeldActions
 from agents.plan import Payment
+from agents.resolver import Resolver, intent_for
 from chains.base import (
     ChainAdapter,
-    EvmUnsignedTx,
-    Intent,
-    NativeTransfer,
-    SolanaUnsignedTx,
-    TokenTransfer,
     TxExpired,
     UnsignedTx,
 )
-from chains.journal import TxJournal, send
+from chains.journal import TxJournal
+from chains.sender import send
+from chains.signing import sign
 from config.errors import ChainError, CovenantError, SignerError
-from config.models import Asset, Deployment
+from config.models import Deployment
 from policies.actions import ConfidenceEvidence, ProposedAction
 from policies.base import AuthorityClaims, PolicyContext
-from policies.engine import Authorized, Denied, Engine, Queued
-from wallets.authorization import Authorization
-from wallets.operator import AgentWallet, OperatorWallets
+from policies.engine import Authorized, Denied, PolicyEngine, Queued
+from wallets.operator import AgentWallet
 
 log = logging.getLogger(__name__)
 
@@ -53,51 +49,6 @@ class ActionResult:
     approval_id: str | None = None
 
 
-class Resolver:
-    """Address-book names and asset symbols to addresses, decimals and base units."""
-
-    def __init__(self, deployment: Deployment, wallets: OperatorWallets) -> None:
-        self.deployment = deployment
-        self.wallets = wallets
-
-    def asset(self, chain: str, symbol: str) -> Asset:
-        """The asset `symbol` on `chain`; ChainError if the deployment has none."""
-        for asset in self.deployment.assets:
-            if asset.chain == chain and asset.symbol == symbol:
-                return asset
-        raise ChainError(f"no asset {symbol} on chain {chain!r} in the deployment")
-
-    def address(self, counterparty: str, chain: str) -> str:
-        """The address of the address-book entry `counterparty` on `chain`."""
-        party = next((p for p in self.deployment.address_book if p.name == counterparty), None)
-        if party is None:
-            raise ChainError(f"{counterparty!r} is not in the address book")
-        if party.agent is not None:
-            return self.wallets.agent(party.agent).address(self.deployment, chain)
-        if chain not in party.addresses:
-            raise ChainError(f"{counterparty!r} has no address on chain {chain!r}")
-        return party.addresses[chain]
-
-    @staticmethod
-    def base_units(amount: Decimal, asset: Asset) -> int:
-        """`amount` in the asset's base units; ChainError if it has too many decimals."""
-        scaled = amount.scaleb(asset.decimals)
-        if scaled != scaled.to_integral_value():
-            raise ChainError(
-                f"{amount} {asset.symbol} has more than {asset.decimals} decimal places"
-            )
-        return int(scaled)
-
-
-def intent_for(asset: Asset, to: str, amount: int) -> Intent:
-    """A native or token transfer intent."""
-    if asset.native:
-        return NativeTransfer(to=to, amount=amount)
-    token = asset.erc20 or asset.spl_mint
-    assert token is not None  # the config model guarantees exactly one kind
-    return TokenTransfer(token=token, to=to, amount=amount)
-
-
 @dataclass
 class PaymentExecutor:
     """Executes the single-chain payments of one agent."""
@@ -105,7 +56,7 @@ class PaymentExecutor:
     agent: str
     deployment: Deployment
     wallet: AgentWallet
-    engine: Engine
+    engine: PolicyEngine
     adapters: dict[str, ChainAdapter]
     journal: TxJournal
     resolver: Resolver
@@ -191,7 +142,7 @@ class PaymentExecutor:
     ) -> ActionResult:
         adapter = self.adapters[action.chain]
         try:
-            signed = self._sign(unsigned, outcome.authorization)
+            signed = sign(self.wallet, self.engine.verifier, unsigned, outcome.authorization)
             status = await send(
                 adapter, self.journal, unsigned, signed, timeout=self.confirm_timeout
             )
@@ -208,11 +159,3 @@ class PaymentExecutor:
         return ActionResult(
             "failed", f"{status.state}: {status.reason}", action, tx_id=status.tx_id
         )
-
-    def _sign(self, unsigned: UnsignedTx, authorization: Authorization) -> bytes:
-        verifier = self.engine.verifier
-        if isinstance(unsigned, EvmUnsignedTx):
-            return self.wallet.evm_signer(verifier).sign(unsigned.tx, authorization).raw
-        if isinstance(unsigned, SolanaUnsignedTx):
-            return bytes(self.wallet.solana_signer(verifier).sign(unsigned.message, authorization))
-        raise SignerError(f"no signer for {type(unsigned).__name__}")

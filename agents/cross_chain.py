@@ -21,11 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from agents.execute import ActionResult, Resolver
+from agents.agent import AtomicHandler
+from agents.payments import ActionResult
 from agents.plan import Leg as PlannedLeg
 from agents.plan import PayMany, Swap
 from agents.planners.types import Message, Observation, OpenSwap
-from agents.tick import AtomicHandler
+from agents.resolver import Resolver
 from chains.atomic import Coordinator, Counterparty, Leg, Payment, PlanRecord, SwapSide
 from chains.atomic.base import Purpose
 from chains.atomic.swap import accept_offer, make_offer, offer_of, on_acceptance
@@ -35,7 +36,7 @@ from config.errors import AtomicityError, CovenantError, PolicyViolation
 from config.models import Deployment
 from policies.actions import ConfidenceEvidence, ProposedAction
 from policies.base import AuthorityClaims, PolicyContext
-from policies.engine import Authorized, Denied, Engine
+from policies.engine import Authorized, Denied, PolicyEngine
 from wallets.authorization import Authorization
 from wallets.operator import OperatorWallets
 
@@ -74,7 +75,7 @@ class AtomicDesk:
     """Runs the agents' swaps and multi-chain payments through their coordinators."""
 
     deployment: Deployment
-    engine: Engine
+    engine: PolicyEngine
     wallets: OperatorWallets
     resolver: Resolver
     claims: dict[str, AuthorityClaims | None]
@@ -93,7 +94,7 @@ class AtomicDesk:
     # -- actions -------------------------------------------------------------------------
 
     def handler(self, agent: str) -> AtomicHandler:
-        """`agent`'s hook for :class:`~agents.tick.Agent`."""
+        """`agent`'s hook for :class:`~agents.agent.Agent`."""
 
         async def run(
             action: Swap | PayMany, plan_id: str, evidence: ConfidenceEvidence

@@ -1,0 +1,59 @@
+"""Address-book names and asset symbols to addresses, decimals and base units.
+
+The model names counterparties and assets; only this module turns a name into an
+address, so nothing a planner writes can choose where funds go.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from chains.base import Intent, NativeTransfer, TokenTransfer
+from config.errors import ChainError
+from config.models import Asset, Deployment
+from wallets.operator import OperatorWallets
+
+
+class Resolver:
+    """Address-book names and asset symbols to addresses, decimals and base units."""
+
+    def __init__(self, deployment: Deployment, wallets: OperatorWallets) -> None:
+        self.deployment = deployment
+        self.wallets = wallets
+
+    def asset(self, chain: str, symbol: str) -> Asset:
+        """The asset `symbol` on `chain`; ChainError if the deployment has none."""
+        for asset in self.deployment.assets:
+            if asset.chain == chain and asset.symbol == symbol:
+                return asset
+        raise ChainError(f"no asset {symbol} on chain {chain!r} in the deployment")
+
+    def address(self, counterparty: str, chain: str) -> str:
+        """The address of the address-book entry `counterparty` on `chain`."""
+        party = next((p for p in self.deployment.address_book if p.name == counterparty), None)
+        if party is None:
+            raise ChainError(f"{counterparty!r} is not in the address book")
+        if party.agent is not None:
+            return self.wallets.agent(party.agent).address(self.deployment, chain)
+        if chain not in party.addresses:
+            raise ChainError(f"{counterparty!r} has no address on chain {chain!r}")
+        return party.addresses[chain]
+
+    @staticmethod
+    def base_units(amount: Decimal, asset: Asset) -> int:
+        """`amount` in the asset's base units; ChainError if it has too many decimals."""
+        scaled = amount.scaleb(asset.decimals)
+        if scaled != scaled.to_integral_value():
+            raise ChainError(
+                f"{amount} {asset.symbol} has more than {asset.decimals} decimal places"
+            )
+        return int(scaled)
+
+
+def intent_for(asset: Asset, to: str, amount: int) -> Intent:
+    """A native or token transfer intent."""
+    if asset.native:
+        return NativeTransfer(to=to, amount=amount)
+    token = asset.erc20 or asset.spl_mint
+    assert token is not None  # the config model guarantees exactly one kind
+    return TokenTransfer(token=token, to=to, amount=amount)
