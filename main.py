@@ -1,29 +1,19 @@
 """Covenant command line: thin; it parses arguments and calls the packages.
 
-Each package adds its own command groups through a ``register(app)`` function in its
-``cli`` module. Any :class:`~config.errors.CovenantError` ends the command with its
-message in red and exit code 1, never a traceback.
+The command groups live in the composition layer (:mod:`agents.app.commands`), each with
+a ``register(app)`` function. Any :class:`~config.errors.CovenantError` ends the command
+with its message in red and exit code 1, never a traceback.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 
 import typer
 from rich.console import Console
 
+from agents.app.commands import COMMAND_GROUPS
 from config.errors import CovenantError
-
-COMMAND_MODULES = (
-    "config.cli",
-    "wallets.cli",
-    "chains.cli",
-    "chains.atomic.cli",
-    "policies.cli",
-    "agents.cli",
-)
 
 app = typer.Typer(
     name="covenant",
@@ -34,16 +24,8 @@ app = typer.Typer(
 )
 
 
-def _exists(module_name: str) -> bool:
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except ModuleNotFoundError:  # the parent package is not there either
-        return False
-
-
-for module_name in COMMAND_MODULES:
-    if _exists(module_name):
-        importlib.import_module(module_name).register(app)
+for group in COMMAND_GROUPS:
+    group.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

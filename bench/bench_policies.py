@@ -13,7 +13,7 @@ For each configuration it runs `--repeat` times on a fresh store and prints the 
 evaluations/s with the range, the median p50/p99 latency, CPU time per evaluation (the
 SQLite writer thread included), the mean rows per group commit and authorizations per
 signature. Like the daemon, it freezes the start-up heap out of the garbage collector's
-view before measuring (agents.runtime.freeze_startup_heap). Pinned to one CPU
+view before measuring (agents.app.runtime.freeze_startup_heap). Pinned to one CPU
 where the OS allows it; the machine may be shared, so look at the range.
 """
 
@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.runtime import freeze_startup_heap
+from agents.app.runtime import freeze_startup_heap
 from config.store import open_store
 from policies import PolicyContext, PolicyEngine, ProposedAction
 from policies._tables import spend_ledger

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from agents.runtime import open_runtime
+from agents.app.runtime import open_runtime
 from chains.devnet import manager as devnet
 from chains.devnet._anvil import anvil_path
 from config.loader import load_deployment

@@ -9,8 +9,8 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
+from agents.app.commands.agents import register
 from agents.audit import AuditEntry, AuditLog, PolicyVerdict, append
-from agents.cli import register
 from config.errors import AuditError
 from config.loader import load_deployment
 from config.store import open_store

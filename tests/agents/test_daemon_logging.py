@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.daemon import _configure_logging
+from agents.app.daemon import _configure_logging
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
 from agents.observe import Observer
 from agents.planners.base import ModelPlanner
@@ -33,7 +34,6 @@ from agents.planners.types import (
     Outcome,
     PendingApproval,
 )
-from agents.runtime import Runtime, open_runtime
 from config.loader import load_deployment
 from config.models import Deployment
 from policies.approvals import decide, list_requests

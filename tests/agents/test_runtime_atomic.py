@@ -16,8 +16,8 @@ import yaml
 from web3 import Web3
 
 import main
+from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
-from agents.runtime import Runtime, open_runtime
 from chains.connect import resolve_url
 from chains.devnet import manager as devnet
 from chains.devnet._anvil import anvil_path

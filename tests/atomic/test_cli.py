@@ -50,7 +50,7 @@ def _journal_plan(file: Path) -> None:
 
 
 def test_list_and_show_read_the_store(tmp_path, capsys, monkeypatch):
-    from chains.atomic import cli
+    from agents.app.commands import swaps as cli
 
     monkeypatch.setattr(cli.console, "width", 300)
     file = _deployment(tmp_path)
@@ -82,8 +82,8 @@ def _commands(app: typer.Typer, prefix: str = "") -> list[str]:
 
 
 def test_every_command_is_registered_once():
-    import agents.cli
-    import agents.daemon
+    import agents.app.commands.agents
+    import agents.app.daemon
 
     names = _commands(main.app)
     assert sorted(set(names)) == sorted(names), names
@@ -91,11 +91,11 @@ def test_every_command_is_registered_once():
     group = next(g.typer_instance for g in main.app.registered_groups if g.name == "swaps")
     assert group is not None
     (recover,) = [c for c in group.registered_commands if c.name == "recover"]
-    assert recover.callback is agents.daemon.recover
+    assert recover.callback is agents.app.daemon.recover
     # Composing another CLI (as tests/agents/test_audit_cli.py does) builds its own
     # `swaps` group and leaves the main one alone.
     other = typer.Typer()
-    agents.cli.register(other)
+    agents.app.commands.agents.register(other)
     assert _commands(main.app) == names
     assert _commands(other).count("swaps recover") == 1
 
@@ -117,7 +117,7 @@ def test_swaps_recover_help_runs_from_main():
 async def test_leg_states_follow_the_chain_after_a_swap(tmp_path, evm_nodes, capsys, monkeypatch):
     """Each side's own leg is claimed by the counterparty, after its own claim: the
     watchtower's next sweep records it, so `swaps list | show` say `claimed`."""
-    from chains.atomic import cli
+    from agents.app.commands import swaps as cli
     from chains.atomic.swap import SwapSide
     from chains.atomic.watchtower import Watchtower
     from tests.atomic._swap import ETH, close, make_side, open_swap, run_both, trusting

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
+from agents.app.commands.wallets import register
 from config.errors import CovenantError
-from wallets.cli import register
 
 from .conftest import TEST_MNEMONIC, write_deployment
 

@@ -254,7 +254,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(breakers_app, name="breakers")
     app.add_typer(agents_app, name="agents")
     try:
-        from config.cli import DEPLOYMENT_CHECKS
+        from agents.app.commands.config import DEPLOYMENT_CHECKS
     except ImportError:  # an older foundation without pluggable checks
         return
     if validate_deployment_policies not in DEPLOYMENT_CHECKS:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from config.doctor import run_checks
+from agents.app.doctor import run_checks
 from config.errors import ConfigError
 from config.loader import load_deployment
 from config.models import Deployment

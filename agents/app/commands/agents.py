@@ -11,9 +11,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from agents import audit, daemon
+from agents import audit
+from agents.app import daemon
+from agents.app.commands.config import DEPLOYMENT_CHECKS
 from agents.planners.scripted import validate_scripted_plans
-from config.cli import DEPLOYMENT_CHECKS
 from config.errors import AuditError
 from config.loader import load_deployment
 from config.store import open_store

@@ -2,7 +2,7 @@
 
 Both only read the store. `swaps recover` drives the open plans, which takes the whole
 runtime (wallets, adapters, the policy engine), and dependencies point inward, so it is
-declared and registered by :mod:`agents.daemon`. Both modules reach the one `swaps`
+declared and registered by :mod:`agents.app.daemon`. Both modules reach the one `swaps`
 group of an app through :func:`swaps_group` and add their commands with
 :func:`add_command`, which refuses a command registered twice.
 """
@@ -114,7 +114,7 @@ def _summary(plan: PlanRecord) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `swaps list` and `swaps show` to the CLI (`swaps recover`: agents.daemon)."""
+    """Add `swaps list` and `swaps show` to the CLI (`swaps recover`: agents.app.daemon)."""
     group = swaps_group(app)
     add_command(group, "list", list_plans)
     add_command(group, "show", show)

@@ -24,13 +24,13 @@ from rich.live import Live
 from rich.table import Table
 
 from agents import daemon_state
+from agents.app.commands.config import load_checked_deployment
+from agents.app.commands.swaps import add_command, swaps_group
+from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
-from agents.runtime import Runtime, open_runtime
-from chains.atomic.cli import add_command, swaps_group
 from chains.atomic.store import PlanStore
 from chains.devnet import manager as devnet
 from chains.devnet._anvil import anvil_path
-from config.cli import load_checked_deployment
 from config.errors import ConfigError
 from config.loader import load_deployment
 from config.models import Deployment
@@ -342,7 +342,7 @@ async def _recover(deployment: Deployment, passphrase: str) -> int:
 
 def register(app: typer.Typer) -> None:
     """Add `run`, `status` and `swaps recover` to the main CLI; `swaps list | show` are
-    chains.atomic.cli's, in the same group of `app`."""
+    agents.app.commands.swaps's, in the same group of `app`."""
     app.command("run")(run)
     app.command("status")(status)
     add_command(swaps_group(app), "recover", recover)
