@@ -1,8 +1,8 @@
 """The coordinator's tables: plans, their legs, and every step journaled before it is sent.
 
 What is stored about the secret: the hashlock and the fact that the preimage was
-derived (``preimage_journaled``), never the preimage. DESIGN.md asks for the preimage to
-be "written to the journal" so that a crash loses none; deriving it again from the
+derived (``preimage_journaled``), never the preimage. A crash must lose no preimage,
+but writing it to the journal would put a secret in the database; deriving it again from the
 agent's seed (HMAC of the seed and the plan id, see ``wallets``) recovers exactly the
 same bytes after any crash, so the database never holds a secret.
 """
