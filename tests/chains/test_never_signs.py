@@ -66,7 +66,13 @@ def test_broadcast_accepts_only_signed_bytes(adapter):
 
 
 def _modules() -> list[Path]:
-    return [p for p in CHAINS.rglob("*.py") if "htlc" not in p.parts and "atomic" not in p.parts]
+    # chains/signing.py is the one place that hands an authorized transaction to the
+    # wallets' signers; tests/agents/test_one_gate.py checks only the gate calls it.
+    return [
+        p
+        for p in CHAINS.rglob("*.py")
+        if "htlc" not in p.parts and "atomic" not in p.parts and p.name != "signing.py"
+    ]
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(CHAINS)))
@@ -76,7 +82,7 @@ def test_no_signing_call_in_adapter_code(path):
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if path.name == "journal.py" and isinstance(func, ast.Name) and name == "sign":
+            if path.name == "sender.py" and isinstance(func, ast.Name) and name == "sign":
                 continue  # send_intent calls the signer the caller injects (wallets)
             assert name not in SIGNING_CALLS, f"{path.name}:{node.lineno} calls {name}"
         if isinstance(node, ast.ImportFrom) and node.module:
