@@ -238,6 +238,31 @@ def _line(lines: dict[YamlPath, int], at: YamlPath) -> int | None:
     return None
 
 
+_FIELD_PATH = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*)(?::| \()")
+
+
+def locate(file: str | Path, problems: list[str]) -> DeploymentFileError:
+    """Problems found after loading (each starting with its field path, such as
+    ``planners[1].plans[0].actions[0].amount: ...``) as ``file:line: field: message``,
+    the line being that of the deepest part of the path the file has."""
+    path = Path(file)
+    _, lines = _parse(path, _read(path))
+    located = []
+    for problem in problems:
+        match = _FIELD_PATH.match(problem)
+        at = _undotted(match.group(1)) if match else ()
+        # The problem already starts with its field path: keep its words as they are.
+        located.append(ConfigProblem(str(path), _line(lines, at), "", problem))
+    return DeploymentFileError(located)
+
+
+def _undotted(field: str) -> YamlPath:
+    parts: list[str | int] = []
+    for name, index in re.findall(r"([A-Za-z_]\w*)|\[(\d+)\]", field):
+        parts.append(name if name else int(index))
+    return tuple(parts)
+
+
 def _dotted(at: YamlPath) -> str:
     text = ""
     for part in at:

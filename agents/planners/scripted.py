@@ -6,7 +6,9 @@ the script is a configuration error at start-up, not an empty plan at some later
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from typing import Any
 
 from agents.plan import InvalidPlan, Plan, validate_plan
 from agents.planners.base import Planner
@@ -71,7 +73,9 @@ def _checked(
 
 def validate_scripted_plans(deployment: Deployment) -> list[str]:
     """`config validate`'s check of every scripted plan against the plan model of each
-    agent whose planner it is, so a mistyped action key shows before the daemon runs."""
+    agent whose planner it is, so a mistyped action key shows before the daemon runs.
+    Each problem starts with its field path in the file (``planners[1].plans[0].
+    actions[0].amount: ...``), so the CLI can give its line."""
     problems = []
     for position, planner in enumerate(deployment.planners):
         if not isinstance(planner, ScriptedPlannerConfig):
@@ -81,8 +85,35 @@ def validate_scripted_plans(deployment: Deployment) -> list[str]:
                 try:
                     validate_plan(data, deployment, agent.name)
                 except InvalidPlan as exc:
-                    problems.append(
-                        f"planners[{position}].plans[{index}]: not a valid plan for agent "
-                        f"{agent.name!r}: {exc}"
-                    )
+                    at = f"planners[{position}].plans[{index}]"
+                    problems += [_in_file(at, data, p, agent.name) for p in exc.problems]
     return problems
+
+
+def _in_file(at: str, data: Any, problem: str, agent: str) -> str:
+    """A plan problem (``actions.0.amount: ...``) with its path in the deployment file."""
+    inner, separator, message = problem.partition(": ")
+    if not (separator and re.fullmatch(r"[\w.]+", inner)):
+        return f"{at}: {problem} (a plan for agent {agent!r})"
+    parts = _parts_in(data, inner.split("."))
+    at += "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in parts)
+    if message.startswith("Extra inputs are not permitted"):
+        message = f"unknown key {parts[-1]!r}"
+    return f"{at}: {message} (a plan for agent {agent!r})"
+
+
+def _parts_in(data: Any, parts: list[str]) -> list[str]:
+    """`parts` without the names pydantic adds that the file does not have (the tag of a
+    discriminated union, ``swap`` in ``actions.0.swap.give``); the last part stays, as it
+    may name a missing key."""
+    kept, here = [], data
+    for position, part in enumerate(parts):
+        last = position == len(parts) - 1
+        if isinstance(here, list) and part.isdigit() and int(part) < len(here):
+            here = here[int(part)]
+        elif isinstance(here, dict) and part in here:
+            here = here[part]
+        elif not last:
+            continue
+        kept.append(part)
+    return kept

@@ -27,8 +27,12 @@ def test_an_unknown_key_in_a_scripted_action_is_refused_by_name(tmp_path: Path) 
     broken = DEMO.replace(SWAP_LINE, SWAP_LINE + "            definitely_not_a_field: 1\n", 1)
     code, output = _validate(tmp_path, broken)
     assert code != 0
-    assert "plans[0]" in output
-    assert "definitely_not_a_field" in output
+    line = broken.splitlines().index("            definitely_not_a_field: 1") + 1
+    # file:line: field path in the file (no pydantic union tag): what is wrong
+    assert f"deployment.yaml:{line}: planners[1].plans[0].actions[0].definitely_not_a_field:" in (
+        " ".join(output.split())
+    )
+    assert "unknown key 'definitely_not_a_field'" in output
     assert "'maker'" in output  # the agent whose plan model refused it
 
 

@@ -13,8 +13,6 @@ from rich.text import Text
 
 from agents import audit
 from agents.app import daemon
-from agents.app.commands.config import DEPLOYMENT_CHECKS
-from agents.planners.scripted import validate_scripted_plans
 from config.errors import AuditError
 from config.loader import load_deployment
 from config.store import open_store
@@ -193,9 +191,6 @@ def _cut(text: str, limit: int) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `run`, `status` and the `audit` command group to the main CLI, and the
-    scripted-plan check to `config validate`."""
+    """Add `run`, `status` and the `audit` command group to the main CLI."""
     daemon.register(app)
     app.add_typer(audit_app, name="audit")
-    if validate_scripted_plans not in DEPLOYMENT_CHECKS:
-        DEPLOYMENT_CHECKS.append(validate_scripted_plans)

@@ -12,29 +12,38 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+import config
 from agents.app.doctor import run_checks
+from agents.planners.scripted import validate_scripted_plans
 from config.errors import ConfigError
-from config.loader import load_deployment
+from config.loader import load_deployment, locate
 from config.models import Deployment
 from config.reference import END, START, render_reference
+from policies.registry import validate_deployment_policies
 
 console = Console()
 
 DeploymentCheck = Callable[[Deployment], list[str]]
-DEPLOYMENT_CHECKS: list[DeploymentCheck] = []
-"""Checks other packages add (e.g. policy parameters); each returns problem lines."""
+DEPLOYMENT_CHECKS: tuple[DeploymentCheck, ...] = (
+    validate_deployment_policies,
+    validate_scripted_plans,
+)
+"""Each package's own check of a loaded deployment (policy parameters, scripted plans);
+each returns problems that start with their field path."""
 
 
 def load_checked_deployment(file: Path) -> Deployment:
-    """Load FILE and run every package's deployment check; ConfigError lists problems."""
+    """Load FILE and run every package's deployment check; each problem is reported as
+    ``file:line: field: message`` like the loader's own."""
     deployment = load_deployment(file)
     problems = [problem for check in DEPLOYMENT_CHECKS for problem in check(deployment)]
     if problems:
-        raise ConfigError("\n".join(f"{file}: {problem}" for problem in problems))
+        raise locate(file, problems)
     return deployment
 
 
-DEMO = Path(__file__).resolve().parent / "demo.yaml"
+DEMO = Path(config.__file__).resolve().parent / "demo.yaml"
+"""The demo deployment, shipped inside the config package (`config/demo.yaml`)."""
 
 config_app = typer.Typer(
     help="Validate deployments and print their JSON Schema.", no_args_is_help=True

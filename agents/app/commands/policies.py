@@ -25,7 +25,6 @@ from config.store import open_store
 from policies import approvals as approval_store
 from policies import control
 from policies.backtest import BacktestRow, RecordedAction, audit_actions, backtest, read_actions
-from policies.registry import validate_deployment_policies
 
 console = Console()
 
@@ -248,14 +247,8 @@ def _known_agent(deployment: Deployment, agent: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the policy commands, and the policy checks to `config validate`."""
+    """Add the policy commands."""
     app.add_typer(policy_app, name="policy")
     app.add_typer(approvals_app, name="approvals")
     app.add_typer(breakers_app, name="breakers")
     app.add_typer(agents_app, name="agents")
-    try:
-        from agents.app.commands.config import DEPLOYMENT_CHECKS
-    except ImportError:  # an older foundation without pluggable checks
-        return
-    if validate_deployment_policies not in DEPLOYMENT_CHECKS:
-        DEPLOYMENT_CHECKS.append(validate_deployment_policies)
