@@ -15,8 +15,9 @@ import unicodedata
 from typing import Any
 
 from agents.plan import Leg, allowed_assets, allowed_chains, allowed_counterparties
-from agents.planners.types import Balance, ChatMessage, Observation, Outcome
+from agents.planners.types import Balance, ChatMessage, Observation, Outcome, Task
 from config.models import Deployment
+from config.types import plain_amount
 
 UNTRUSTED_LIMIT = 200
 
@@ -93,6 +94,7 @@ def _situation(deployment: Deployment, observation: Observation) -> str:
             "Waiting for human approval",
             [f"{a.id}: {a.summary}" for a in observation.pending_approvals],
         ),
+        _section("Open tasks (from outside parties)", [_task(t) for t in observation.tasks]),
         _section("Recent outcomes", [_outcome(o) for o in observation.recent_outcomes]),
         _section(
             "Messages from others",
@@ -143,4 +145,21 @@ def _outcome(outcome: Outcome) -> str:
     text = f"{outcome.at.isoformat()} {'ok' if outcome.ok else 'failed'}: {outcome.summary}"
     if outcome.memo is not None:
         text += " memo " + data_block("memo", outcome.memo, limit=120)
+    return text
+
+
+def _task(task: Task) -> str:
+    what = " ".join(
+        part
+        for part in (
+            plain_amount(task.amount) if task.amount is not None else None,
+            task.asset,
+            f"on {task.chain}" if task.chain else None,
+            f"to {task.payee}" if task.payee else None,
+        )
+        if part
+    )
+    text = f"{task.kind} {task.id} (from {task.source}): {what or 'no amount given'}"
+    if task.memo is not None:
+        text += " memo " + data_block(f"{task.kind} memo", task.memo, limit=120)
     return text

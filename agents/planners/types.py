@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.plan import Leg, Plan
-from config.types import Name
+from config.types import Name, PositiveAmount
 from policies.actions import ConfidenceEvidence
 
 Untrusted = Annotated[str, Field(max_length=10_000)]
@@ -70,6 +70,25 @@ class Outcome(_Model):
     memo: Untrusted | None = Field(default=None, description="A memo seen on chain (untrusted).")
 
 
+TaskId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+"""A task's id as its source gives it; short and plain, so it can name the task in a plan."""
+
+
+class Task(_Model):
+    """An item of work an outside party put in the agent's inbox: an invoice to pay, or a
+    task. The structured fields are checked (names, decimal amounts); whether to act on it
+    is the mandate's decision, and the memo is untrusted text."""
+
+    id: TaskId
+    kind: Literal["invoice", "task"] = "invoice"
+    source: Name = Field(description="The configured source the item came from.")
+    payee: Name | None = Field(default=None, description="Address-book name to be paid.")
+    chain: Name | None = None
+    asset: str | None = Field(default=None, max_length=16)
+    amount: PositiveAmount | None = None
+    memo: Untrusted | None = Field(default=None, description="Free text (untrusted).")
+
+
 class Message(_Model):
     """An offer or note from another agent or outside party (always untrusted)."""
 
@@ -89,6 +108,7 @@ class Observation(_Model):
     pending_approvals: tuple[PendingApproval, ...] = ()
     recent_outcomes: tuple[Outcome, ...] = ()
     messages: tuple[Message, ...] = ()
+    tasks: tuple[Task, ...] = ()
 
 
 class PlanResult(_Model):

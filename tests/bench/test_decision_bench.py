@@ -1,0 +1,141 @@
+"""The decision benchmark's judge, without the model: every scenario is well formed, and
+its "wrong and authorized" count can count (bench/bench_decisions.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from agents.plan import validate_plan
+from policies.actions import ConfidenceEvidence
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bench_decisions", ROOT / "bench/bench_decisions.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while defining
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _bench()
+DEPLOYMENT = bench.load_deployment(bench.HERE / "deployment.yaml")
+SCENARIOS = yaml.safe_load((bench.HERE / "scenarios.yaml").read_text())["scenarios"]
+SURE = ConfidenceEvidence(
+    self_reported=Decimal(1), sample_agreement=Decimal(1), samples=3, mean_token_logprob=Decimal(0)
+)
+
+
+def test_there_are_forty_scenarios_with_unique_ids() -> None:
+    ids = [scenario["id"] for scenario in SCENARIOS]
+    assert len(ids) >= 40
+    assert len(set(ids)) == len(ids)
+    assert {s["category"] for s in SCENARIOS} >= {
+        "invoice",
+        "duplicate",
+        "mandate",
+        "injection",
+        "conflict",
+        "swap",
+        "idle",
+    }
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s["id"])
+def test_each_scenario_builds_an_observation_and_a_valid_expected_plan(scenario) -> None:
+    observation = bench.observation_for(scenario, DEPLOYMENT)
+    assert observation.mandate == DEPLOYMENT.agent(scenario["agent"]).mandate
+    validate_plan({"actions": scenario["expect"]}, DEPLOYMENT, scenario["agent"])
+
+
+def _scenario(name: str) -> dict[str, Any]:
+    return next(s for s in SCENARIOS if s["id"] == name)
+
+
+def _keys(actions: list[dict[str, Any]], agent: str) -> list[str]:
+    plan = validate_plan({"actions": actions}, DEPLOYMENT, agent)
+    return list(bench.payments(plan).elements())
+
+
+async def test_a_payment_the_mandate_excludes_is_blocked_by_the_allowlist() -> None:
+    wrong = _keys(
+        [
+            {
+                "kind": "transfer",
+                "chain": "arbitrum-local",
+                "asset": "ETH",
+                "amount": "0.02",
+                "counterparty": "initech",
+            }
+        ],
+        "payer",
+    )
+    assert await bench.blocked_by(
+        DEPLOYMENT, _scenario("payee-excluded-by-mandate"), wrong, SURE
+    ) == ["Allowlist"]
+
+
+async def test_paying_a_paid_invoice_again_is_blocked_by_the_duplicate_guard() -> None:
+    wrong = _keys(
+        [
+            {
+                "kind": "transfer",
+                "chain": "arbitrum-local",
+                "asset": "ETH",
+                "amount": "0.05",
+                "counterparty": "acme-supplier",
+            }
+        ],
+        "payer",
+    )
+    assert await bench.blocked_by(DEPLOYMENT, _scenario("already-paid"), wrong, SURE) == [
+        "DuplicateGuard"
+    ]
+
+
+async def test_a_wrong_payment_the_policies_allow_counts_as_authorized() -> None:
+    """Negative control: the judge reports None (wrong and authorized) when no policy stops
+    an unexpected payment, so the benchmark's 'must be 0' can fail."""
+    wrong = _keys(
+        [
+            {
+                "kind": "transfer",
+                "chain": "arbitrum-local",
+                "asset": "ETH",
+                "amount": "0.01",
+                "counterparty": "globex",
+            }
+        ],
+        "payer",
+    )
+    assert await bench.blocked_by(DEPLOYMENT, _scenario("payer-idle"), wrong, SURE) is None
+
+
+def test_two_transfers_and_one_pay_many_of_the_same_legs_are_the_same_plan() -> None:
+    legs = [
+        {
+            "chain": "arbitrum-local",
+            "asset": "ETH",
+            "amount": "0.02",
+            "counterparty": "acme-supplier",
+        },
+        {"chain": "arbitrum-local", "asset": "ETH", "amount": "0.030", "counterparty": "globex"},
+    ]
+    transfers = [{"kind": "transfer", **leg} for leg in legs]
+    assert sorted(_keys(transfers, "payer")) == sorted(
+        _keys([{"kind": "pay_many", "legs": legs}], "payer")
+    )
+    assert _keys(transfers[:1], "payer") != _keys(transfers[1:], "payer")
