@@ -1,4 +1,4 @@
-"""Build what an agent sees at a tick: balances, prices, approvals, recent outcomes.
+"""Build what an agent sees at a tick: balances, prices, tasks, approvals, recent outcomes.
 
 Every read is best-effort per chain: an unreachable RPC leaves that chain's balances out
 (and says so in the outcomes) instead of failing the whole tick, because the planner can
@@ -17,10 +17,13 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
-from agents.planners.types import Balance, Observation, Outcome, PendingApproval, Price
+from agents.planners.types import Balance, Observation, Outcome, PendingApproval, Price, Task
+from agents.sources import Source, SourceError
 from chains.base import ChainAdapter
 from config.errors import ChainError
 from config.models import AgentConfig, Asset, Deployment
@@ -53,6 +56,7 @@ class Observer:
         wallet: AgentWallet,
         adapters: dict[str, ChainAdapter],
         *,
+        sources: Sequence[Source[Any]] = (),
         balance_ttl: float = BALANCE_TTL,
     ) -> None:
         self.deployment = deployment
@@ -60,6 +64,7 @@ class Observer:
         self.wallet = wallet
         self.adapters = adapters
         self.balance_ttl = balance_ttl
+        self.sources = tuple(sources)
         self.outcomes: deque[Outcome] = deque(maxlen=RECENT_OUTCOMES)
         self._assets = agent_assets(deployment, agent)
         self._balances: dict[tuple[str, str], tuple[float, Balance]] = {}
@@ -80,6 +85,7 @@ class Observer:
     async def observe(self, pending: list[PendingApproval]) -> Observation:
         """The observation for this tick."""
         read = await asyncio.gather(*(self._cached_balance(asset) for asset in self._assets))
+        tasks, problems = await self._tasks()
         prices = [
             Price(asset=f"{asset.symbol}@{asset.chain}", usd=asset.usd_price)
             for asset in self._assets
@@ -92,8 +98,29 @@ class Observer:
             balances=tuple(balance for balance in read if balance is not None),
             prices=tuple(prices),
             pending_approvals=tuple(pending),
-            recent_outcomes=tuple(self.outcomes),
+            recent_outcomes=(*self.outcomes, *problems),
+            tasks=tasks,
         )
+
+    async def _tasks(self) -> tuple[tuple[Task, ...], list[Outcome]]:
+        """Every source's tasks, and an outcome for each problem (this tick only: a source
+        that stays broken must not push the agent's own outcomes out of its memory)."""
+        reads = await asyncio.gather(
+            *(source.read() for source in self.sources), return_exceptions=True
+        )
+        tasks: list[Task] = []
+        problems: list[str] = []
+        for read in reads:
+            if isinstance(read, SourceError):
+                log.warning("agent %s: %s", self.agent.name, read)
+                problems.append(str(read))
+            elif isinstance(read, BaseException):
+                raise read
+            else:
+                tasks += read.tasks
+                problems += read.skipped
+        now = datetime.now(UTC)
+        return tuple(tasks), [Outcome(at=now, summary=p[:300], ok=False) for p in problems]
 
     async def _cached_balance(self, asset: Asset) -> Balance | None:
         key = (asset.chain, asset.symbol)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from config._references import ReferenceProblem, did_you_mean
 from config._schema_walk import field_names_at
 from config.errors import ConfigError
-from config.models import Deployment
+from config.models import AgentConfig, Deployment
 
 YamlPath = tuple[str | int, ...]
 
@@ -270,16 +270,24 @@ def _dotted(at: YamlPath) -> str:
     return text
 
 
+def _resolve_agent_paths(agent: AgentConfig, base: Path) -> AgentConfig:
+    """The credential and every source's `path` parameter, read beside the file."""
+    sources = [
+        {name: {**params, "path": str(base / params["path"])}}
+        if isinstance(params, dict) and isinstance(params.get("path"), str)
+        else {name: params}
+        for spec in agent.sources
+        for name, params in spec.items()
+    ]
+    credential = str(base / agent.credential) if agent.credential else None
+    return agent.model_copy(update={"credential": credential, "sources": sources})
+
+
 def _resolve_paths(deployment: Deployment, base: Path) -> Deployment:
     data_dir = base / (deployment.data_dir or f".covenant/{deployment.name}")
     operator = deployment.operator
     keystore = base / operator.keystore if operator.keystore else data_dir / "keystore"
-    agents = [
-        agent.model_copy(update={"credential": str(base / agent.credential)})
-        if agent.credential
-        else agent
-        for agent in deployment.agents
-    ]
+    agents = [_resolve_agent_paths(agent, base) for agent in deployment.agents]
     store_url = deployment.store.url or f"sqlite:///{data_dir / 'state.db'}"
     return deployment.model_copy(
         update={

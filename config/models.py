@@ -317,6 +317,19 @@ PolicySpec = Annotated[dict[str, dict[str, Any] | None], AfterValidator(_one_pol
 """One policy: `{Name: {params}}`, by registry name or `package.module:Class`."""
 
 
+def _one_source(item: dict[str, Any]) -> dict[str, Any]:
+    if len(item) != 1:
+        raise ValueError(
+            "each source is a one-key mapping like `- TaskFile: {path: invoices.yaml}`, "
+            f"got keys {sorted(item)}"
+        )
+    return item
+
+
+SourceSpec = Annotated[dict[str, dict[str, Any] | None], AfterValidator(_one_source)]
+"""One observation source: `{Name: {params}}` by registry name (agents/sources)."""
+
+
 Schedule = Annotated[
     Annotated[IntervalSchedule, Tag("every")] | Annotated[CronSchedule, Tag("cron")],
     _key_tag("every", "cron"),
@@ -334,6 +347,9 @@ class AgentConfig(Model):
     assets: list[str] = Field(default_factory=list, description="Symbols; default all.")
     counterparties: list[Name] = Field(default_factory=list, description="Default: all.")
     policies: list[PolicySpec] = Field(default_factory=list)
+    sources: list[SourceSpec] = Field(
+        default_factory=list, description="Where the agent finds tasks (invoices, work)."
+    )
     credential: str | None = Field(
         default=None, description="Path of the agent's authority credential (JWT)."
     )

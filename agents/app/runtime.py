@@ -34,6 +34,7 @@ from agents.planners.scripted import ScriptedPlanner
 from agents.planners.types import Observation, PendingApproval
 from agents.resolver import Resolver
 from agents.scheduler import AgentJob, AgentScheduler, TickFunction
+from agents.sources import build_sources
 from chains.atomic.base import HtlcChain
 from chains.atomic.runtime import coordinators, htlc_chains
 from chains.base import ChainAdapter
@@ -126,7 +127,9 @@ class Runtime:
                 config=config,
                 planner=planner,
                 on_planned=self._cursor_keeper(config.name, planner),
-                observer=Observer(self.deployment, config, wallet, adapters),
+                observer=Observer(
+                    self.deployment, config, wallet, adapters, sources=build_sources(config)
+                ),
                 executor=executor,
                 audit=self.audit,
                 pending=self.pending_approvals,

@@ -81,7 +81,9 @@ class Task(_Model):
 
     id: TaskId
     kind: Literal["invoice", "task"] = "invoice"
-    source: Name = Field(description="The configured source the item came from.")
+    source: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", description="The source it came from."
+    )
     payee: Name | None = Field(default=None, description="Address-book name to be paid.")
     chain: Name | None = None
     asset: str | None = Field(default=None, max_length=16)

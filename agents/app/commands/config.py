@@ -15,6 +15,7 @@ from rich.table import Table
 import config
 from agents.app.doctor import run_checks
 from agents.planners.scripted import validate_scripted_plans
+from agents.sources import validate_deployment_sources
 from config.errors import ConfigError
 from config.loader import load_deployment, locate
 from config.models import Deployment
@@ -26,9 +27,10 @@ console = Console()
 DeploymentCheck = Callable[[Deployment], list[str]]
 DEPLOYMENT_CHECKS: tuple[DeploymentCheck, ...] = (
     validate_deployment_policies,
+    validate_deployment_sources,
     validate_scripted_plans,
 )
-"""Each package's own check of a loaded deployment (policy parameters, scripted plans);
+"""Each package's own check of a loaded deployment (policies, sources, scripted plans);
 each returns problems that start with their field path."""
 
 
