@@ -17,23 +17,26 @@ up to a limit; the older one stops with an error that says why.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import operator
 import os
-import secrets
 import socket
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+# Re-exported: the policy modules import these from here; their home is config/.
+from config.clock import from_us as from_us  # noqa: PLC0414
+from config.clock import to_us as to_us  # noqa: PLC0414
 from config.errors import StoreError
 from config.group_commit import GroupCommitter
+from config.ids import PROCESS_TAG
+from config.ids import new_id as new_id  # noqa: PLC0414
 from policies._tables import policy_control, policy_engine
 
 Row = tuple[Any, dict[str, Any]]
@@ -48,27 +51,6 @@ _FENCE = (
 
 class EngineSuperseded(StoreError):
     """Another engine claimed this store after this one; this one may write nothing more."""
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime."""
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_us(micros: int) -> datetime:
-    """The aware UTC datetime of `micros` microseconds since the epoch."""
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ID_PREFIX = secrets.token_hex(8)
-_ids = itertools.count()
-
-
-def new_id() -> str:
-    """A unique row id: random per process, then a counter (cheaper than uuid4)."""
-    return f"{_ID_PREFIX}{next(_ids):016x}"
 
 
 class WriteSet:
@@ -128,7 +110,7 @@ class PolicyStore:
     def claim(self, now: datetime) -> int:
         """Become the one engine that writes this store's policy state; every engine
         that claimed it before is fenced from now on. Call before loading any state."""
-        owner = f"{socket.gethostname()}:{os.getpid()}:{_ID_PREFIX[:6]}"
+        owner = f"{socket.gethostname()}:{os.getpid()}:{PROCESS_TAG[:6]}"
         values = {"epoch": policy_engine.c.epoch + 1, "owner": owner, "claimed_at_us": to_us(now)}
         try:
             with self.engine.begin() as connection:

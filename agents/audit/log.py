@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection, Engine
@@ -23,6 +23,7 @@ from agents.audit.entry import (
 )
 from agents.audit.tables import store_rows, stored_head
 from agents.audit.verify import verify
+from config.clock import utc_now
 from config.errors import AuditError
 from config.group_commit import GroupCommitter
 
@@ -127,7 +128,7 @@ class AuditLog:
             raise AuditError(f"no DID signer for agent {agent!r}; cannot write its audit log")
         data, body = entry_body(entry)
         seq, prev = self._head(agent)
-        when = (at or datetime.now(UTC)).isoformat()
+        when = (at or utc_now()).isoformat()
         hash_ = entry_hash(agent, seq, at=when, did=signer.did, prev=prev, body=body)
         row = {
             "agent": agent,
