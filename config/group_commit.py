@@ -19,9 +19,11 @@ running. The rules, which the audit log and the policy store both rely on:
 * **Failure is as narrow as the owner says.** Without a `key`, a failed transaction
   fails every request in it: nothing of the batch is stored. With a `key` (the audit
   log's agent), the batch is written again as one transaction per key, in order of first
-  appearance, so one key's failure fails only that key's requests of the batch; and the
-  requests of that key still waiting fail too, with `dependent_error`, because they were
-  built on what could not be stored (an audit entry chained on an unwritten one).
+  appearance, so one key's failure fails only that key's requests of the batch. The
+  requests of that key submitted before the failure is settled (before the owner's
+  `failed` hook has run) fail too, unwritten, with `dependent_error`: they were built
+  on what could not be stored (an audit entry chained on an unwritten one). Requests
+  submitted after it are written as usual.
 * **Owned.** The writer task belongs to this object: it starts with the first request,
   ends when nothing is waiting, and :meth:`GroupCommitter.aclose` (or leaving
   ``async with``) awaits it, so no write outlives the shutdown that closed its owner.
@@ -51,6 +53,8 @@ class _Waiting(Generic[RequestT]):
     request: RequestT
     future: asyncio.Future[None] | None
     error: Exception | None = None
+    dependent: bool = False
+    """Failed unwritten because an earlier request of its key failed."""
 
 
 @dataclass(eq=False, slots=True)
@@ -58,7 +62,7 @@ class _Batch(Generic[RequestT]):
     items: list[_Waiting[RequestT]]
     written: bool = False
     settled: bool = False
-    followers: list[_Waiting[RequestT]] = field(default_factory=list)
+    failed_keys: set[Hashable] = field(default_factory=set)
 
 
 class GroupCommitter(Generic[RequestT]):
@@ -92,6 +96,7 @@ class GroupCommitter(Generic[RequestT]):
         self._queue: list[_Waiting[RequestT]] = []
         self._queue_lock = threading.Lock()  # the queue is also taken from threads
         self._in_flight: _Batch[RequestT] | None = None
+        self._poisoned: set[Hashable] = set()  # keys failed and not yet settled
         self._writer: asyncio.Task[None] | None = None
 
     @property
@@ -169,18 +174,44 @@ class GroupCommitter(Generic[RequestT]):
 
     def _write_batch(self, batch: _Batch[RequestT]) -> None:
         batch.written = True
-        error = self._transaction(batch.items)
+        items = self._without_dependents(batch.items)
+        error = self._transaction(items) if items else None
         if error is None:
             return
-        groups = self._groups(batch.items)
+        groups = self._groups(items)
         if len(groups) < 2:
-            for item in batch.items:
-                item.error = error
+            self._mark_failed(batch, items, error)
             return
         for group in groups:
             group_error = self._transaction(group)
-            for item in group:
-                item.error = group_error
+            if group_error is not None:
+                self._mark_failed(batch, group, group_error)
+
+    def _without_dependents(self, items: list[_Waiting[RequestT]]) -> list[_Waiting[RequestT]]:
+        """The items to write; those of a key whose failure is not settled yet (they were
+        built on it) fail unwritten."""
+        if self._key is None or self._dependent_error is None or not self._poisoned:
+            return items
+        kept = []
+        with self._queue_lock:
+            poisoned = set(self._poisoned)
+        for item in items:
+            if self._key(item.request) in poisoned:
+                item.error, item.dependent = self._dependent_error(item.request), True
+            else:
+                kept.append(item)
+        return kept
+
+    def _mark_failed(
+        self, batch: _Batch[RequestT], items: list[_Waiting[RequestT]], error: Exception
+    ) -> None:
+        for item in items:
+            item.error = error
+        if self._key is not None:
+            keys = {self._key(item.request) for item in items}
+            batch.failed_keys |= keys
+            with self._queue_lock:
+                self._poisoned |= keys
 
     def _groups(self, items: list[_Waiting[RequestT]]) -> list[list[_Waiting[RequestT]]]:
         if self._key is None:
@@ -206,25 +237,29 @@ class GroupCommitter(Generic[RequestT]):
 
     def _settle(self, batch: _Batch[RequestT]) -> None:
         batch.settled = True
-        failed = [item for item in batch.items if item.error is not None]
+        failed = [item.request for item in batch.items if item.error and not item.dependent]
         if failed:
-            self._fail_dependents(failed)
-            self._hook(self._failed, [item.request for item in failed])
+            self._hook(self._failed, failed)
+        if batch.failed_keys:
+            self._fail_dependents(batch.failed_keys)
         stored = [item.request for item in batch.items if item.error is None]
         if stored:
             self._hook(self._committed, stored)
         for item in batch.items:
             _resolve(item)
 
-    def _fail_dependents(self, failed: list[_Waiting[RequestT]]) -> None:
-        if self._key is None or self._dependent_error is None:
+    def _fail_dependents(self, keys: set[Hashable]) -> None:
+        """Fail what still waits on the keys that failed, then let those keys write again:
+        whatever is submitted from now on was built after the owner's `failed` hook."""
+        key, dependent_error = self._key, self._dependent_error
+        if key is None or dependent_error is None:
             return
-        keys = {self._key(item.request) for item in failed}
         with self._queue_lock:
-            dependents = [item for item in self._queue if self._key(item.request) in keys]
-            self._queue = [item for item in self._queue if self._key(item.request) not in keys]
+            dependents = [item for item in self._queue if key(item.request) in keys]
+            self._queue = [item for item in self._queue if key(item.request) not in keys]
+            self._poisoned -= keys
         for item in dependents:
-            item.error = self._dependent_error(item.request)
+            item.error, item.dependent = dependent_error(item.request), True
             _resolve(item)
 
     @staticmethod

@@ -11,7 +11,8 @@ waiting, with the dependent error); the other keys' rows are stored. Shutdown
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 import sqlalchemy as sa
@@ -68,7 +69,9 @@ def stored(engine: Engine) -> list[Note]:
         return [(row.key, row.n) for row in rows]
 
 
-def keyed(engine: Engine, write: Recorder) -> GroupCommitter[Note]:
+def keyed(
+    engine: Engine, write: Callable[[Connection, Sequence[Note]], None]
+) -> GroupCommitter[Note]:
     return GroupCommitter(
         engine,
         write,
@@ -240,3 +243,46 @@ async def test_a_cancelled_caller_does_not_withdraw_its_write(engine: Engine) ->
 def test_a_key_needs_a_dependent_error(engine: Engine) -> None:
     with pytest.raises(ValueError, match="go together"):
         GroupCommitter(engine, Recorder(), describe=describe, key=lambda note: note[0])
+
+
+async def commit_now_behind_a_failing_batch(engine: Engine) -> tuple[object, object, object]:
+    """A synchronous write of key b (from another thread) waits for the lock while the
+    writer's batch of b fails; returns the outcomes of the failing request and of it."""
+    release = threading.Event()
+    write = Recorder()
+
+    def slow_write(connection: Connection, requests: Sequence[Note]) -> None:
+        release.wait(5)
+        write(connection, requests)
+
+    committer = keyed(engine, slow_write)
+    failing = committer.submit(("b", -1))
+    await asyncio.sleep(0.05)  # the writer thread holds the lock in slow_write
+    behind = asyncio.ensure_future(asyncio.to_thread(committer.commit_now, ("b", 2)))
+    other_key = asyncio.ensure_future(asyncio.to_thread(committer.commit_now, ("c", 3)))
+    await asyncio.sleep(0.1)  # both threads now wait for the lock
+    release.set()
+    outcomes = await asyncio.gather(failing, behind, other_key, return_exceptions=True)
+    await committer.submit(("b", 4))  # after the failure settled, b writes again
+    return outcomes
+
+
+async def test_a_write_behind_a_failing_batch_of_its_key_is_not_stored(
+    engine: Engine,
+) -> None:
+    failing, behind, other_key = await commit_now_behind_a_failing_batch(engine)
+    assert "note -1 refused" in str(failing)
+    assert str(behind) == "note 2 depended on a failed one"
+    assert other_key is None
+    assert stored(engine) == [("c", 3), ("b", 4)]
+
+
+async def test_negative_control_without_the_dependency_rule_it_would_be_stored(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race above is real: let every request through and (b, 2), built on the failed
+    (b, -1), lands in the store."""
+    monkeypatch.setattr(GroupCommitter, "_without_dependents", lambda self, items: items)
+    _, behind, _ = await commit_now_behind_a_failing_batch(engine)
+    assert behind is None
+    assert ("b", 2) in stored(engine)
