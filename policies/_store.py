@@ -16,29 +16,31 @@ up to a limit; the older one stops with an error that says why.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
-import logging
 import operator
 import os
-import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar, Token
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+# Re-exported: the policy modules import these from here; their home is config/.
+from config.clock import from_us as from_us  # noqa: PLC0414
+from config.clock import to_us as to_us  # noqa: PLC0414
 from config.errors import StoreError
+from config.group_commit import GroupCommitter
+from config.ids import PROCESS_TAG
+from config.ids import new_id as new_id  # noqa: PLC0414
 from policies._tables import policy_control, policy_engine
 
 Row = tuple[Any, dict[str, Any]]
 
-logger = logging.getLogger("covenant.policies")
 
 _FENCE = (
     policy_engine.update()
@@ -49,27 +51,6 @@ _FENCE = (
 
 class EngineSuperseded(StoreError):
     """Another engine claimed this store after this one; this one may write nothing more."""
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime."""
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_us(micros: int) -> datetime:
-    """The aware UTC datetime of `micros` microseconds since the epoch."""
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ID_PREFIX = secrets.token_hex(8)
-_ids = itertools.count()
-
-
-def new_id() -> str:
-    """A unique row id: random per process, then a counter (cheaper than uuid4)."""
-    return f"{_ID_PREFIX}{next(_ids):016x}"
 
 
 class WriteSet:
@@ -95,19 +76,22 @@ class WriteSet:
 _current: ContextVar[WriteSet | None] = ContextVar("policy_writes", default=None)
 
 
+@dataclass(eq=False, slots=True)
+class _Commit:
+    """One evaluation's (or hook call's) rows, and the token `on_commit` gets for it."""
+
+    rows: list[Row]
+    token: object | None = None
+
+
 class PolicyStore:
     """The policy tables of one store, with staged writes and group commit."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._batch: list[Row] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._tokens: list[Any] = []
         self.on_commit: Callable[[list[Any]], None] | None = None
         """Called with the tokens of each group commit that succeeded, before its
         waiters wake (the engine mints their authorizations there in one batch)."""
-        self._draining = False
-        self._drainer: asyncio.Task[None] | None = None
         self._epoch: int | None = None
         self.group_commits = 0
         """Transactions written by group commit (for benchmarks and diagnostics)."""
@@ -115,11 +99,18 @@ class PolicyStore:
         self._sql: dict[
             tuple[int, tuple[str, ...]], tuple[str, Callable[[dict[str, Any]], Any], Any]
         ] = {}
+        self._committer: GroupCommitter[_Commit] = GroupCommitter(
+            engine,
+            self._write,
+            describe=_described,
+            checks=[self._check_fence],
+            committed=self._committed,
+        )
 
     def claim(self, now: datetime) -> int:
         """Become the one engine that writes this store's policy state; every engine
         that claimed it before is fenced from now on. Call before loading any state."""
-        owner = f"{socket.gethostname()}:{os.getpid()}:{_ID_PREFIX[:6]}"
+        owner = f"{socket.gethostname()}:{os.getpid()}:{PROCESS_TAG[:6]}"
         values = {"epoch": policy_engine.c.epoch + 1, "owner": owner, "claimed_at_us": to_us(now)}
         try:
             with self.engine.begin() as connection:
@@ -165,54 +156,32 @@ class PolicyStore:
         rows = write_set.always + write_set.authorized if authorized else write_set.always
         if not rows:
             return False
-        loop = asyncio.get_running_loop()
         # One future per waiter (not one shared future): a cancelled waiter must not
         # cancel the commit the others are waiting for.
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._batch.extend(rows)
-        self._waiters.append(waiter)
-        if token is not None:
-            self._tokens.append(token)
-        if not self._draining:
-            self._draining = True
-            self._drainer = loop.create_task(self._drain())
-        await waiter
+        await self._committer.submit(_Commit(rows, token))
         return True
 
     async def drain(self) -> None:
         """Wait until every staged group commit is written (shutdown calls it, so no
         writer task outlives the engine that started it)."""
-        drainer = self._drainer
-        if drainer is not None and drainer.get_loop() is asyncio.get_running_loop():
-            await asyncio.shield(drainer)
-
-    async def _drain(self) -> None:
-        try:
-            while self._batch:
-                batch, waiters, tokens = self._batch, self._waiters, self._tokens
-                self._batch, self._waiters, self._tokens = [], [], []
-                try:
-                    await asyncio.to_thread(self.write_now, batch)
-                except StoreError as exc:
-                    _settle(waiters, exc)
-                else:
-                    self.group_commits += 1
-                    self.group_committed_rows += len(batch)
-                    self._committed(tokens)
-                    _settle(waiters, None)
-        finally:
-            self._draining = False
-
-    def _committed(self, tokens: list[Any]) -> None:
-        if not tokens or self.on_commit is None:
-            return
-        try:
-            self.on_commit(tokens)
-        except Exception:  # the waiters must wake regardless; the engine mints again
-            logger.exception("the group commit's on_commit hook raised")
+        await self._committer.aclose()
 
     def write_now(self, rows: list[Row]) -> None:
-        """Write `rows` in one transaction, one executemany per statement.
+        """Write `rows` at once, in one transaction with the commits still waiting."""
+        self._committer.commit_now(_Commit(rows))
+
+    def _committed(self, commits: Sequence[_Commit]) -> None:
+        self.group_commits += 1
+        self.group_committed_rows += sum(len(commit.rows) for commit in commits)
+        tokens = [commit.token for commit in commits if commit.token is not None]
+        if tokens and self.on_commit is not None:
+            # If it raises, the committer logs it and the waiters still wake: the engine
+            # then mints their authorizations itself.
+            self.on_commit(tokens)
+
+    def _write(self, connection: Connection, commits: Sequence[_Commit]) -> None:
+        """Write the commits' rows in the committer's transaction, one executemany per
+        statement.
 
         Rows of one statement keep their order; statements run in order of first
         appearance. A row must therefore not depend on a row of another statement staged
@@ -220,26 +189,20 @@ class PolicyStore:
         inserted it has returned, which is after its commit).
         """
         groups: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
-        for statement, params in rows:
-            group = groups.get(id(statement))
-            if group is None:
-                groups[id(statement)] = (statement, [params])
-            else:
-                group[1].append(params)
-        try:
-            with self.engine.begin() as connection:
-                if self._epoch is not None:
-                    self._check_fence(connection)
-                for statement, params_list in groups.values():
-                    sql, make = self._compiled(statement, tuple(params_list[0]))
-                    connection.exec_driver_sql(sql, [make(params) for params in params_list])
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"cannot write policy state: {exc.__class__.__name__}: {exc}; check that the "
-                "store is reachable and writable"
-            ) from exc
+        for commit in commits:
+            for statement, params in commit.rows:
+                group = groups.get(id(statement))
+                if group is None:
+                    groups[id(statement)] = (statement, [params])
+                else:
+                    group[1].append(params)
+        for statement, params_list in groups.values():
+            sql, make = self._compiled(statement, tuple(params_list[0]))
+            connection.exec_driver_sql(sql, [make(params) for params in params_list])
 
     def _check_fence(self, connection: Connection) -> None:
+        if self._epoch is None:  # not claimed (tools that only read or write control)
+            return
         # An UPDATE, not a SELECT: it takes the write lock first (SQLite) or the row lock
         # (PostgreSQL), so a claim cannot slip in between this check and the commit.
         sql, make = self._compiled(_FENCE, ("f_epoch",))
@@ -299,14 +262,14 @@ class PolicyStore:
         return int(rows[0].version) if rows else 0
 
 
-def _settle(waiters: list[asyncio.Future[None]], error: StoreError | None) -> None:
-    for waiter in waiters:
-        if waiter.done():  # its evaluation was cancelled
-            continue
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)
+def _described(error: Exception, commits: Sequence[_Commit]) -> Exception:
+    """The error the waiters of a failed group commit get."""
+    if isinstance(error, SQLAlchemyError):
+        return StoreError(
+            f"cannot write policy state: {error.__class__.__name__}: {error}; check that "
+            "the store is reachable and writable"
+        )
+    return error  # EngineSuperseded (a StoreError) or a bug, as it was raised
 
 
 def bump_control(connection: Connection) -> None:

@@ -275,13 +275,14 @@ async def test_a_second_writer_fails_only_its_agent_which_then_resumes(engine):
     await asyncio.gather(*(log.record(name, entry(0)) for name in names))
     # Another daemon (forbidden, but it happens) appends to bob's log behind our back.
     audit.AuditLog(engine, {"bob": signers["bob"]}).append("bob", entry(50))
-    with log._lock:  # hold the store so that the first batch waits in the writer thread
+    # Hold the store so that the first batch waits in the writer thread.
+    with log._committer.write_lock:
         first = asyncio.gather(
             *(log.record(name, entry(1)) for name in names), return_exceptions=True
         )
         for _ in range(1000):  # until the writer has taken the batch
             await asyncio.sleep(0.001)
-            if log._writer is not None and not log._staged:
+            if log._committer.writer is not None and not log._committer.waiting:
                 break
         second = asyncio.ensure_future(log.record("bob", entry(2)))  # chained on bob's 1
         await asyncio.sleep(0.01)

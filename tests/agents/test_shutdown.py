@@ -20,8 +20,8 @@ async def test_drain_waits_for_every_entry_in_flight(tmp_path):
     ]
     await asyncio.sleep(0)  # the writer has started; most entries are still queued
     await log.drain()
-    assert log._writer is not None
-    assert log._writer.done()
+    assert log._committer.writer is not None
+    assert log._committer.writer.done()
     assert len(entries(engine, "alice")) == 20
     assert len(entries(engine, "bob")) == 20
     assert all(task.done() for task in pending)
@@ -34,5 +34,5 @@ async def test_drain_without_writes_returns_at_once(tmp_path):
     engine = open_store(f"sqlite:///{tmp_path / 'state.db'}")
     log = AuditLog(engine, {"alice": make_signer()})
     await asyncio.wait_for(log.drain(), 1)
-    assert log._writer is None
+    assert log._committer.writer is None
     engine.dispose()

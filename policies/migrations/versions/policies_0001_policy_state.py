@@ -15,6 +15,12 @@ depends_on = "config_0001"
 
 
 def upgrade() -> None:
+    _create_control_and_breakers()
+    _create_spend_ledger()
+    _create_approvals_rates_and_switches()
+
+
+def _create_control_and_breakers() -> None:
     op.create_table(
         "policy_control",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -33,6 +39,9 @@ def upgrade() -> None:
         sa.Column("updated_at_us", sa.BigInteger, nullable=False),
         sa.Column("version", sa.BigInteger, nullable=False),
     )
+
+
+def _create_spend_ledger() -> None:
     op.create_table(
         "spend_ledger",
         sa.Column("id", sa.String(32), primary_key=True),
@@ -46,6 +55,9 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
     )
     op.create_index("ix_spend_ledger_at", "spend_ledger", ["at_us"])
+
+
+def _create_approvals_rates_and_switches() -> None:
     op.create_table(
         "approvals",
         sa.Column("id", sa.String(16), primary_key=True),
