@@ -2,7 +2,8 @@
 
 The order is the invariant: resolve the address-book name to an address (the model never
 supplies one), build the unsigned transaction, describe it to the policies as a
-:class:`~policies.actions.ProposedAction` carrying its digest, and sign only with the
+:class:`~policies.actions.ProposedAction` carrying its digest, and sign only through the
+one gate (:func:`agents.gate.authorize_and_sign`) with the
 :class:`~wallets.authorization.Authorization` the engine mints for that digest. The
 signed bytes are journaled before they are broadcast (:func:`chains.sender.send`).
 """
@@ -13,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
+from agents.gate import Signed, authorize_and_sign
 from agents.held import HeldActions
 from agents.plan import Payment
 from agents.resolver import Resolver, intent_for
@@ -23,12 +25,11 @@ from chains.base import (
 )
 from chains.journal import TxJournal
 from chains.sender import send
-from chains.signing import sign
 from config.errors import ChainError, CovenantError, SignerError
 from config.models import Deployment
 from policies.actions import ConfidenceEvidence, ProposedAction
 from policies.base import AuthorityClaims, PolicyContext
-from policies.engine import Authorized, Denied, PolicyEngine, Queued
+from policies.engine import Denied, PolicyEngine
 from wallets.operator import AgentWallet
 
 log = logging.getLogger(__name__)
@@ -116,33 +117,36 @@ class PaymentExecutor:
             claims=self.claims,
             plan_actions=(action,),
         )
-        outcome = await self.engine.evaluate(action, ctx)
+        try:
+            outcome = await authorize_and_sign(self.engine, self.wallet, action, unsigned, ctx)
+        except SignerError as exc:
+            await self.engine.failed(action, ctx, str(exc))
+            return ActionResult("failed", str(exc), action)
+        if isinstance(outcome, Signed):
+            return await self._send(action, unsigned, outcome.raw, ctx)
         if isinstance(outcome, Denied):
             # Never signed: give its nonce back, or the next payment waits behind a gap.
             await self.adapters[action.chain].abandon(unsigned)
             return ActionResult("denied", outcome.reason, action, policy=outcome.policy)
-        if isinstance(outcome, Queued):
-            if outcome.approval_id is not None:
-                self.held.hold(outcome.approval_id, action, unsigned, evidence)
-            return ActionResult(
-                "queued",
-                outcome.reason,
-                action,
-                policy=outcome.policy,
-                approval_id=outcome.approval_id,
-            )
-        return await self._execute(action, unsigned, outcome, ctx)
+        if outcome.approval_id is not None:
+            self.held.hold(outcome.approval_id, action, unsigned, evidence)
+        return ActionResult(
+            "queued",
+            outcome.reason,
+            action,
+            policy=outcome.policy,
+            approval_id=outcome.approval_id,
+        )
 
-    async def _execute(
+    async def _send(
         self,
         action: ProposedAction,
         unsigned: UnsignedTx,
-        outcome: Authorized,
+        signed: bytes,
         ctx: PolicyContext,
     ) -> ActionResult:
         adapter = self.adapters[action.chain]
         try:
-            signed = sign(self.wallet, self.engine.verifier, unsigned, outcome.authorization)
             status = await send(
                 adapter, self.journal, unsigned, signed, timeout=self.confirm_timeout
             )
