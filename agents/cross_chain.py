@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from agents.agent import AtomicHandler
+from agents.actions.base import ActionResult, EscrowHandler, PlanModel
+from agents.actions.base import Leg as PlannedLeg
+from agents.actions.pay_many import PayMany
+from agents.actions.swap import Swap
 from agents.gate import authorize_lock, authorize_settlement, escrow_signer
-from agents.payments import ActionResult
-from agents.plan import Leg as PlannedLeg
-from agents.plan import PayMany, Swap
 from agents.planners.types import Message, Observation, OpenSwap
 from agents.resolver import Resolver
 from chains.atomic import Coordinator, Counterparty, Leg, Payment, PlanRecord, SwapSide
@@ -96,11 +96,11 @@ class AtomicDesk:
 
     # -- actions -------------------------------------------------------------------------
 
-    def handler(self, agent: str) -> AtomicHandler:
-        """`agent`'s hook for :class:`~agents.agent.Agent`."""
+    def handler(self, agent: str) -> EscrowHandler:
+        """`agent`'s escrow strategy for :class:`~agents.agent.Agent`."""
 
         async def run(
-            action: Swap | PayMany, plan_id: str, evidence: ConfidenceEvidence
+            action: PlanModel, plan_id: str, evidence: ConfidenceEvidence
         ) -> ActionResult:
             return await self.handle(agent, action, plan_id, evidence)
 
@@ -117,16 +117,19 @@ class AtomicDesk:
         )
 
     async def handle(
-        self, agent: str, action: Swap | PayMany, plan_id: str, evidence: ConfidenceEvidence
+        self, agent: str, action: PlanModel, plan_id: str, evidence: ConfidenceEvidence
     ) -> ActionResult:
-        """Start `action` for `agent`; its plan then runs in the background."""
+        """Start `action` (a swap or a pay_many) for `agent`; its plan then runs in the
+        background."""
         try:
             async with self._sweeping:  # never while a sweep drives the same plans
                 if isinstance(action, Swap):
                     return await self._swap(agent, action, plan_id, evidence)
-                return await self._pay_many(agent, action, plan_id, evidence)
+                if isinstance(action, PayMany):
+                    return await self._pay_many(agent, action, plan_id, evidence)
         except CovenantError as exc:
-            return ActionResult("error", f"{action.kind} not started: {exc}")
+            return ActionResult("error", f"{getattr(action, 'kind', '?')} not started: {exc}")
+        return ActionResult("error", f"no escrow plan for {type(action).__name__}")
 
     async def _pay_many(
         self, agent: str, action: PayMany, plan_id: str, evidence: ConfidenceEvidence

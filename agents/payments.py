@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
+from agents.actions import transfer
+from agents.actions.base import ActionResult, Payment
 from agents.gate import Signed, authorize_and_sign
 from agents.held import HeldActions
-from agents.plan import Payment
-from agents.resolver import Resolver, intent_for
+from agents.resolver import Resolver
 from chains.base import (
     ChainAdapter,
     TxExpired,
@@ -33,21 +33,6 @@ from policies.engine import Denied, PolicyEngine
 from wallets.operator import AgentWallet
 
 log = logging.getLogger(__name__)
-
-ResultState = Literal["executed", "started", "failed", "denied", "queued", "error"]
-"""`started`: an all-or-nothing plan is under way; its end reaches the next observations."""
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    """What happened to one planned payment, for the audit log and the next observation."""
-
-    state: ResultState
-    summary: str
-    action: ProposedAction | None = None
-    policy: str | None = None
-    tx_id: str | None = None
-    approval_id: str | None = None
 
 
 @dataclass
@@ -67,24 +52,7 @@ class PaymentExecutor:
 
     async def propose(self, payment: Payment, plan_id: str) -> tuple[ProposedAction, UnsignedTx]:
         """Build the unsigned transaction for `payment` and describe it to the policies."""
-        asset = self.resolver.asset(payment.chain, payment.asset)
-        to = self.resolver.address(payment.counterparty, payment.chain)
-        base = self.resolver.base_units(payment.amount, asset)
-        sender = self.wallet.address(self.deployment, payment.chain)
-        unsigned = await self.adapters[payment.chain].build(intent_for(asset, to, base), sender)
-        action = ProposedAction(
-            agent=self.agent,
-            plan_id=plan_id,
-            kind="transfer",
-            chain=payment.chain,
-            asset=payment.asset,
-            amount=payment.amount,
-            amount_base_units=base,
-            recipient=payment.counterparty,
-            recipient_address=to,
-            digest=unsigned.digest,
-        )
-        return action, unsigned
+        return await transfer.propose(payment, plan_id, self)
 
     async def pay(
         self, payment: Payment, plan_id: str, evidence: ConfidenceEvidence
