@@ -11,10 +11,10 @@ signed bytes are journaled before they are broadcast (:func:`chains.sender.send`
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agents.actions import transfer
-from agents.actions.base import ActionResult, Payment
+from agents.actions.base import ActionResult
 from agents.gate import Signed, authorize_and_sign
 from agents.held import HeldActions
 from agents.resolver import Resolver
@@ -34,10 +34,14 @@ from wallets.operator import AgentWallet
 
 log = logging.getLogger(__name__)
 
+Proposal = Callable[["PaymentExecutor"], Awaitable[tuple[ProposedAction, UnsignedTx]]]
+"""An action kind's ``propose`` bound to its action: the executor's chains and wallet in,
+the proposed action and its unsigned transaction out."""
+
 
 @dataclass
 class PaymentExecutor:
-    """Executes the single-chain payments of one agent."""
+    """Executes the one-transaction actions of one agent (today: transfers)."""
 
     agent: str
     deployment: Deployment
@@ -50,18 +54,14 @@ class PaymentExecutor:
     claims: AuthorityClaims | None = None
     confirm_timeout: float = 60.0
 
-    async def propose(self, payment: Payment, plan_id: str) -> tuple[ProposedAction, UnsignedTx]:
-        """Build the unsigned transaction for `payment` and describe it to the policies."""
-        return await transfer.propose(payment, plan_id, self)
-
-    async def pay(
-        self, payment: Payment, plan_id: str, evidence: ConfidenceEvidence
-    ) -> ActionResult:
-        """Propose, authorize, sign, journal, send and track one payment."""
+    async def run(self, propose: Proposal, evidence: ConfidenceEvidence) -> ActionResult:
+        """The one-transaction strategy: `propose` (the action kind's) builds the
+        transaction and its :class:`ProposedAction`; then authorize and sign through the
+        gate, journal, send and track it."""
         try:
-            action, unsigned = await self.propose(payment, plan_id)
+            action, unsigned = await propose(self)
         except CovenantError as exc:
-            return ActionResult("error", f"could not build the payment: {exc}")
+            return ActionResult("error", f"could not build the transaction: {exc}")
         return await self._decide(action, unsigned, evidence)
 
     async def resume_approved(self) -> list[ActionResult]:

@@ -51,7 +51,9 @@ class TransferKind(Kind[Transfer]):
     async def execute(
         self, action: Transfer, plan_id: str, evidence: ConfidenceEvidence, executors: Executors
     ) -> ActionResult:
-        return await executors.payments.pay(action, plan_id, evidence)
+        return await executors.payments.run(
+            lambda executor: propose(action, plan_id, executor), evidence
+        )
 
 
 async def propose(
