@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agents.actions import kind_of
+from agents.actions.base import ActionResult, EscrowHandler, Executors
 from agents.observe import Observer
-from agents.payments import ActionResult, PaymentExecutor
-from agents.plan import Action, PayMany, Swap, Transfer
+from agents.payments import PaymentExecutor
+from agents.plan import Action
 from agents.planners.base import Planner
 from agents.planners.types import Observation, PendingApproval, PlanResult
 from config.canonical import sha256_hex
@@ -23,9 +25,6 @@ from config.models import AgentConfig
 from policies.actions import ConfidenceEvidence
 
 log = logging.getLogger(__name__)
-
-AtomicHandler = Callable[[PayMany | Swap, str, ConfidenceEvidence], Awaitable[ActionResult]]
-"""Runs a multi-chain action all-or-nothing (the HTLC coordinator); returns its result."""
 
 
 class AuditSink(Protocol):
@@ -67,7 +66,7 @@ class Agent:
     executor: PaymentExecutor
     audit: AuditSink
     pending: PendingSource
-    atomic: AtomicHandler | None = None
+    atomic: EscrowHandler | None = None
     extras: Callable[[Observation], Observation] | None = None
     on_planned: Callable[[], None] | None = None
     reports: list[TickReport] = field(default_factory=list)
@@ -117,16 +116,12 @@ class Agent:
         self.reports.append(report)
         return report
 
-    async def _act(self, action: Action, plan_id: str, evidence: Any) -> ActionResult:
-        if isinstance(action, Transfer):
-            return await self.executor.pay(action, plan_id, evidence)
-        if self.atomic is None:
-            return ActionResult(
-                "error",
-                f"{action.kind} needs the cross-chain coordinator, "
-                "which this runtime was started without",
-            )
-        return await self.atomic(action, plan_id, evidence)
+    async def _act(
+        self, action: Action, plan_id: str, evidence: ConfidenceEvidence
+    ) -> ActionResult:
+        # Each kind knows its execution strategy: one transaction or an escrow plan.
+        executors = Executors(payments=self.executor, escrow=self.atomic)
+        return await kind_of(action).execute(action, plan_id, evidence, executors)
 
 
 def audit_entry(

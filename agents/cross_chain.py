@@ -3,10 +3,11 @@ several chains, run by each agent's HTLC coordinator.
 
 The policies judge every escrow lock exactly like a transfer: the desk describes the
 lock the coordinator built as a ``swap_leg`` :class:`~policies.actions.ProposedAction`
-(address-book names, amounts, the transaction digest) and signs only with what the
-engine mints. Claims and refunds of a plan whose lock was authorized are authorized by
-the engine without asking the policies again (:meth:`policies.engine.Engine.
-authorize_settlement`): they only move escrowed funds where the lock fixed them.
+(address-book names, amounts, the transaction digest); the one gate (``agents/gate.py``)
+evaluates it, and the coordinators' parties sign only through that gate. Claims and
+refunds of a plan whose lock was authorized are authorized by the engine without asking
+the policies again (:meth:`policies.engine.PolicyEngine.authorize_settlement`): they
+only move escrowed funds where the lock fixed them.
 
 Swaps between two agents of this daemon meet on an in-memory board: the first agent
 whose plan proposes the swap makes a DID-signed offer; the counterparty accepts it when
@@ -21,22 +22,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from agents.agent import AtomicHandler
-from agents.payments import ActionResult
-from agents.plan import Leg as PlannedLeg
-from agents.plan import PayMany, Swap
+from agents.actions.base import ActionResult, EscrowHandler, PlanModel
+from agents.actions.base import Leg as PlannedLeg
+from agents.actions.pay_many import PayMany
+from agents.actions.swap import Swap
+from agents.gate import authorize_lock, authorize_settlement, escrow_signer
 from agents.planners.types import Message, Observation, OpenSwap
 from agents.resolver import Resolver
 from chains.atomic import Coordinator, Counterparty, Leg, Payment, PlanRecord, SwapSide
 from chains.atomic.base import Purpose
 from chains.atomic.swap import accept_offer, make_offer, offer_of, on_acceptance
+from chains.atomic.wallet import WalletParty
 from chains.atomic.watchtower import Watchtower
 from chains.base import UnsignedTx
 from config.errors import AtomicityError, CovenantError, PolicyViolation
 from config.models import Deployment
 from policies.actions import ConfidenceEvidence, ProposedAction
 from policies.base import AuthorityClaims, PolicyContext
-from policies.engine import Authorized, Denied, PolicyEngine
+from policies.engine import PolicyEngine
 from wallets.authorization import Authorization
 from wallets.operator import OperatorWallets
 
@@ -93,11 +96,11 @@ class AtomicDesk:
 
     # -- actions -------------------------------------------------------------------------
 
-    def handler(self, agent: str) -> AtomicHandler:
-        """`agent`'s hook for :class:`~agents.agent.Agent`."""
+    def handler(self, agent: str) -> EscrowHandler:
+        """`agent`'s escrow strategy for :class:`~agents.agent.Agent`."""
 
         async def run(
-            action: Swap | PayMany, plan_id: str, evidence: ConfidenceEvidence
+            action: PlanModel, plan_id: str, evidence: ConfidenceEvidence
         ) -> ActionResult:
             return await self.handle(agent, action, plan_id, evidence)
 
@@ -114,16 +117,19 @@ class AtomicDesk:
         )
 
     async def handle(
-        self, agent: str, action: Swap | PayMany, plan_id: str, evidence: ConfidenceEvidence
+        self, agent: str, action: PlanModel, plan_id: str, evidence: ConfidenceEvidence
     ) -> ActionResult:
-        """Start `action` for `agent`; its plan then runs in the background."""
+        """Start `action` (a swap or a pay_many) for `agent`; its plan then runs in the
+        background."""
         try:
             async with self._sweeping:  # never while a sweep drives the same plans
                 if isinstance(action, Swap):
                     return await self._swap(agent, action, plan_id, evidence)
-                return await self._pay_many(agent, action, plan_id, evidence)
+                if isinstance(action, PayMany):
+                    return await self._pay_many(agent, action, plan_id, evidence)
         except CovenantError as exc:
-            return ActionResult("error", f"{action.kind} not started: {exc}")
+            return ActionResult("error", f"{getattr(action, 'kind', '?')} not started: {exc}")
+        return ActionResult("error", f"no escrow plan for {type(action).__name__}")
 
     async def _pay_many(
         self, agent: str, action: PayMany, plan_id: str, evidence: ConfidenceEvidence
@@ -197,7 +203,7 @@ class AtomicDesk:
         """The coordinators' ``authorize``: locks through the policies, settlement of
         authorized plans through the engine's grant."""
         if purpose != "lock":
-            return self.engine.authorize_settlement(agent, plan_id, unsigned.digest)
+            return authorize_settlement(self.engine, agent, plan_id, unsigned)
         lock = self._locks.get((agent, plan_id, leg.index))
         if lock is None:
             raise PolicyViolation(
@@ -229,16 +235,14 @@ class AtomicDesk:
             claims=self.claims.get(agent),
             plan_actions=(action,),
         )
-        outcome = await self.engine.evaluate(action, ctx)
-        if isinstance(outcome, Authorized):
-            self._spent[(agent, plan_id, leg.index)] = (action, ctx)
-            return outcome.authorization
-        if isinstance(outcome, Denied):
-            raise PolicyViolation(f"denied by {outcome.policy}: {outcome.reason}")
-        raise PolicyViolation(
-            f"needs approval ({outcome.reason}); an escrow lock cannot wait for a person "
-            "yet, so this plan winds down: lower the amount or raise the threshold"
-        )
+        authorization = await authorize_lock(self.engine, action, ctx)
+        self._spent[(agent, plan_id, leg.index)] = (action, ctx)
+        return authorization
+
+    def party(self, agent: str) -> WalletParty:
+        """`agent`'s wallet as its coordinator's party, signing through the gate."""
+        wallet = self.wallets.agent(agent)
+        return WalletParty(wallet, self.engine.verifier, sign_tx=escrow_signer(self.engine, wallet))
 
     async def verify_authority(self, did: str, _plan: PlanRecord) -> bool:
         """A counterparty of this daemon is vouched for by its operator's own keystore."""

@@ -2,7 +2,8 @@
 
 The order is the invariant: resolve the address-book name to an address (the model never
 supplies one), build the unsigned transaction, describe it to the policies as a
-:class:`~policies.actions.ProposedAction` carrying its digest, and sign only with the
+:class:`~policies.actions.ProposedAction` carrying its digest, and sign only through the
+one gate (:func:`agents.gate.authorize_and_sign`) with the
 :class:`~wallets.authorization.Authorization` the engine mints for that digest. The
 signed bytes are journaled before they are broadcast (:func:`chains.sender.send`).
 """
@@ -10,12 +11,13 @@ signed bytes are journaled before they are broadcast (:func:`chains.sender.send`
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
 
+from agents.actions.base import ActionResult
+from agents.gate import Signed, authorize_and_sign
 from agents.held import HeldActions
-from agents.plan import Payment
-from agents.resolver import Resolver, intent_for
+from agents.resolver import Resolver
 from chains.base import (
     ChainAdapter,
     TxExpired,
@@ -23,35 +25,23 @@ from chains.base import (
 )
 from chains.journal import TxJournal
 from chains.sender import send
-from chains.signing import sign
 from config.errors import ChainError, CovenantError, SignerError
 from config.models import Deployment
 from policies.actions import ConfidenceEvidence, ProposedAction
 from policies.base import AuthorityClaims, PolicyContext
-from policies.engine import Authorized, Denied, PolicyEngine, Queued
+from policies.engine import Denied, PolicyEngine
 from wallets.operator import AgentWallet
 
 log = logging.getLogger(__name__)
 
-ResultState = Literal["executed", "started", "failed", "denied", "queued", "error"]
-"""`started`: an all-or-nothing plan is under way; its end reaches the next observations."""
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    """What happened to one planned payment, for the audit log and the next observation."""
-
-    state: ResultState
-    summary: str
-    action: ProposedAction | None = None
-    policy: str | None = None
-    tx_id: str | None = None
-    approval_id: str | None = None
+Proposal = Callable[["PaymentExecutor"], Awaitable[tuple[ProposedAction, UnsignedTx]]]
+"""An action kind's ``propose`` bound to its action: the executor's chains and wallet in,
+the proposed action and its unsigned transaction out."""
 
 
 @dataclass
 class PaymentExecutor:
-    """Executes the single-chain payments of one agent."""
+    """Executes the one-transaction actions of one agent (today: transfers)."""
 
     agent: str
     deployment: Deployment
@@ -64,35 +54,14 @@ class PaymentExecutor:
     claims: AuthorityClaims | None = None
     confirm_timeout: float = 60.0
 
-    async def propose(self, payment: Payment, plan_id: str) -> tuple[ProposedAction, UnsignedTx]:
-        """Build the unsigned transaction for `payment` and describe it to the policies."""
-        asset = self.resolver.asset(payment.chain, payment.asset)
-        to = self.resolver.address(payment.counterparty, payment.chain)
-        base = self.resolver.base_units(payment.amount, asset)
-        sender = self.wallet.address(self.deployment, payment.chain)
-        unsigned = await self.adapters[payment.chain].build(intent_for(asset, to, base), sender)
-        action = ProposedAction(
-            agent=self.agent,
-            plan_id=plan_id,
-            kind="transfer",
-            chain=payment.chain,
-            asset=payment.asset,
-            amount=payment.amount,
-            amount_base_units=base,
-            recipient=payment.counterparty,
-            recipient_address=to,
-            digest=unsigned.digest,
-        )
-        return action, unsigned
-
-    async def pay(
-        self, payment: Payment, plan_id: str, evidence: ConfidenceEvidence
-    ) -> ActionResult:
-        """Propose, authorize, sign, journal, send and track one payment."""
+    async def run(self, propose: Proposal, evidence: ConfidenceEvidence) -> ActionResult:
+        """The one-transaction strategy: `propose` (the action kind's) builds the
+        transaction and its :class:`ProposedAction`; then authorize and sign through the
+        gate, journal, send and track it."""
         try:
-            action, unsigned = await self.propose(payment, plan_id)
+            action, unsigned = await propose(self)
         except CovenantError as exc:
-            return ActionResult("error", f"could not build the payment: {exc}")
+            return ActionResult("error", f"could not build the transaction: {exc}")
         return await self._decide(action, unsigned, evidence)
 
     async def resume_approved(self) -> list[ActionResult]:
@@ -116,33 +85,36 @@ class PaymentExecutor:
             claims=self.claims,
             plan_actions=(action,),
         )
-        outcome = await self.engine.evaluate(action, ctx)
+        try:
+            outcome = await authorize_and_sign(self.engine, self.wallet, action, unsigned, ctx)
+        except SignerError as exc:
+            await self.engine.failed(action, ctx, str(exc))
+            return ActionResult("failed", str(exc), action)
+        if isinstance(outcome, Signed):
+            return await self._send(action, unsigned, outcome.raw, ctx)
         if isinstance(outcome, Denied):
             # Never signed: give its nonce back, or the next payment waits behind a gap.
             await self.adapters[action.chain].abandon(unsigned)
             return ActionResult("denied", outcome.reason, action, policy=outcome.policy)
-        if isinstance(outcome, Queued):
-            if outcome.approval_id is not None:
-                self.held.hold(outcome.approval_id, action, unsigned, evidence)
-            return ActionResult(
-                "queued",
-                outcome.reason,
-                action,
-                policy=outcome.policy,
-                approval_id=outcome.approval_id,
-            )
-        return await self._execute(action, unsigned, outcome, ctx)
+        if outcome.approval_id is not None:
+            self.held.hold(outcome.approval_id, action, unsigned, evidence)
+        return ActionResult(
+            "queued",
+            outcome.reason,
+            action,
+            policy=outcome.policy,
+            approval_id=outcome.approval_id,
+        )
 
-    async def _execute(
+    async def _send(
         self,
         action: ProposedAction,
         unsigned: UnsignedTx,
-        outcome: Authorized,
+        signed: bytes,
         ctx: PolicyContext,
     ) -> ActionResult:
         adapter = self.adapters[action.chain]
         try:
-            signed = sign(self.wallet, self.engine.verifier, unsigned, outcome.authorization)
             status = await send(
                 adapter, self.journal, unsigned, signed, timeout=self.confirm_timeout
             )

@@ -18,6 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 from config.types import Name, NonNegativeAmount
 
 ActionKind = Literal["transfer", "swap_leg", "contract_call", "program_call"]
+"""The kinds of transaction the policies judge, the one vocabulary from plan to audit log.
+
+Each plan kind (``agents/actions/``) declares which of these its execution proposes: a
+``transfer`` proposes a ``transfer``; a ``swap`` and a ``pay_many`` propose one
+``swap_leg`` per escrow lock. ``contract_call`` and ``program_call`` are produced by no
+planner yet: the Allowlist already judges them (by selector and by program), and an
+action kind that calls a contract or program proposes them, so they stay
+(``tests/agents/test_action_kinds.py`` checks the registry and this list agree)."""
 
 _ONE = Decimal(1)
 

@@ -36,7 +36,8 @@ from agents.resolver import Resolver
 from agents.scheduler import AgentJob, AgentScheduler, TickFunction
 from agents.sources import build_sources
 from chains.atomic.base import HtlcChain
-from chains.atomic.runtime import coordinators, htlc_chains
+from chains.atomic.coordinator import Coordinator
+from chains.atomic.runtime import htlc_chains
 from chains.base import ChainAdapter
 from chains.connect import connect, fund_local, resolve_url
 from chains.devnet import manager as devnet
@@ -363,13 +364,16 @@ def _desk(runtime: Runtime, escrows: dict[str, HtlcChain]) -> AtomicDesk | None:
         Resolver(deployment, runtime.wallets),
         claims={config.name: runtime.claims(config) for config in deployment.agents},
     )
-    desk.coordinators = coordinators(
-        runtime.store,
-        {config.name: runtime.wallets.agent(config.name) for config in deployment.agents},
-        runtime.engine.verifier,
-        escrows,
-        desk.authorize,
-        margins=deployment.atomic,
-        verify_authority=desk.verify_authority,
-    )
+    # Each coordinator's party signs through the desk's gate, never on its own.
+    desk.coordinators = {
+        config.name: Coordinator(
+            runtime.store,
+            desk.party(config.name),
+            escrows,
+            desk.authorize,
+            margins=deployment.atomic,
+            verify_authority=desk.verify_authority,
+        )
+        for config in deployment.agents
+    }
     return desk

@@ -14,7 +14,8 @@ import json
 import unicodedata
 from typing import Any
 
-from agents.plan import Leg, allowed_assets, allowed_chains, allowed_counterparties
+from agents.actions import KINDS
+from agents.actions.base import Leg, allowed_assets, allowed_chains, allowed_counterparties
 from agents.planners.types import Balance, ChatMessage, Observation, Outcome, Task
 from config.models import Deployment
 from config.types import plain_amount
@@ -63,16 +64,7 @@ def data_block(source: str, text: str, limit: int = UNTRUSTED_LIMIT) -> str:
 
 
 def _rules(deployment: Deployment, agent_name: str) -> str:
-    shapes = "\n".join(
-        [
-            '- pay: {"kind": "transfer", "chain": CHAIN, "asset": ASSET, "amount": AMOUNT, '
-            '"counterparty": NAME}',
-            '- swap: {"kind": "swap", "counterparty": NAME, "give": {"chain": CHAIN, "asset": '
-            'ASSET, "amount": AMOUNT}, "take": {"chain": CHAIN, "asset": ASSET, "amount": AMOUNT}}',
-            '- several payments, all or nothing: {"kind": "pay_many", "legs": [{"chain": CHAIN, '
-            '"asset": ASSET, "amount": AMOUNT, "counterparty": NAME}, ...]}',
-        ]
-    )
+    shapes = "\n".join(kind.prompt for kind in KINDS.values())
     return RULES.format(agent=agent_name, shapes=shapes)
 
 

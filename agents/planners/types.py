@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.plan import Leg, Plan
+from agents.actions.base import Leg
+from agents.plan import Plan
 from config.types import Name, PositiveAmount
 from policies.actions import ConfidenceEvidence
 

@@ -1,25 +1,39 @@
 """The coordinator's view of one agent's wallet: addresses, derived secrets, signing.
 
-Signing goes through the wallets package's signers, which refuse anything without an
+A daemon's coordinators sign through the agents' gate (``agents/gate.py``), which hands
+each party its ``sign_tx`` callable, so escrow steps reach a signer the same one way
+single payments do. A party built from a verifier alone (``chains.atomic.runtime``'s
+``coordinators``, used by the coordinator's own tests) signs with the wallets package's
+signers directly. Either way the signer refuses anything without an
 :class:`~wallets.authorization.Authorization` for the exact transaction digest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chains.base import UnsignedTx
 from chains.signing import sign
 from wallets.authorization import Authorization, AuthorizationVerifier
 from wallets.operator import AgentWallet
 
+SignTx = Callable[[UnsignedTx, Authorization, Sequence[bytes]], bytes]
+"""(unsigned, authorization, co-signer seeds) -> raw signed bytes."""
+
 
 class WalletParty:
     """An :class:`~wallets.operator.AgentWallet` as a :class:`chains.atomic.base.Party`."""
 
-    def __init__(self, wallet: AgentWallet, verifier: AuthorizationVerifier) -> None:
+    def __init__(
+        self,
+        wallet: AgentWallet,
+        verifier: AuthorizationVerifier,
+        *,
+        sign_tx: SignTx | None = None,
+    ) -> None:
         self._wallet = wallet
         self._verifier = verifier
+        self._sign_tx = sign_tx
         self._jws = wallet.jws_signer()
 
     @property
@@ -52,6 +66,8 @@ class WalletParty:
         co_signers: Sequence[bytes] = (),
     ) -> bytes:
         """Raw signed bytes; the signer checks `authorization` against the digest."""
+        if self._sign_tx is not None:
+            return self._sign_tx(unsigned, authorization, co_signers)
         return sign(self._wallet, self._verifier, unsigned, authorization, co_signers)
 
     def __repr__(self) -> str:

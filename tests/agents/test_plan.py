@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.actions.base import allowed_assets
+from agents.actions.pay_many import PayMany
+from agents.actions.swap import Swap
+from agents.actions.transfer import Transfer
 from agents.plan import (
     InvalidPlan,
-    PayMany,
     Plan,
-    Swap,
-    Transfer,
-    allowed_assets,
     failed_evidence,
     parse_plan,
     plan_schema,

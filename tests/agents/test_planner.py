@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents.plan import Transfer
+from agents.actions.transfer import Transfer
 from agents.planners import build_planner
 from agents.planners._prompt import build_messages, data_block
 from agents.planners.base import ModelPlanner

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agents import audit
+from agents.actions.base import ActionResult
 from agents.agent import audit_entry
 from agents.audit import AuditLog
-from agents.payments import ActionResult
 from agents.plan import Plan
 from agents.planners.types import Observation, PlanResult
 from config.loader import load_deployment

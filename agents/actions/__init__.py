@@ -1,0 +1,31 @@
+"""The action kinds a plan may hold, one module each; adding a kind is one module here
+and one line in :data:`KINDS`.
+
+Everything else follows from the registry: the :class:`~agents.plan.Plan` model's
+action union, the planner's schema and prompt, the checks against the deployment and
+how each action executes (``agents/agent.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.actions import pay_many, swap, transfer
+from agents.actions.base import Kind, PlanModel
+
+KINDS: dict[str, Kind[Any]] = {
+    kind.name: kind
+    for kind in (
+        transfer.KIND,
+        swap.KIND,
+        pay_many.KIND,
+    )
+}
+
+
+_BY_MODEL = {kind.model: kind for kind in KINDS.values()}
+
+
+def kind_of(action: PlanModel) -> Kind[Any]:
+    """The registered kind of a validated plan action."""
+    return _BY_MODEL[type(action)]

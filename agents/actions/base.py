@@ -1,0 +1,337 @@
+"""What every action kind is made of: the :class:`Kind` interface, the plan primitives
+the kinds share (legs and payments over address-book names), the agent's narrowed names,
+the checker, the generated schema fragments and what an executed action reports.
+
+A kind's JSON-schema fragment is generated from its pydantic model
+(:func:`object_schema`): the model fixes which properties exist, which are constants
+(the ``kind`` discriminator), the array bounds and that nothing else may appear; the
+agent's deployment then narrows each free property to the names and precision that
+agent may use (:class:`AgentNames`), so a schema-constrained decoder cannot even spell
+an address.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from config.models import AgentConfig, Deployment
+from config.types import Name, PositiveAmount, plain_amount
+from policies.actions import ActionKind as PolicyKind
+from policies.actions import ConfidenceEvidence, ProposedAction
+
+if TYPE_CHECKING:
+    from agents.payments import PaymentExecutor
+
+MAX_WHOLE_DIGITS = 10
+"""Whole digits of an amount: 10 plus 18 decimals fit Decimal's default 28-digit context,
+so arithmetic on any valid amount is exact."""
+
+ResultState = Literal["executed", "started", "failed", "denied", "queued", "error"]
+"""`started`: an all-or-nothing plan is under way; its end reaches the next observations."""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What happened to one planned action, for the audit log and the next observation."""
+
+    state: ResultState
+    summary: str
+    action: ProposedAction | None = None
+    policy: str | None = None
+    tx_id: str | None = None
+    approval_id: str | None = None
+
+
+class PlanModel(BaseModel):
+    """Base of every plan model: unknown fields are refused, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def no_float(value: Any) -> Any:
+    """Refuse a JSON number where a decimal string belongs."""
+    # A float has already lost precision; demand the decimal string the schema asks for.
+    if isinstance(value, float):
+        raise ValueError(f"{value!r} is a JSON number; write amounts as strings such as '0.5'")
+    return value
+
+
+Amount = Annotated[
+    PositiveAmount,
+    BeforeValidator(no_float),
+    # "100.000000000000000000" from a model means 100: every message and record says so.
+    AfterValidator(lambda amount: Decimal(plain_amount(amount))),
+]
+Symbol = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.]{0,15}$")]
+
+
+class Leg(PlanModel):
+    """An amount of one asset on one chain."""
+
+    chain: Name
+    asset: Symbol
+    amount: Amount
+
+
+class Payment(Leg):
+    """A leg paid to a named counterparty."""
+
+    counterparty: Name
+
+
+# -- the agent's names -------------------------------------------------------------------
+
+
+def allowed_chains(deployment: Deployment, agent: AgentConfig) -> list[str]:
+    """Chains the agent may act on, in deployment order."""
+    return [chain.name for chain in deployment.chains if chain.name in agent.chains]
+
+
+def allowed_assets(deployment: Deployment, agent: AgentConfig) -> dict[tuple[str, str], int]:
+    """(chain, symbol) -> decimals for every asset the agent may move."""
+    return {
+        (asset.chain, asset.symbol): asset.decimals
+        for asset in deployment.assets
+        if asset.chain in agent.chains and (not agent.assets or asset.symbol in agent.assets)
+    }
+
+
+def allowed_counterparties(deployment: Deployment, agent: AgentConfig) -> list[str]:
+    """Address-book names the agent may deal with; never the agent itself."""
+    return [
+        party.name
+        for party in deployment.address_book
+        if (not agent.counterparties or party.name in agent.counterparties)
+        and party.agent != agent.name
+    ]
+
+
+def amount_pattern(max_decimals: int) -> str:
+    """A regex for a non-negative decimal string with at most `max_decimals` places.
+
+    Written with ``[.]`` rather than an escaped dot because llama.cpp's schema-to-grammar
+    converter rejects the escape.
+    """
+    whole = f"(0|[1-9][0-9]{{0,{MAX_WHOLE_DIGITS - 1}}})"
+    if max_decimals == 0:
+        return f"^{whole}$"
+    return f"^{whole}([.][0-9]{{1,{max_decimals}}})?$"
+
+
+class AgentNames:
+    """What one agent of one deployment may name: chains, assets with their decimals and
+    counterparties, plus the schema variants of a leg and a payment over them."""
+
+    def __init__(self, deployment: Deployment, agent_name: str) -> None:
+        agent = deployment.agent(agent_name)
+        self.deployment = deployment
+        self.chains = allowed_chains(deployment, agent)
+        self.assets = allowed_assets(deployment, agent)
+        self.parties = allowed_counterparties(deployment, agent)
+
+    def can_receive(self, party_name: str, chain: str) -> bool:
+        """Whether the address-book entry has an address on `chain` (agents have all)."""
+        party = next(p for p in self.deployment.address_book if p.name == party_name)
+        return party.agent is not None or chain in party.addresses
+
+    def leg_fields(self) -> list[dict[str, Any]]:
+        """Per (chain, asset) the agent may use: the narrowed chain, asset and amount."""
+        return [
+            {
+                "chain": {"const": chain},
+                "asset": {"const": symbol},
+                "amount": {"type": "string", "pattern": amount_pattern(decimals)},
+            }
+            for (chain, symbol), decimals in self.assets.items()
+        ]
+
+    def payment_fields(self) -> list[dict[str, Any]]:
+        """Leg fields plus the counterparties that can be paid on that leg's chain."""
+        fields = []
+        for leg in self.leg_fields():
+            chain = leg["chain"]["const"]
+            payable = [name for name in self.parties if self.can_receive(name, chain)]
+            if payable:
+                fields.append({**leg, "counterparty": {"enum": payable}})
+        return fields
+
+    def legs(self) -> list[dict[str, Any]]:
+        """Every leg variant, generated from :class:`Leg`."""
+        return [object_schema(Leg, fields) for fields in self.leg_fields()]
+
+    def payments(self) -> list[dict[str, Any]]:
+        """Every payment variant, generated from :class:`Payment`."""
+        return [object_schema(Payment, fields) for fields in self.payment_fields()]
+
+
+# -- generated schema fragments ----------------------------------------------------------
+
+
+def object_schema(model: type[BaseModel], narrowed: Mapping[str, Any]) -> dict[str, Any]:
+    """`model`'s JSON schema as an object whose free properties are `narrowed`.
+
+    The property names, the constants and ``additionalProperties`` come from pydantic's
+    generated schema; every property is required (a model writes the whole object) and
+    constants come first, so a decoder commits to the kind before its fields. A property
+    the model has but `narrowed` lacks, or the reverse, is a programming error.
+    """
+    generated = model.model_json_schema()
+    properties: dict[str, Any] = generated["properties"]
+    free = {name for name, prop in properties.items() if "const" not in prop}
+    if free != set(narrowed):
+        raise ValueError(
+            f"{model.__name__}: narrowed {sorted(narrowed)}, but its free fields are {sorted(free)}"
+        )
+    ordered = sorted(properties, key=lambda name: name in free)
+    return {
+        "type": "object",
+        "properties": {
+            name: narrowed[name] if name in free else {"const": properties[name]["const"]}
+            for name in ordered
+        },
+        "required": ordered,
+        "additionalProperties": generated.get("additionalProperties", True),
+    }
+
+
+def array_schema(
+    model: type[BaseModel], field: str, variants: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The array property `field` of `model` with items any of `variants`, keeping the
+    bounds the model declares; no variant means only the empty array fits."""
+    generated = model.model_json_schema()["properties"][field]
+    if not variants:
+        return {"type": "array", "maxItems": 0}
+    bounds = {key: generated[key] for key in ("minItems", "maxItems") if key in generated}
+    return {"type": "array", "items": {"anyOf": variants}, **bounds}
+
+
+# -- checks against the deployment --------------------------------------------------------
+
+
+class PlanChecker:
+    """Collects every problem of a plan, so one repair prompt can name them all."""
+
+    def __init__(self, names: AgentNames) -> None:
+        self.names = names
+        self.problems: list[str] = []
+
+    def payment(self, where: str, payment: Payment) -> None:
+        """A leg to a counterparty that can be paid on the leg's chain."""
+        self.leg(where, payment)
+        self.counterparty(f"{where}.counterparty", payment.counterparty, payment.chain)
+
+    def leg(self, where: str, leg: Leg) -> None:
+        """A known chain, an asset the agent may move there, an amount it can carry."""
+        names = self.names
+        if leg.chain not in names.chains:
+            self.problems.append(_unknown(f"{where}.chain", "chain", leg.chain, names.chains))
+            return
+        decimals = names.assets.get((leg.chain, leg.asset))
+        if decimals is None:
+            symbols = [symbol for chain, symbol in names.assets if chain == leg.chain]
+            self.problems.append(
+                _unknown(f"{where}.asset", f"asset on {leg.chain}", leg.asset, symbols)
+            )
+        elif leg.amount >= 10**MAX_WHOLE_DIGITS:
+            self.problems.append(
+                f"{where}.amount: {leg.amount} has more than {MAX_WHOLE_DIGITS} whole digits"
+            )
+        elif _places(leg.amount) > decimals:
+            self.problems.append(
+                f"{where}.amount: {leg.amount} has more than the {decimals} decimal places "
+                f"{leg.asset} allows"
+            )
+
+    def counterparty(self, where: str, name: str, chain: str) -> None:
+        """A counterparty the agent may deal with, with an address on `chain`."""
+        names = self.names
+        if name not in names.parties:
+            self.problems.append(_unknown(where, "counterparty", name, names.parties))
+            return
+        party = next(p for p in names.deployment.address_book if p.name == name)
+        if chain in names.chains and not names.can_receive(name, chain):
+            self.problems.append(
+                f"{where}: {name} has no address on {chain}; it has "
+                f"{', '.join(sorted(party.addresses))}"
+            )
+
+
+def _unknown(where: str, kind: str, value: str, known: list[str]) -> str:
+    options = ", ".join(known) if known else "none"
+    return f"{where}: unknown {kind} {value!r}; use one of: {options}"
+
+
+def _places(amount: Decimal) -> int:
+    """Decimal places without trailing zeros; exact, unlike normalize(), which rounds to
+    the context's 28 digits."""
+    text = plain_amount(amount)
+    return len(text.partition(".")[2])
+
+
+# -- the kind interface ---------------------------------------------------------------------
+
+EscrowHandler = Callable[[PlanModel, str, ConfidenceEvidence], Awaitable[ActionResult]]
+"""Runs an all-or-nothing action through the HTLC coordinator (``AtomicDesk.handler``)."""
+
+
+@dataclass(frozen=True)
+class Executors:
+    """The execution strategies an agent has: one transaction, or an escrow plan."""
+
+    payments: PaymentExecutor
+    escrow: EscrowHandler | None
+
+
+async def through_escrow(
+    action: PlanModel, plan_id: str, evidence: ConfidenceEvidence, executors: Executors
+) -> ActionResult:
+    """The escrow strategy: the coordinator runs `action` all-or-nothing."""
+    if executors.escrow is None:
+        kind = getattr(action, "kind", type(action).__name__)
+        return ActionResult(
+            "error",
+            f"{kind} needs the cross-chain coordinator, which this runtime was started without",
+        )
+    return await executors.escrow(action, plan_id, evidence)
+
+
+ModelT = TypeVar("ModelT", bound=PlanModel)
+
+
+class Kind(ABC, Generic[ModelT]):
+    """One action kind: its plan model, schema fragment, prompt line, checks and how it
+    executes. Registered once in ``agents/actions/__init__.py``."""
+
+    name: ClassVar[str]
+    """The plan's ``kind`` literal."""
+    model: ClassVar[type[PlanModel]]
+    proposes: ClassVar[tuple[PolicyKind, ...]]
+    """The kinds of :class:`~policies.actions.ProposedAction` its execution shows the
+    policies (their vocabulary, ``policies.actions.ActionKind``)."""
+    prompt: ClassVar[str]
+    """Its line under "Action shapes" in the planner's rules."""
+
+    @abstractmethod
+    def schema(self, names: AgentNames) -> list[dict[str, Any]]:
+        """Its schema variants for an agent's names; none if it can do nothing."""
+
+    @abstractmethod
+    def check(self, action: ModelT, where: str, checker: PlanChecker) -> None:
+        """Add to `checker` every name or amount of `action` the agent may not use."""
+
+    def simplest(self, action: ModelT) -> PlanModel:
+        """The simplest equivalent action (itself unless a simpler kind does the same)."""
+        return action
+
+    @abstractmethod
+    async def execute(
+        self, action: ModelT, plan_id: str, evidence: ConfidenceEvidence, executors: Executors
+    ) -> ActionResult:
+        """Run `action` with its execution strategy; every signature through the gate."""
