@@ -11,6 +11,7 @@ agents start ticking).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -72,9 +73,31 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+class PendingApprovals:
+    """The approvals waiting for a person, per agent, for the observations: read from the
+    store only when the engine's approvals version (or the held actions') moved."""
+
+    def __init__(self, store: SqlEngine, engine: PolicyEngine, held: HeldActions) -> None:
+        self._store, self._engine, self._held = store, engine, held
+        self._cache: tuple[tuple[int, ...], list[ApprovalRequest]] | None = None
+
+    def __call__(self, agent: str) -> list[PendingApproval]:
+        # A request this daemon made is committed before its action is held.
+        version = (*self._engine.approvals_version(), self._held.generation)
+        if self._cache is None or self._cache[0] != version:
+            self._cache = (version, list_requests(self._store, "pending"))
+        return [
+            PendingApproval(id=request.id, summary=request.summary[:300])
+            for request in self._cache[1]
+            if request.agent == agent
+        ]
+
+
 @dataclass
 class Runtime:
-    """Everything one daemon runs: store, wallets, chains, engine and agents."""
+    """Everything one daemon runs: store, wallets, chains, engine and agents, built in one
+    pass by :func:`build_runtime`; only :meth:`run` adds the state of a run (its
+    scheduler and heartbeats)."""
 
     deployment: Deployment
     store: SqlEngine
@@ -83,92 +106,11 @@ class Runtime:
     engine: PolicyEngine
     journal: TxJournal
     audit: AuditLog
-    desk: AtomicDesk | None = None
-    agents: dict[str, Agent] = field(default_factory=dict)
+    pending_approvals: PendingApprovals
+    desk: AtomicDesk | None
+    agents: dict[str, Agent]
     scheduler: AgentScheduler | None = None
     _beats: dict[str, daemon_state.Heartbeat] = field(default_factory=dict)
-    _pending: tuple[tuple[int, int, int], list[ApprovalRequest]] | None = None
-    _held: HeldActions | None = None
-
-    def pending_approvals(self, agent: str) -> list[PendingApproval]:
-        """The approvals waiting for a person, for `agent`'s observation (read from the
-        store only when the engine's approvals version moved, not on every tick)."""
-        # A request this daemon made is committed before its action is held.
-        held = self._held.generation if self._held is not None else 0
-        version = (*self.engine.approvals_version(), held)
-        if self._pending is None or self._pending[0] != version:
-            waiting = list_requests(self.store, "pending")
-            self._pending = (version, waiting)
-        return [
-            PendingApproval(id=request.id, summary=request.summary[:300])
-            for request in self._pending[1]
-            if request.agent == agent
-        ]
-
-    def build_agents(self) -> None:
-        """One :class:`Agent` per configured agent, sharing chains, engine and journal."""
-        resolver = Resolver(self.deployment, self.wallets)
-        held = self._held = HeldActions(self.store, self.engine.approvals_version)
-        for config in self.deployment.agents:
-            wallet = self.wallets.agent(config.name)
-            adapters = {name: self.adapters[name] for name in config.chains}
-            executor = PaymentExecutor(
-                config.name,
-                self.deployment,
-                wallet,
-                self.engine,
-                adapters,
-                self.journal,
-                resolver,
-                held,
-                claims=self.claims(config),
-            )
-            planner = build_planner(self.deployment, config.name)
-            self.agents[config.name] = Agent(
-                config=config,
-                planner=planner,
-                on_planned=self._cursor_keeper(config.name, planner),
-                observer=Observer(
-                    self.deployment, config, wallet, adapters, sources=build_sources(config)
-                ),
-                executor=executor,
-                audit=self.audit,
-                pending=self.pending_approvals,
-                atomic=self.desk.handler(config.name) if self.desk else None,
-                extras=self.desk.extras if self.desk else None,
-            )
-        if self.desk is not None:
-            self.desk.remember = self._remember
-
-    def _remember(self, agent: str, summary: str, ok: bool) -> None:
-        if agent in self.agents:
-            self.agents[agent].observer.remember(summary, ok=ok)
-
-    def _cursor_keeper(self, agent: str, planner: Planner) -> Callable[[], None] | None:
-        """For a scripted planner: resume where it stopped, and save each step."""
-        if not isinstance(planner, ScriptedPlanner):
-            return None
-        planner.position = daemon_state.load_cursor(self.store, agent)
-        return lambda: daemon_state.save_cursor(self.store, agent, planner.position)
-
-    def claims(self, config: AgentConfig) -> AuthorityClaims | None:
-        """The agent's verified authority credential, if it has one; a bad one is fatal."""
-        if config.credential is None:
-            return None
-        path = Path(config.credential)
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise CredentialError(
-                f"cannot read credential {path}: {exc.strerror}", reason="unreadable"
-            ) from exc
-        verified = verify_credential(
-            token,
-            issuer=self.wallets.did,
-            subject=self.wallets.agent(config.name).did,
-            revocations=self.wallets.revocations(),
-        )
-        return AuthorityClaims.model_validate(verified.as_claims())
 
     async def recover(self) -> None:
         """Settle what a previous run journaled but did not see through."""
@@ -184,25 +126,29 @@ class Runtime:
                 )
 
     async def run(self, *, max_ticks: int | None = None) -> None:
-        """Tick every agent on its schedule until stopped (or `max_ticks` each)."""
+        """Tick every agent on its schedule until stopped (or `max_ticks` each).
+
+        The heartbeat flusher and the watchtower belong to this call: both are stopped and
+        awaited before it returns, whatever ended the run."""
         jobs = [AgentJob(agent.config, self._ticker(agent)) for agent in self.agents.values()]
         freeze_startup_heap()
         self.scheduler = AgentScheduler(jobs, max_ticks=max_ticks)
-        flusher = asyncio.create_task(self._flush_heartbeats_every(HEARTBEAT_FLUSH))
-        stop_tower = asyncio.Event()
-        tower = asyncio.create_task(self._watch_plans(stop_tower))
+        stop = asyncio.Event()
+        background = [
+            asyncio.create_task(self._flush_heartbeats_until(stop)),
+            asyncio.create_task(self._watch_plans(stop)),
+        ]
         try:
             await self.scheduler.run()
-            stop_tower.set()
-            await tower
+            stop.set()
+            await background[1]  # the watchtower's last sweep
             if max_ticks is not None and self.desk is not None:
                 # A bounded run (the demo, tests) sees its plans through before it ends.
                 await self.desk.settle(timeout=SETTLE_TIMEOUT)
         finally:
-            stop_tower.set()
-            await tower
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            # Not a TaskGroup: it would wrap a failed run's own error in an ExceptionGroup.
+            stop.set()
+            await asyncio.gather(*background)
             self.flush_heartbeats()
 
     async def drain(self) -> None:
@@ -215,9 +161,10 @@ class Runtime:
             interval = self.deployment.atomic.watcher_interval
             await self.desk.run(stop, interval=interval)
 
-    async def _flush_heartbeats_every(self, seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
+    async def _flush_heartbeats_until(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_FLUSH)
             self.flush_heartbeats()
 
     def flush_heartbeats(self) -> None:
@@ -294,44 +241,154 @@ async def _fund_local_agents(deployment: Deployment, wallets: OperatorWallets) -
 async def open_runtime(
     deployment: Deployment, passphrase: str, *, fund_local_chains: bool = False
 ) -> AsyncIterator[Runtime]:
-    """Open store, wallets and chains, recover, and yield a runtime ready to run."""
-    store = open_store(deployment.store.url or "")
-    wallets = open_wallets(deployment, store, passphrase)
-    adapters = await _connect_all(deployment, store)
-    escrows: dict[str, HtlcChain] = {}
-    try:
+    """Open store, wallets and chains, build the runtime, recover, and yield it ready to
+    run. On exit, in reverse: drain the writers, close the escrow clients and adapters,
+    dispose of the store."""
+    async with contextlib.AsyncExitStack() as stack:
+        store = open_store(deployment.store.url or "")
+        stack.callback(store.dispose)
+        wallets = open_wallets(deployment, store, passphrase)
+        adapters = await _connect_all(deployment, store)
+        for adapter in adapters.values():
+            stack.push_async_callback(adapter.close)
         if fund_local_chains:
             await _fund_local_agents(deployment, wallets)
-        signers = {name: wallets.agent(name).jws_signer() for name in wallets.agents}
-        runtime = Runtime(
-            deployment=deployment,
-            store=store,
-            wallets=wallets,
-            adapters=adapters,
-            engine=PolicyEngine(
-                deployment,
-                store,
-                resolve_agent_address=lambda agent, chain: wallets.agent(agent).address(
-                    deployment, chain
-                ),
-            ),
-            journal=TxJournal(store),
-            audit=AuditLog(store, signers),
-        )
         escrows = _htlc_chains(deployment, adapters)
-        runtime.desk = _desk(runtime, escrows)
-        await runtime.recover()
-        runtime.build_agents()
-        try:
-            yield runtime
-        finally:
-            await runtime.drain()
-    finally:
         for escrow in escrows.values():
-            await escrow.close()
-        for adapter in adapters.values():
-            await adapter.close()
-        store.dispose()
+            stack.push_async_callback(escrow.close)
+        runtime = build_runtime(deployment, store, wallets, adapters, escrows)
+        stack.push_async_callback(runtime.drain)
+        await runtime.recover()
+        yield runtime
+
+
+def build_runtime(
+    deployment: Deployment,
+    store: SqlEngine,
+    wallets: OperatorWallets,
+    adapters: dict[str, ChainAdapter],
+    escrows: dict[str, HtlcChain],
+) -> Runtime:
+    """Every part of a runtime, each built once and handed to what needs it."""
+    engine = PolicyEngine(
+        deployment,
+        store,
+        resolve_agent_address=lambda agent, chain: wallets.agent(agent).address(deployment, chain),
+    )
+    held = HeldActions(store, engine.approvals_version)
+    claims = {config.name: verified_claims(wallets, config) for config in deployment.agents}
+    observers = {
+        config.name: Observer(
+            deployment,
+            config,
+            wallets.agent(config.name),
+            {name: adapters[name] for name in config.chains},
+            sources=build_sources(config),
+        )
+        for config in deployment.agents
+    }
+
+    def remember(agent: str, summary: str, ok: bool) -> None:
+        observers[agent].remember(summary, ok=ok)
+
+    desk = _desk(
+        deployment,
+        store,
+        engine,
+        wallets=wallets,
+        claims=claims,
+        escrows=escrows,
+        remember=remember,
+    )
+    parts = _Parts(deployment, store, wallets, adapters, engine, held, claims, desk)
+    audit = AuditLog(store, {name: wallets.agent(name).jws_signer() for name in wallets.agents})
+    pending = PendingApprovals(store, engine, held)
+    agents = {
+        config.name: _agent(parts, config, observers[config.name], audit, pending)
+        for config in deployment.agents
+    }
+    return Runtime(
+        deployment, store, wallets, adapters, engine, parts.journal, audit, pending, desk, agents
+    )
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What every agent of a runtime shares."""
+
+    deployment: Deployment
+    store: SqlEngine
+    wallets: OperatorWallets
+    adapters: dict[str, ChainAdapter]
+    engine: PolicyEngine
+    held: HeldActions
+    claims: dict[str, AuthorityClaims | None]
+    desk: AtomicDesk | None
+    journal: TxJournal = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "journal", TxJournal(self.store))
+
+
+def _agent(
+    parts: _Parts,
+    config: AgentConfig,
+    observer: Observer,
+    audit: AuditLog,
+    pending: PendingApprovals,
+) -> Agent:
+    executor = PaymentExecutor(
+        config.name,
+        parts.deployment,
+        parts.wallets.agent(config.name),
+        parts.engine,
+        {name: parts.adapters[name] for name in config.chains},
+        parts.journal,
+        Resolver(parts.deployment, parts.wallets),
+        parts.held,
+        claims=parts.claims[config.name],
+    )
+    planner = build_planner(parts.deployment, config.name)
+    desk = parts.desk
+    return Agent(
+        config=config,
+        planner=planner,
+        on_planned=_cursor_keeper(parts.store, config.name, planner),
+        observer=observer,
+        executor=executor,
+        audit=audit,
+        pending=pending,
+        atomic=desk.handler(config.name) if desk else None,
+        extras=desk.extras if desk else None,
+    )
+
+
+def _cursor_keeper(store: SqlEngine, agent: str, planner: Planner) -> Callable[[], None] | None:
+    """For a scripted planner: resume where it stopped, and save each step."""
+    if not isinstance(planner, ScriptedPlanner):
+        return None
+    planner.position = daemon_state.load_cursor(store, agent)
+    return lambda: daemon_state.save_cursor(store, agent, planner.position)
+
+
+def verified_claims(wallets: OperatorWallets, config: AgentConfig) -> AuthorityClaims | None:
+    """The agent's verified authority credential, if it has one; a bad one is fatal."""
+    if config.credential is None:
+        return None
+    path = Path(config.credential)
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CredentialError(
+            f"cannot read credential {path}: {exc.strerror}", reason="unreadable"
+        ) from exc
+    verified = verify_credential(
+        token,
+        issuer=wallets.did,
+        subject=wallets.agent(config.name).did,
+        revocations=wallets.revocations(),
+    )
+    return AuthorityClaims.model_validate(verified.as_claims())
 
 
 def _htlc_chains(deployment: Deployment, adapters: dict[str, ChainAdapter]) -> dict[str, HtlcChain]:
@@ -352,28 +409,34 @@ def _htlc_chains(deployment: Deployment, adapters: dict[str, ChainAdapter]) -> d
     return htlc_chains(adapters, addresses, margins=deployment.atomic, rpc_urls=urls)
 
 
-def _desk(runtime: Runtime, escrows: dict[str, HtlcChain]) -> AtomicDesk | None:
+def _desk(
+    deployment: Deployment,
+    store: SqlEngine,
+    engine: PolicyEngine,
+    *,
+    wallets: OperatorWallets,
+    claims: dict[str, AuthorityClaims | None],
+    escrows: dict[str, HtlcChain],
+    remember: Callable[[str, str, bool], None],
+) -> AtomicDesk | None:
     """The desk and one coordinator per agent, or None if no chain has an HTLC."""
     if not escrows:
         return None
-    deployment = runtime.deployment
     desk = AtomicDesk(
-        deployment,
-        runtime.engine,
-        runtime.wallets,
-        Resolver(deployment, runtime.wallets),
-        claims={config.name: runtime.claims(config) for config in deployment.agents},
+        deployment, engine, wallets, Resolver(deployment, wallets), claims, remember=remember
     )
     # Each coordinator's party signs through the desk's gate, never on its own.
-    desk.coordinators = {
-        config.name: Coordinator(
-            runtime.store,
-            desk.party(config.name),
-            escrows,
-            desk.authorize,
-            margins=deployment.atomic,
-            verify_authority=desk.verify_authority,
-        )
-        for config in deployment.agents
-    }
+    desk.coordinators.update(
+        {
+            config.name: Coordinator(
+                store,
+                desk.party(config.name),
+                escrows,
+                desk.authorize,
+                margins=deployment.atomic,
+                verify_authority=desk.verify_authority,
+            )
+            for config in deployment.agents
+        }
+    )
     return desk
