@@ -29,7 +29,7 @@ from agents.runtime import Runtime, open_runtime
 from chains.atomic.cli import add_command, swaps_group
 from chains.atomic.store import PlanStore
 from chains.devnet import manager as devnet
-from chains.devnet._anvil import anvil_path
+from chains.families import FAMILIES
 from config.cli import load_checked_deployment
 from config.errors import ConfigError
 from config.loader import load_deployment
@@ -128,7 +128,7 @@ def _local_chains(deployment: Deployment) -> Iterator[bool]:
     if not missing:
         yield False
         return
-    if anvil_path() is None:
+    if not all(family.local_node_installed() for family in FAMILIES):
         console.print(
             "[yellow]anvil is not installed: local chains run in-process "
             "(py-evm, LiteSVM); run scripts/setup.sh for real nodes[/]"
