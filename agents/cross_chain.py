@@ -35,6 +35,7 @@ from chains.atomic.swap import accept_offer, make_offer, offer_of, on_acceptance
 from chains.atomic.wallet import WalletParty
 from chains.atomic.watchtower import Watchtower
 from chains.base import UnsignedTx
+from chains.families import FAMILIES
 from config.errors import AtomicityError, CovenantError, PolicyViolation
 from config.models import Deployment
 from policies.actions import ConfidenceEvidence, ProposedAction
@@ -384,7 +385,7 @@ class AtomicDesk:
         wallet = self.wallets.agent(agent)
         return Counterparty(
             did=wallet.did,
-            addresses={"evm": wallet.evm_address, "solana": wallet.solana_address},
+            addresses={family.name: family.address(wallet) for family in FAMILIES},
         )
 
     def _lock(self, leg: PlannedLeg, counterparty: str, evidence: ConfidenceEvidence) -> _Lock:

@@ -8,7 +8,6 @@ fails and the agent plans afresh.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from solders.message import Message, MessageV0, from_bytes_versioned, to_bytes_versioned
 from sqlalchemy.engine import Engine as SqlEngine
 
-from chains.base import EvmUnsignedTx, SolanaUnsignedTx, UnsignedTx
+from chains.base import UnsignedTx
+from chains.families import family, family_of_unsigned
 from config.errors import StoreError
 from policies.actions import ConfidenceEvidence, ProposedAction
 
@@ -45,23 +44,10 @@ def _encode(unsigned: UnsignedTx) -> str:
         "intent": unsigned.intent.model_dump(mode="json"),
         "digest": unsigned.digest.hex(),
     }
-    if isinstance(unsigned, EvmUnsignedTx):
-        tx = {k: v.hex() if isinstance(v, bytes) else v for k, v in unsigned.tx.items()}
-        return json.dumps({**common, "family": "evm", "tx": tx})
-    if isinstance(unsigned, SolanaUnsignedTx):
-        versioned = isinstance(unsigned.message, MessageV0)
-        raw = to_bytes_versioned(unsigned.message) if versioned else bytes(unsigned.message)
-        message = base64.b64encode(raw).decode()
-        return json.dumps(
-            {
-                **common,
-                "family": "solana",
-                "message": message,
-                "v0": versioned,
-                "lvbh": unsigned.last_valid_block_height,
-            }
-        )
-    raise StoreError(f"cannot hold a {type(unsigned).__name__}")
+    owner = family_of_unsigned(unsigned)
+    if owner is None:
+        raise StoreError(f"cannot hold a {type(unsigned).__name__}")
+    return json.dumps({**common, "family": owner.name, **owner.encode_unsigned(unsigned)})
 
 
 def _decode(text: str) -> UnsignedTx:
@@ -72,13 +58,7 @@ def _decode(text: str) -> UnsignedTx:
         "intent": data["intent"],
         "digest": bytes.fromhex(data["digest"]),
     }
-    if data["family"] == "evm":
-        return EvmUnsignedTx.model_validate({**common, "tx": data["tx"]})
-    raw = base64.b64decode(data["message"])
-    message = from_bytes_versioned(raw) if data["v0"] else Message.from_bytes(raw)
-    return SolanaUnsignedTx.model_validate(
-        {**common, "message": message, "last_valid_block_height": data["lvbh"]}
-    )
+    return family(data["family"]).decode_unsigned(common, data)
 
 
 @dataclass(frozen=True)

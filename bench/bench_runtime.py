@@ -31,7 +31,7 @@ import yaml
 
 from agents.app.runtime import open_runtime
 from chains.devnet import manager as devnet
-from chains.devnet._anvil import anvil_path
+from chains.families.evm._anvil import anvil_path
 from config.loader import load_deployment
 from wallets.operator import create_keystore
 

@@ -1,45 +1,71 @@
-"""Chain adapters (EVM via web3.py, Solana via solana-py + solders), the transaction
-journal, and local chains for development and tests."""
+"""Chain adapters (one per chain family, under ``chains/families/``), the transaction
+journal, and local chains for development and tests.
 
-from typing import Any
+The names below load on first use: :mod:`config.models` imports the family registry
+(``chains.families``) while it is being built, and that must not pull in
+:mod:`chains.base`, which needs the finished configuration models.
+"""
 
-from chains.base import (
-    AccountRef,
-    ChainAdapter,
-    ContractCall,
-    EvmUnsignedTx,
-    Intent,
-    NativeTransfer,
-    ProgramInstruction,
-    Simulation,
-    SolanaUnsignedTx,
-    TokenTransfer,
-    TxExpired,
-    TxId,
-    TxStatus,
-    UnsignedTx,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chains.base import (
+        AccountRef,
+        ChainAdapter,
+        ContractCall,
+        Intent,
+        NativeTransfer,
+        ProgramInstruction,
+        Simulation,
+        TokenTransfer,
+        TxExpired,
+        TxId,
+        TxStatus,
+        UnsignedTx,
+    )
+    from chains.connect import connect
+
+_HOMES = {
+    **dict.fromkeys(
+        (
+            "AccountRef",
+            "ChainAdapter",
+            "ContractCall",
+            "Intent",
+            "NativeTransfer",
+            "ProgramInstruction",
+            "Simulation",
+            "TokenTransfer",
+            "TxExpired",
+            "TxId",
+            "TxStatus",
+            "UnsignedTx",
+        ),
+        "chains.base",
+    ),
+    # `connect` pulls in web3, solana-py and the devnet.
+    "connect": "chains.connect",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # `connect` pulls in web3, solana-py and the devnet; import it only when asked for.
-    if name == "connect":
-        from chains.connect import connect
-
-        return connect
-    raise AttributeError(f"module 'chains' has no attribute {name!r}")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'chains' has no attribute {name!r}")
+    return getattr(import_module(home), name)
 
 
 __all__ = [
     "AccountRef",
     "ChainAdapter",
     "ContractCall",
-    "EvmUnsignedTx",
     "Intent",
     "NativeTransfer",
     "ProgramInstruction",
     "Simulation",
-    "SolanaUnsignedTx",
     "TokenTransfer",
     "TxExpired",
     "TxId",

@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal, NewType, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.chain_model import ChainModel
 from config.errors import BlockhashExpired, ChainError
-from config.models import Asset, EvmChain, SolanaChain
+from config.models import Asset
 
 TxId = NewType("TxId", str)
 """A transaction hash (EVM, 0x hex) or first signature (Solana, base58)."""
@@ -86,23 +87,15 @@ class UnsignedTx(_Value):
     intent: Intent
     digest: bytes
 
-
-class EvmUnsignedTx(UnsignedTx):
-    """An EIP-1559 transaction dict (chainId, nonce, gas, fees, to, value, data)."""
-
-    tx: dict[str, Any]
+    @property
+    def nonce(self) -> int | None:
+        """The sender nonce this transaction uses, on chains that order by nonce."""
+        return None
 
     @property
-    def nonce(self) -> int:
-        """The sender nonce this transaction uses."""
-        return int(self.tx["nonce"])
-
-
-class SolanaUnsignedTx(UnsignedTx):
-    """A compiled message; it is valid until the chain passes `last_valid_block_height`."""
-
-    message: Any = Field(description="solders MessageV0 (or legacy Message).")
-    last_valid_block_height: int
+    def expires_at_height(self) -> int | None:
+        """The block height after which it can no longer land, on chains where it expires."""
+        return None
 
 
 class Simulation(_Value):
@@ -157,7 +150,7 @@ class TxExpired(BlockhashExpired):
 class ChainAdapter(ABC):
     """Build, simulate, broadcast and track transactions on one chain. Never signs."""
 
-    chain: EvmChain | SolanaChain
+    chain: ChainModel
 
     @abstractmethod
     async def balance(self, address: str, asset: Asset | str | None = None) -> int:

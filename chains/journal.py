@@ -16,8 +16,6 @@ from sqlalchemy.engine import Engine
 
 from chains._store import OPEN_STATES, journal, now, relaxed, reservations
 from chains.base import (
-    EvmUnsignedTx,
-    SolanaUnsignedTx,
     TxId,
     UnsignedTx,
 )
@@ -61,8 +59,7 @@ class TxJournal:
         The same transaction twice is refused: on Solana two identical intents built in
         the same block share a blockhash and so are one transaction, which lands once.
         """
-        nonce = tx.nonce if isinstance(tx, EvmUnsignedTx) else None
-        expires = tx.last_valid_block_height if isinstance(tx, SolanaUnsignedTx) else None
+        nonce, expires = tx.nonce, tx.expires_at_height
         stamp = now()
         if self.get(tx_id) is not None:
             raise ChainError(

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from solders.keypair import Keypair
-
-from chains.base import EvmUnsignedTx, SolanaUnsignedTx, UnsignedTx
+from chains.base import UnsignedTx
+from chains.families import family_of_unsigned
 from config.errors import SignerError
 from wallets.authorization import Authorization, AuthorizationVerifier
 from wallets.operator import AgentWallet
@@ -26,12 +25,11 @@ def sign(
 ) -> bytes:
     """Raw signed bytes of `unsigned` by `wallet`, checked against `authorization`.
 
-    `co_signers` are seeds of one-off Solana keys that must sign too (a fresh escrow
-    account's key); EVM transactions have none.
+    The family that owns `unsigned` signs it. `co_signers` are seeds of one-off keys
+    that must sign too (a fresh escrow account's key), for families whose transactions
+    have several signers.
     """
-    if isinstance(unsigned, EvmUnsignedTx):
-        return wallet.evm_signer(verifier).sign(unsigned.tx, authorization).raw
-    if isinstance(unsigned, SolanaUnsignedTx):
-        keypairs = [Keypair.from_seed(seed) for seed in co_signers]
-        return bytes(wallet.solana_signer(verifier).sign(unsigned.message, authorization, keypairs))
-    raise SignerError(f"no signer for {type(unsigned).__name__}")
+    family = family_of_unsigned(unsigned)
+    if family is None:
+        raise SignerError(f"no signer for {type(unsigned).__name__}")
+    return family.sign(wallet, verifier, unsigned, authorization, co_signers)

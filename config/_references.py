@@ -10,17 +10,14 @@ import difflib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from config.types import EvmAddress, SolanaAddress
+from chains.families import FAMILIES, family
 
 if TYPE_CHECKING:
     from config.models import Deployment
 
 Path = tuple[str | int, ...]
-
-_EVM = TypeAdapter(EvmAddress)
-_SOLANA = TypeAdapter(SolanaAddress)
 
 
 class ReferenceProblem(ValueError):
@@ -67,17 +64,16 @@ def check_references(deployment: Deployment) -> None:
 
 
 def _check_chain_ids(deployment: Deployment) -> None:
-    seen: dict[int, str] = {}
-    for index, chain in enumerate(deployment.chains):
-        if chain.family != "evm":
-            continue
-        if chain.chain_id in seen:
-            raise ReferenceProblem(
-                ("chains", index, "chain_id"),
-                f"chain id {chain.chain_id} is used by both {seen[chain.chain_id]!r} and "
-                f"{chain.name!r}; each EVM chain needs its own chain id",
-            )
-        seen[chain.chain_id] = chain.name
+    """Two chains of one family must not be the same network (each family says when)."""
+    chains = deployment.chains
+    for index, chain in enumerate(chains):
+        for other in chains[:index]:
+            if other.family != chain.family:
+                continue
+            clash = family(chain.family).identity_clash(chain, other)
+            if clash is not None:
+                field, message = clash
+                raise ReferenceProblem(("chains", index, field), message)
 
 
 def _check_assets(deployment: Deployment) -> None:
@@ -86,15 +82,10 @@ def _check_assets(deployment: Deployment) -> None:
     for index, asset in enumerate(deployment.assets):
         if asset.chain not in families:
             raise _unknown(("assets", index, "chain"), "chain", asset.chain, families)
-        family = families[asset.chain]
-        if asset.erc20 is not None and family != "evm":
-            raise ReferenceProblem(
-                ("assets", index, "erc20"), f"erc20 token on non-EVM chain {asset.chain!r}"
-            )
-        if asset.spl_mint is not None and family != "solana":
-            raise ReferenceProblem(
-                ("assets", index, "spl_mint"), f"spl_mint on non-Solana chain {asset.chain!r}"
-            )
+        for other in FAMILIES:
+            token = other.asset_field
+            if other.name != families[asset.chain] and getattr(asset, token) is not None:
+                raise ReferenceProblem(("assets", index, token), other.misplaced_token(asset.chain))
         if (asset.symbol, asset.chain) in seen:
             raise ReferenceProblem(
                 ("assets", index, "symbol"),
@@ -114,7 +105,7 @@ def _check_address_book(deployment: Deployment) -> None:
             if chain not in families:
                 raise _unknown(path, "chain", chain, families)
             try:
-                (_EVM if families[chain] == "evm" else _SOLANA).validate_python(address)
+                family(families[chain]).validate_address(address)
             except ValidationError as exc:
                 message = exc.errors()[0]["msg"].removeprefix("Value error, ")
                 raise ReferenceProblem(path, message) from None

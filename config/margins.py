@@ -60,10 +60,14 @@ class Margins(BaseModel):
     )
 
     def of(self, chain: str, family: str) -> ChainMargin:
-        """The margin of chain `chain` of `family` ('evm' or 'solana')."""
+        """The margin of chain `chain` of the family called `family`: the chain's
+        override, else the family's setting (a field named after the family)."""
         if chain in self.chains:
             return self.chains[chain]
-        return self.solana if family == "solana" else self.evm
+        margin = getattr(self, family, None)
+        if not isinstance(margin, ChainMargin):
+            raise ValueError(f"no timelock margin for chain family {family!r}")
+        return margin
 
     def lock_time(self, chain: ChainMargin) -> int:
         """Time to get a lock included and final, and noticed by the watchtower."""

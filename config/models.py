@@ -10,35 +10,20 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cached_property
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, Tag, field_validator, model_validator
 
+from config.chain_model import ChainModel, Model, key_tag
 from config.margins import Margins
 from config.types import (
     CronExpression,
     Duration,
     EvmAddress,
     Name,
-    NonNegativeAmount,
     PositiveAmount,
     SolanaAddress,
 )
-
-
-class Model(BaseModel):
-    """Base of every configuration model: frozen, strict about unknown keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Operator(Model):
@@ -57,160 +42,18 @@ class Operator(Model):
     )
 
 
-class ConfirmationsFinality(Model):
-    """A transaction is final after this many blocks on top of it."""
+def _chain_union() -> Any:
+    """The discriminated union of every registered family's chain model."""
+    from chains.families import FAMILIES
 
-    confirmations: int = Field(ge=0, le=10_000)
-
-
-class BlockTagFinality(Model):
-    """A transaction is final once included at or below the `safe`/`finalized` block."""
-
-    block_tag: Literal["safe", "finalized"]
+    members = tuple(family.config_model for family in FAMILIES)
+    return Annotated[Union[members], Field(discriminator="family")]  # noqa: UP007
 
 
-def _key_tag(*keys: str) -> Any:
-    """Pick a union member by which key a mapping has, so errors name one model."""
-
-    def tag(value: Any) -> str | None:
-        for key in keys:
-            if (isinstance(value, dict) and key in value) or hasattr(value, key):
-                return key
-        return None
-
-    return Discriminator(
-        tag,
-        custom_error_type="missing_key",
-        custom_error_message=f"expected a mapping with one of the keys {', '.join(keys)}",
-    )
-
-
-EvmFinality = Annotated[
-    Annotated[ConfirmationsFinality, Tag("confirmations")]
-    | Annotated[BlockTagFinality, Tag("block_tag")],
-    _key_tag("confirmations", "block_tag"),
-]
-
-
-class EvmFees(Model):
-    """Caps on EIP-1559 fees, in gwei. Transactions above a cap are not sent."""
-
-    max_fee_gwei: PositiveAmount = Decimal(100)
-    max_priority_fee_gwei: NonNegativeAmount = Decimal(2)
-
-    @model_validator(mode="after")
-    def _priority_below_max(self) -> EvmFees:
-        if self.max_priority_fee_gwei > self.max_fee_gwei:
-            raise ValueError(
-                f"max_priority_fee_gwei {self.max_priority_fee_gwei} exceeds max_fee_gwei "
-                f"{self.max_fee_gwei}; the priority fee is part of the max fee"
-            )
-        return self
-
-
-class LocalChain(Model):
-    """Settings used only when `rpc: local` (devnet or in-process chains)."""
-
-    fund_agents: NonNegativeAmount = Field(
-        default=Decimal(100), description="Native coins given to each agent at start."
-    )
-
-
-class EvmChain(Model):
-    """An EVM chain (Arbitrum, Optimism, Base or any chain id)."""
-
-    name: Name
-    family: Literal["evm"]
-    chain_id: int = Field(gt=0, lt=2**63)
-    rpc: str = Field(description="An http(s) URL, or `local` for a devnet chain.")
-    finality: EvmFinality = ConfirmationsFinality(confirmations=1)
-    fees: EvmFees = EvmFees()
-    local: LocalChain = LocalChain()
-    htlc: Literal["local"] | EvmAddress | None = Field(
-        default=None,
-        description="The HTLC contract for all-or-nothing actions on this chain; `local` on "
-        "an `rpc: local` chain has the devnet install the project's own build.",
-    )
-
-    @field_validator("rpc")
-    @classmethod
-    def _rpc_url(cls, value: str) -> str:
-        return _check_rpc(value)
-
-    @model_validator(mode="after")
-    def _local_htlc(self) -> EvmChain:
-        return _check_local_htlc(self)
-
-
-_ChainT = TypeVar("_ChainT", "EvmChain", "SolanaChain")
-
-SolanaCluster = Literal["mainnet-beta", "devnet", "testnet", "localnet"]
-
-
-class SolanaFinality(Model):
-    """Commitment at which a Solana transaction counts as final."""
-
-    commitment: Literal["confirmed", "finalized"] = "confirmed"
-
-
-class SolanaFees(Model):
-    """Compute budget for every transaction."""
-
-    compute_unit_limit: int = Field(default=200_000, gt=0, le=1_400_000)
-    priority_fee_microlamports: int = Field(default=0, ge=0, le=10**12)
-
-
-SOLANA_GENESIS: dict[str, str] = {
-    "mainnet-beta": "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d",
-    "devnet": "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG",
-    "testnet": "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY",
-}
-"""Genesis hashes of the public Solana clusters: the Solana analogue of a chain id (the
-adapter and doctor check an endpoint by it; CAIP-2 ids of accounts are built from it)."""
-
-
-class SolanaChain(Model):
-    """A Solana cluster."""
-
-    name: Name
-    family: Literal["solana"]
-    cluster: SolanaCluster
-    rpc: str = Field(description="An http(s) URL, or `local` for a devnet chain.")
-    finality: SolanaFinality = SolanaFinality()
-    fees: SolanaFees = SolanaFees()
-    local: LocalChain = LocalChain()
-    htlc: Literal["local"] | SolanaAddress | None = Field(
-        default=None,
-        description="The HTLC program id for all-or-nothing actions on this chain; `local` "
-        "on an `rpc: local` chain has the devnet load the project's own build.",
-    )
-
-    @field_validator("rpc")
-    @classmethod
-    def _rpc_url(cls, value: str) -> str:
-        return _check_rpc(value)
-
-    @model_validator(mode="after")
-    def _local_htlc(self) -> SolanaChain:
-        return _check_local_htlc(self)
-
-
-def _check_local_htlc(chain: _ChainT) -> _ChainT:
-    if chain.htlc == "local" and chain.rpc != "local":
-        raise ValueError(
-            f"htlc `local` needs `rpc: local` (chain rpc is {chain.rpc}); give the address "
-            "of the HTLC deployed on that network"
-        )
-    return chain
-
-
-def _check_rpc(value: str) -> str:
-    if value == "local" or value.startswith(("http://", "https://")):
-        return value
-    raise ValueError(f"rpc {value!r} must be an http(s):// URL or the word 'local'")
-
-
-Chain = Annotated[EvmChain | SolanaChain, Field(discriminator="family")]
+if TYPE_CHECKING:
+    Chain = ChainModel
+else:
+    Chain = _chain_union()
 
 
 class Asset(Model):
@@ -332,7 +175,7 @@ SourceSpec = Annotated[dict[str, dict[str, Any] | None], AfterValidator(_one_sou
 
 Schedule = Annotated[
     Annotated[IntervalSchedule, Tag("every")] | Annotated[CronSchedule, Tag("cron")],
-    _key_tag("every", "cron"),
+    key_tag("every", "cron"),
 ]
 
 
@@ -398,7 +241,7 @@ class Deployment(Model):
         check_references(self)
         return self
 
-    def chain(self, name: str) -> EvmChain | SolanaChain:
+    def chain(self, name: str) -> ChainModel:
         """The chain called `name`; KeyError if there is none."""
         for chain in self.chains:
             if chain.name == name:

@@ -8,19 +8,16 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from chains.families import FAMILIES
 from config import margins, models
+from config.chain_model import LocalChain
 
 SECTIONS: list[type[BaseModel]] = [
     models.Deployment,
     models.Operator,
-    models.EvmChain,
-    models.SolanaChain,
-    models.ConfirmationsFinality,
-    models.BlockTagFinality,
-    models.EvmFees,
-    models.SolanaFinality,
-    models.SolanaFees,
-    models.LocalChain,
+    *(family.config_model for family in FAMILIES),
+    *(section for family in FAMILIES for section in family.config_sections),
+    LocalChain,
     models.Asset,
     models.Counterparty,
     models.OllamaPlanner,

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from chains.families import FAMILIES
 from config.models import Deployment
 from policies.actions import ConfidenceEvidence, ProposedAction
 from policies.base import (
@@ -73,10 +74,7 @@ def make_deployment(
             "name": "kit",
             "data_dir": data_dir,
             "operator": {"name": "kit-operator"},
-            "chains": [
-                {"name": "evm-local", "family": "evm", "chain_id": 31337, "rpc": "local"},
-                {"name": "solana-local", "family": "solana", "cluster": "localnet", "rpc": "local"},
-            ],
+            "chains": [family.local_example() for family in FAMILIES],
             "assets": [
                 {
                     "symbol": "ETH",

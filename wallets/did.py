@@ -17,12 +17,11 @@ from typing import Any
 
 from bip_utils import Base58Decoder, Base58Encoder
 
+from chains.families import FAMILIES, family_of_chain, family_of_namespace
+from config.chain_model import ChainModel
 from config.errors import WalletError
-from config.models import SOLANA_GENESIS, EvmChain, SolanaChain
 
 ED25519_MULTICODEC = b"\xed\x01"
-LOCALNET_REFERENCE = "localnet"
-"""CAIP-2 reference used for a ``localnet`` cluster whose genesis hash was not given."""
 
 DID_CONTEXT = "https://www.w3.org/ns/did/v1"
 MULTIKEY_CONTEXT = "https://w3id.org/security/multikey/v1"
@@ -33,7 +32,8 @@ _ACCOUNT_CONTEXT = {
     "Ed25519VerificationKey2018": "https://w3id.org/security#Ed25519VerificationKey2018",
     "publicKeyBase58": "https://w3id.org/security#publicKeyBase58",
 }
-_CAIP10 = re.compile(r"^(eip155|solana):([-_a-zA-Z0-9]{1,32}):([-.%a-zA-Z0-9]{1,128})$")
+_CAIP10 = re.compile(r"^([-a-z0-9]{3,8}):([-_a-zA-Z0-9]{1,32}):([-.%a-zA-Z0-9]{1,128})$")
+"""A CAIP-10 account id; the namespace must also be a registered family's."""
 
 
 def did_key(public_key: bytes) -> str:
@@ -61,17 +61,13 @@ def verification_method_id(did: str) -> str:
     return f"{did}#{did.removeprefix('did:key:')}"
 
 
-def caip2(chain: EvmChain | SolanaChain, *, solana_genesis: str | None = None) -> str:
-    """The CAIP-2 chain id: ``eip155:<id>`` or ``solana:<genesis[:32]>``."""
-    if isinstance(chain, EvmChain):
-        return f"eip155:{chain.chain_id}"
-    genesis = solana_genesis or SOLANA_GENESIS.get(chain.cluster) or LOCALNET_REFERENCE
-    return f"solana:{genesis[:32]}"
+def caip2(chain: ChainModel, *, solana_genesis: str | None = None) -> str:
+    """The CAIP-2 chain id of `chain`, as its family writes it (`solana_genesis`: the
+    genesis hash of a local chain whose genesis is known only at run time)."""
+    return family_of_chain(chain).caip2(chain, genesis=solana_genesis)
 
 
-def did_pkh(
-    chain: EvmChain | SolanaChain, address: str, *, solana_genesis: str | None = None
-) -> str:
+def did_pkh(chain: ChainModel, address: str, *, solana_genesis: str | None = None) -> str:
     """The did:pkh of `address` on `chain`."""
     return f"did:pkh:{caip2(chain, solana_genesis=solana_genesis)}:{address}"
 
@@ -99,17 +95,16 @@ def did_key_document(did: str) -> dict[str, Any]:
 
 
 def did_pkh_document(did: str) -> dict[str, Any]:
-    """The DID document of a did:pkh (eip155 or solana), built offline."""
+    """The DID document of a did:pkh of a registered family's account, built offline."""
     match = _CAIP10.match(did.removeprefix("did:pkh:")) if did.startswith("did:pkh:") else None
-    if match is None:
-        raise WalletError(f"{did!r} is not an eip155 or solana did:pkh")
+    family = family_of_namespace(match.group(1)) if match is not None else None
+    if family is None:
+        namespaces = " or ".join(f.did_namespace for f in FAMILIES)
+        raise WalletError(f"{did!r} is not an {namespaces} did:pkh")
+    account_id = did.removeprefix("did:pkh:")
     method = {"id": f"{did}#blockchainAccountId", "controller": did}
-    method["blockchainAccountId"] = did.removeprefix("did:pkh:")
-    if match.group(1) == "eip155":
-        method["type"] = "EcdsaSecp256k1RecoveryMethod2020"
-    else:
-        method["type"] = "Ed25519VerificationKey2018"
-        method["publicKeyBase58"] = match.group(3)
+    method["blockchainAccountId"] = account_id
+    method.update(family.verification_method(account_id))
     return {
         "@context": [DID_CONTEXT, _ACCOUNT_CONTEXT],
         "id": did,

@@ -23,8 +23,9 @@ from typing import Any
 from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 
+from chains.families import family_of_chain
 from config.errors import KeystoreError, WalletError
-from config.models import Deployment, EvmChain
+from config.models import Deployment
 from config.store import agent_indices
 from wallets._files import write_file
 from wallets._secrets import Secret, _reveal
@@ -90,8 +91,7 @@ class AgentWallet:
 
     def address(self, deployment: Deployment, chain: str) -> str:
         """The agent's address on the chain called `chain`."""
-        family = deployment.chain(chain)
-        return self._evm_address if isinstance(family, EvmChain) else self._solana_address
+        return family_of_chain(deployment.chain(chain)).address(self)
 
     def did_document(
         self, deployment: Deployment, *, solana_genesis: Mapping[str, str] | None = None
@@ -107,7 +107,7 @@ class AgentWallet:
             chain = deployment.chain(chain_name)
             address = self.address(deployment, chain_name)
             pkh = did_pkh(chain, address, solana_genesis=genesis.get(chain_name))
-            accounts.append((pkh, "" if isinstance(chain, EvmChain) else address))
+            accounts.append((pkh, family_of_chain(chain).did_public_key(address)))
             names[pkh] = chain_name
         return agent_document(self._did, accounts, names=names)
 

@@ -30,7 +30,7 @@ from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
 from chains.atomic.store import PlanStore
 from chains.devnet import manager as devnet
-from chains.devnet._anvil import anvil_path
+from chains.families import FAMILIES
 from config.errors import ConfigError
 from config.loader import load_deployment
 from config.models import Deployment
@@ -128,7 +128,7 @@ def _local_chains(deployment: Deployment) -> Iterator[bool]:
     if not missing:
         yield False
         return
-    if anvil_path() is None:
+    if not all(family.local_node_installed() for family in FAMILIES):
         console.print(
             "[yellow]anvil is not installed: local chains run in-process "
             "(py-evm, LiteSVM); run scripts/setup.sh for real nodes[/]"

@@ -8,6 +8,7 @@ the report says exactly which endpoint failed and how.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import stat
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from chains.families import family_of_chain
+from config.chain_model import ChainModel
 from config.errors import CovenantError
-from config.models import SOLANA_GENESIS, Deployment, EvmChain, OllamaPlanner, SolanaChain
+from config.models import Deployment, OllamaPlanner
 from config.store import open_store
 
 Status = Literal["ok", "fail", "skip"]
@@ -59,16 +62,16 @@ async def _rpc(client: httpx.AsyncClient, url: str, method: str) -> Any:
     return body["result"]
 
 
-async def _check_chain(client: httpx.AsyncClient, chain: EvmChain | SolanaChain) -> CheckResult:
+async def _check_chain(client: httpx.AsyncClient, chain: ChainModel) -> CheckResult:
     name = f"chain {chain.name}"
     if chain.rpc == "local":
         return CheckResult(
             name, "local", "skip", "local chain: started by `devnet up` or in-process"
         )
+    rpc = functools.partial(_rpc, client, chain.rpc)
     try:
-        if isinstance(chain, EvmChain):
-            return _evm_result(name, chain, int(await _rpc(client, chain.rpc, "eth_chainId"), 16))
-        return _solana_result(name, chain, await _rpc(client, chain.rpc, "getGenesisHash"))
+        status, detail = await family_of_chain(chain).doctor_check(chain, rpc)
+        return CheckResult(name, chain.rpc, status, detail)
     except httpx.TimeoutException:
         detail = "no answer (timed out); check the URL and that the node is running"
     except httpx.TransportError as exc:
@@ -76,31 +79,6 @@ async def _check_chain(client: httpx.AsyncClient, chain: EvmChain | SolanaChain)
     except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as exc:
         detail = f"not a working JSON-RPC endpoint: {exc}"
     return CheckResult(name, chain.rpc, "fail", detail)
-
-
-def _evm_result(name: str, chain: EvmChain, actual: int) -> CheckResult:
-    if actual != chain.chain_id:
-        return CheckResult(
-            name,
-            chain.rpc,
-            "fail",
-            f"endpoint serves chain id {actual}, deployment says {chain.chain_id}; "
-            "fix chain_id or the rpc URL",
-        )
-    return CheckResult(name, chain.rpc, "ok", f"chain id {actual}")
-
-
-def _solana_result(name: str, chain: SolanaChain, genesis: str) -> CheckResult:
-    expected = SOLANA_GENESIS.get(chain.cluster)
-    if expected is not None and genesis != expected:
-        return CheckResult(
-            name,
-            chain.rpc,
-            "fail",
-            f"endpoint has genesis {genesis}, which is not cluster {chain.cluster} "
-            f"({expected}); fix cluster or the rpc URL",
-        )
-    return CheckResult(name, chain.rpc, "ok", f"cluster {chain.cluster}, genesis {genesis}")
 
 
 async def _check_ollama(client: httpx.AsyncClient, planner: OllamaPlanner) -> CheckResult:

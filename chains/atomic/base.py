@@ -136,7 +136,7 @@ class Party(Protocol):
         """The agent's did:key."""
 
     def address(self, family: str) -> str:
-        """The agent's address on a chain family ('evm' or 'solana')."""
+        """The agent's address on chains of the family called `family`."""
 
     def derive_secret(self, label: str) -> bytes:
         """A 32-byte secret bound to `label` (HMAC of the agent's seed); never stored."""

@@ -14,12 +14,9 @@ from sqlalchemy.engine import Engine
 
 from chains.atomic.base import Authorize, HtlcChain
 from chains.atomic.coordinator import Coordinator, VerifyAuthority
-from chains.atomic.evm import EvmHtlc
-from chains.atomic.solana import SolanaHtlc
 from chains.atomic.wallet import WalletParty
 from chains.base import ChainAdapter
-from chains.evm import EvmAdapter
-from chains.solana import SolanaAdapter
+from chains.families import family_of_chain
 from config.errors import AtomicityError
 from config.margins import Margins
 from wallets.authorization import AuthorizationVerifier
@@ -46,14 +43,9 @@ def htlc_chains(
         url = (rpc_urls or {}).get(name, adapter.chain.rpc)
         if url == "local":
             raise AtomicityError(f"chain {name} is `rpc: local`; pass its devnet URL")
-        family = adapter.chain.family
-        margin = margins.of(name, family)
-        if isinstance(adapter, EvmAdapter):
-            chains[name] = EvmHtlc(adapter, address, rpc_url=url, margin=margin)
-        elif isinstance(adapter, SolanaAdapter):
-            chains[name] = SolanaHtlc(adapter, address, rpc_url=url, margin=margin)
-        else:
-            raise AtomicityError(f"chain {name}: no HTLC support for {type(adapter).__name__}")
+        family = family_of_chain(adapter.chain)
+        margin = margins.of(name, family.name)
+        chains[name] = family.escrow(adapter, address, rpc_url=url, margin=margin)
     return chains
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from chains.base import UnsignedTx
+from chains.families import family as family_named
 from chains.signing import sign
 from wallets.authorization import Authorization, AuthorizationVerifier
 from wallets.operator import AgentWallet
@@ -47,8 +48,8 @@ class WalletParty:
         return self._wallet.did
 
     def address(self, family: str) -> str:
-        """The agent's EVM or Solana address."""
-        return self._wallet.evm_address if family == "evm" else self._wallet.solana_address
+        """The agent's address on chains of `family`."""
+        return family_named(family).address(self._wallet)
 
     def derive_secret(self, label: str) -> bytes:
         """HMAC-SHA256 of the agent's preimage key and `label` (wallets.derive_preimage)."""

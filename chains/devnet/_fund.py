@@ -1,45 +1,46 @@
 """Give agents native coins on local chains, through the node's own faucet.
 
-Nothing here signs: anvil sets balances (``anvil_setBalance``), the LiteSVM server and
-ledger airdrop (``requestAirdrop``), and py-evm's tester sends from accounts the node
-itself holds unlocked, as a node's faucet does.
+Nothing here signs: each family's node funds accounts itself (anvil sets balances, the
+LiteSVM server airdrops), and in-process chains pay from accounts the node holds, as a
+node's faucet does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
 import httpx
 
+from chains.families import family_of_chain
+from config.chain_model import ChainModel
 from config.errors import ChainError, RpcUnreachable
-from config.models import EvmChain, SolanaChain
 
-WEI_PER_ETH = 10**18
-LAMPORTS_PER_SOL = 10**9
+NodeCall = Callable[[str, list[object]], Awaitable[None]]
+"""A JSON-RPC call (method, params) to one local node; raises if the node refuses."""
 
 
-def amount_for(chain: EvmChain | SolanaChain) -> int:
+def amount_for(chain: ChainModel) -> int:
     """`local.fund_agents` native coins in base units."""
-    unit = WEI_PER_ETH if isinstance(chain, EvmChain) else LAMPORTS_PER_SOL
-    return int(chain.local.fund_agents * Decimal(unit))
+    return int(chain.local.fund_agents * Decimal(family_of_chain(chain).native_unit()))
 
 
-def addresses_for(chain: EvmChain | SolanaChain, addresses: Sequence[str]) -> list[str]:
-    """The addresses that belong to `chain`'s family (0x… for EVM, base58 for Solana)."""
-    evm = isinstance(chain, EvmChain)
-    return [a for a in addresses if a.startswith("0x") == evm]
+def addresses_for(chain: ChainModel, addresses: Sequence[str]) -> list[str]:
+    """The addresses that belong to `chain`'s family."""
+    family = family_of_chain(chain)
+    return [address for address in addresses if family.owns_address(address)]
 
 
-async def fund_url(chain: EvmChain | SolanaChain, url: str, addresses: Sequence[str]) -> None:
+async def fund_url(chain: ChainModel, url: str, addresses: Sequence[str]) -> None:
     """Fund every address of `chain`'s family on the devnet node at `url`."""
-    amount = amount_for(chain)
+    amount, family = amount_for(chain), family_of_chain(chain)
     async with httpx.AsyncClient(timeout=10) as client:
+
+        async def call(method: str, params: list[object]) -> None:
+            await _call(client, url, method, params)
+
         for address in addresses_for(chain, addresses):
-            if isinstance(chain, EvmChain):
-                await _call(client, url, "anvil_setBalance", [address, hex(amount)])
-            else:
-                await _call(client, url, "requestAirdrop", [address, amount])
+            await family.fund_node(call, address, amount)
 
 
 async def _call(client: httpx.AsyncClient, url: str, method: str, params: list[object]) -> None:

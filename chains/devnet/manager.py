@@ -16,16 +16,15 @@ import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from chains.devnet._anvil import free_port, start_anvil
 from chains.devnet._fund import fund_url
-from chains.devnet._htlc import install_evm_htlc, solana_program_args
-from chains.devnet._solana_proc import start_solana_rpc
+from chains.devnet.processes import free_port
+from chains.families import family_of_chain, family_of_node
+from config.chain_model import ChainModel
 from config.errors import ChainError
-from config.models import Deployment, EvmChain, SolanaChain
+from config.models import Deployment
 
 STATE_FILE = "devnet.json"
 
@@ -36,7 +35,7 @@ class LocalNode(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     chain: str
-    kind: Literal["anvil", "solana-rpc"]
+    kind: str = Field(description="The local node's kind; its family says which.")
     url: str
     pid: int
     port: int
@@ -76,14 +75,17 @@ def _write_state(data_dir: str | Path, state: DevnetState) -> None:
     temporary.replace(path)
 
 
-def local_chains(deployment: Deployment) -> list[EvmChain | SolanaChain]:
+def local_chains(deployment: Deployment) -> list[ChainModel]:
     """The deployment's chains with `rpc: local`."""
     return [chain for chain in deployment.chains if chain.rpc == "local"]
 
 
 def is_running(node: LocalNode) -> bool:
     """Whether `node`'s process is alive, is the process we started, and listens."""
-    marker = b"anvil" if node.kind == "anvil" else b"chains.devnet.solana_rpc"
+    family = family_of_node(node.kind)
+    if family is None:
+        return False  # a node kind no registered family starts
+    marker = family.node_marker()
     try:
         cmdline = Path(f"/proc/{node.pid}/cmdline").read_bytes()
     except OSError:
@@ -97,7 +99,7 @@ def is_running(node: LocalNode) -> bool:
         return False
 
 
-def local_url(chain: EvmChain | SolanaChain, data_dir: str | Path) -> str | None:
+def local_url(chain: ChainModel, data_dir: str | Path) -> str | None:
     """The URL of `chain`'s running devnet node, or None if none is running."""
     node = read_state(data_dir).nodes.get(chain.name)
     return node.url if node is not None and is_running(node) else None
@@ -115,26 +117,23 @@ async def up(deployment: Deployment, *, fund: Sequence[str] = ()) -> DevnetState
     state = DevnetState(nodes=nodes)
     _write_state(data_dir, state)
     for chain in local_chains(deployment):
-        if isinstance(chain, EvmChain) and chain.htlc == "local":
-            await install_evm_htlc(nodes[chain.name].url)
+        if chain.htlc == "local":
+            await family_of_chain(chain).install_escrow(nodes[chain.name].url)
         await fund_url(chain, nodes[chain.name].url, fund)
     return state
 
 
-def _start(chain: EvmChain | SolanaChain, directory: Path) -> LocalNode:
+def _start(chain: ChainModel, directory: Path) -> LocalNode:
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    log = directory / f"{chain.name}.log"
-    if isinstance(chain, EvmChain):
-        process = start_anvil(
-            chain.chain_id, port, state=directory / f"{chain.name}.anvil.json", log=log
-        )
-        kind: Literal["anvil", "solana-rpc"] = "anvil"
-    else:
-        process = start_solana_rpc(port, log=log, extra_args=solana_program_args(chain))
-        kind = "solana-rpc"
+    family = family_of_chain(chain)
+    process = family.start_node(chain, port, directory, directory / f"{chain.name}.log")
     return LocalNode(
-        chain=chain.name, kind=kind, url=f"http://127.0.0.1:{port}", pid=process.pid, port=port
+        chain=chain.name,
+        kind=family.devnet_kind,
+        url=f"http://127.0.0.1:{port}",
+        pid=process.pid,
+        port=port,
     )
 
 

@@ -24,7 +24,7 @@ from agents.audit import verify as verify_audit
 from agents.daemon_state import heartbeats
 from chains.connect import connect
 from chains.devnet import manager as devnet
-from chains.devnet._anvil import anvil_path
+from chains.families.evm._anvil import anvil_path
 from config.loader import load_deployment
 from config.models import Deployment
 from config.store import open_store

@@ -16,7 +16,9 @@ from eth_account import Account
 from sqlalchemy.engine import Engine as SqlEngine
 
 from agents.gate import Signed, authorize_and_sign, authorize_lock, escrow_signer
-from chains.base import EvmUnsignedTx, NativeTransfer
+from chains.base import NativeTransfer
+from chains.families import FAMILIES
+from chains.families.evm.tx import EvmUnsignedTx
 from config.errors import PolicyViolation, SignerError
 from config.store import open_store
 from policies import Denied, PolicyEngine, Queued
@@ -29,8 +31,10 @@ from wallets.operator import AgentWallet
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("agents", "chains", "policies", "wallets", "config", "main.py")
 GATE = "agents/gate.py"
-MAY_SIGN = {GATE, "chains/signing.py"}
-"""The gate, and the one dispatch it calls (whose inside is the chain families')."""
+MAY_SIGN = {GATE, "chains/signing.py"} | {
+    f"chains/families/{family.name}/signing.py" for family in FAMILIES
+}
+"""The gate, the one dispatch it calls, and each chain family's signing behind it."""
 PENDING = {
     "chains/atomic/wallet.py": "a party built from a verifier alone signs directly; only "
     "chains.atomic.runtime.coordinators builds one (the daemon's desk gives every party "

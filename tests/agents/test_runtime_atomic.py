@@ -20,8 +20,8 @@ from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
 from chains.connect import resolve_url
 from chains.devnet import manager as devnet
-from chains.devnet._anvil import anvil_path
-from chains.htlc.solana_client import ESCROW_LEN
+from chains.families.evm._anvil import anvil_path
+from chains.families.solana.htlc_client import ESCROW_LEN
 from config.loader import load_deployment
 from config.models import Deployment
 from wallets.operator import create_keystore

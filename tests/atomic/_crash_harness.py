@@ -36,7 +36,7 @@ from sqlalchemy.exc import OperationalError
 
 from chains.atomic.base import Leg
 from chains.atomic.store import PlanRecord, PlanStore
-from chains.htlc import solana_client as program
+from chains.families.solana import htlc_client as program
 from tests.atomic._crash_judge import ChainView, plan_outcome, reconcile, rpc, swap_losses
 from tests.atomic._env import EvmNode, SolanaNode, make_wallet
 from wallets.hd import generate_mnemonic

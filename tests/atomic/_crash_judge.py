@@ -20,8 +20,8 @@ import httpx
 from solders.transaction import VersionedTransaction
 
 from chains.atomic.base import Leg
-from chains.htlc import evm_client
-from chains.htlc import solana_client as program
+from chains.families.evm import htlc_client as evm_client
+from chains.families.solana import htlc_client as program
 from tests.atomic._env import EvmNode, SolanaNode
 
 _clients = threading.local()

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from chains._store import NonceStore
 from chains.atomic import ChainMargin, Coordinator, HtlcChain, Margins, Payment
-from chains.atomic.evm import EvmHtlc
 from chains.atomic.swap import Counterparty, SwapSide, accept_offer, make_offer, on_acceptance
 from chains.atomic.watchtower import Watchtower
-from chains.evm import EvmAdapter
+from chains.families.evm.adapter import EvmAdapter
+from chains.families.evm.escrow import EvmHtlc
 from config.store import open_store
 from tests.atomic._env import (
     Authorizer,

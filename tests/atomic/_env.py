@@ -16,14 +16,16 @@ from web3 import Web3
 from web3.types import RPCEndpoint
 
 from chains.atomic.base import HtlcChain
-from chains.atomic.evm import EvmHtlc
 from chains.atomic.wallet import WalletParty
 from chains.base import UnsignedTx
-from chains.devnet._anvil import free_port, start_anvil
-from chains.evm import EvmAdapter
-from chains.htlc import evm_client
+from chains.devnet.processes import free_port
+from chains.families.evm import htlc_client as evm_client
+from chains.families.evm._anvil import start_anvil
+from chains.families.evm.adapter import EvmAdapter
+from chains.families.evm.config import EvmChain
+from chains.families.evm.escrow import EvmHtlc
+from chains.families.solana.config import SolanaChain
 from config.margins import ChainMargin, Margins
-from config.models import EvmChain, SolanaChain
 from wallets.authorization import Authorization, AuthorizationMint
 from wallets.hd import derive_agent_keys, generate_mnemonic, seed_from_mnemonic
 from wallets.operator import AgentWallet
@@ -201,7 +203,7 @@ class SolanaNode:
 def start_solana_node(log: Path | None = None) -> SolanaNode:
     import sys
 
-    from chains.devnet._anvil import wait_for_port
+    from chains.devnet.processes import wait_for_port
 
     port = free_port()
     output = log.open("ab") if log is not None else subprocess.DEVNULL
@@ -217,9 +219,9 @@ def start_solana_node(log: Path | None = None) -> SolanaNode:
 
 
 async def solana_htlc(node: SolanaNode, margins: Margins = TEST_MARGINS) -> HtlcChain:
-    from chains.atomic.solana import SolanaHtlc
-    from chains.htlc.solana_client import LOCAL_PROGRAM_ID
-    from chains.solana import SolanaAdapter
+    from chains.families.solana.adapter import SolanaAdapter
+    from chains.families.solana.escrow import SolanaHtlc
+    from chains.families.solana.htlc_client import LOCAL_PROGRAM_ID
 
     adapter = await SolanaAdapter.connect(node.config(), url=node.url)
     return SolanaHtlc(

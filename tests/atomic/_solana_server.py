@@ -1,4 +1,4 @@
-"""The devnet Solana JSON-RPC server (chains.devnet.solana_rpc) with the HTLC program
+"""The devnet Solana JSON-RPC server (chains.families.solana.solana_rpc) with the HTLC program
 deployed, as its own process: ``python tests/atomic/_solana_server.py PORT``.
 
 The devnet server has no option to load a program yet, so this launcher builds the same
@@ -14,10 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from aiohttp import web
 
-from chains.devnet._svm import SvmLedger
-from chains.devnet.solana_rpc import make_app
+from chains.families.solana._svm import SvmLedger
+from chains.families.solana.htlc_client import LOCAL_PROGRAM_ID
+from chains.families.solana.solana_rpc import make_app
 from chains.htlc.solana.build import ELF_PATH
-from chains.htlc.solana_client import LOCAL_PROGRAM_ID
 
 
 def main() -> None:

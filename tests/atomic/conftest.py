@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chains.devnet._anvil import anvil_path
+from chains.families.evm._anvil import anvil_path
 from config.store import open_store
 from tests.atomic._env import (
     EVM_CHAINS,

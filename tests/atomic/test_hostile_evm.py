@@ -37,10 +37,10 @@ from eth_utils.crypto import keccak
 from web3.types import RPCEndpoint
 
 from chains.atomic.base import Leg
-from chains.atomic.evm import EvmHtlc
 from chains.atomic.swap import SwapSide
-from chains.evm import EvmAdapter
-from chains.htlc import evm_client
+from chains.families.evm import htlc_client as evm_client
+from chains.families.evm.adapter import EvmAdapter
+from chains.families.evm.escrow import EvmHtlc
 from config.errors import ChainError
 from tests.atomic._env import TEST_MARGINS, EvmNode, unique
 from tests.atomic._swap import ETH, close, make_side, open_swap, run_both, trusting

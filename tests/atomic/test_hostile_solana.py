@@ -30,10 +30,11 @@ from solders.system_program import CreateAccountParams, create_account
 from solders.transaction import VersionedTransaction
 
 from chains.atomic.base import Leg, LockState
-from chains.atomic.solana import SolanaHtlc
 from chains.atomic.swap import SwapSide
-from chains.base import SolanaUnsignedTx, UnsignedTx
-from chains.htlc import solana_client as program
+from chains.base import UnsignedTx
+from chains.families.solana import htlc_client as program
+from chains.families.solana.escrow import SolanaHtlc
+from chains.families.solana.tx import SolanaUnsignedTx
 from chains.htlc.solana import sbpf_asm
 from tests.atomic._env import SolanaNode, solana_htlc, unique
 from tests.atomic._swap import ETH, SOL, Side, close, make_side, open_swap, run_both, trusting
@@ -467,7 +468,7 @@ class HidingMaker(SolanaHtlc):
 
 
 def _program_intent(instruction: Instruction) -> Any:
-    from chains.atomic.solana import _intent
+    from chains.families.solana.escrow import _intent
 
     return _intent(instruction)
 

@@ -11,7 +11,7 @@ from eth_account import Account
 from solders.keypair import Keypair
 
 from chains.atomic import ChainMargin, Coordinator, HtlcChain, Margins, Payment
-from chains.htlc.solana_client import ESCROW_LEN
+from chains.families.solana.htlc_client import ESCROW_LEN
 from tests.atomic._env import (
     TEST_MARGINS,
     close_all,

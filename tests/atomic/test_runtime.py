@@ -8,7 +8,7 @@ from eth_account import Account
 from chains.atomic import Payment
 from chains.atomic.runtime import coordinators, htlc_chains
 from chains.atomic.watchtower import Watchtower
-from chains.evm import EvmAdapter
+from chains.families.evm.adapter import EvmAdapter
 from config.errors import AtomicityError
 from tests.atomic._env import TEST_MARGINS, close_all, make_wallet, unique
 

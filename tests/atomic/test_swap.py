@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from chains.atomic.swap import SwapSide
-from chains.htlc.solana_client import ESCROW_LEN
+from chains.families.solana.htlc_client import ESCROW_LEN
 from config.errors import AtomicityError
 from tests.atomic._env import remaining
 from tests.atomic._swap import ETH, SOL, Operator, close, make_side, open_swap, run_both

@@ -11,7 +11,7 @@ from eth_account import Account
 from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
 
-from chains.evm import EvmAdapter
+from chains.families.evm.adapter import EvmAdapter
 
 ROOT = Path(__file__).resolve().parents[2]
 

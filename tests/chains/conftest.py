@@ -18,16 +18,20 @@ from eth_account import Account
 from solders.keypair import Keypair
 from solders.transaction import VersionedTransaction
 
-from chains._pyevm import funded_keys, pyevm_provider
 from chains._store import NonceStore
-from chains.base import ChainAdapter, EvmUnsignedTx, SolanaUnsignedTx, UnsignedTx
-from chains.devnet._anvil import anvil_path, free_port, start_anvil
-from chains.devnet._solana_proc import start_solana_rpc
-from chains.devnet._svm import SvmLedger
-from chains.evm import EvmAdapter
+from chains.base import ChainAdapter, UnsignedTx
+from chains.devnet.processes import free_port
+from chains.families.evm._anvil import anvil_path, start_anvil
+from chains.families.evm._pyevm import funded_keys, pyevm_provider
+from chains.families.evm.adapter import EvmAdapter
+from chains.families.evm.config import EvmChain
+from chains.families.evm.tx import EvmUnsignedTx
+from chains.families.solana._solana_proc import start_solana_rpc
+from chains.families.solana._svm import SvmLedger
+from chains.families.solana.adapter import SolanaAdapter
+from chains.families.solana.config import SolanaChain
+from chains.families.solana.tx import SolanaUnsignedTx
 from chains.journal import TxJournal
-from chains.solana import SolanaAdapter
-from config.models import EvmChain, SolanaChain
 from config.store import open_store
 
 ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"

@@ -10,8 +10,8 @@ import pytest
 
 from chains.connect import connect, fund_local, resolve_url
 from chains.devnet import manager
-from chains.evm import EvmAdapter
-from chains.solana import SolanaAdapter
+from chains.families.evm.adapter import EvmAdapter
+from chains.families.solana.adapter import SolanaAdapter
 from config.errors import ChainError
 from config.loader import load_deployment
 from config.models import Deployment
@@ -86,7 +86,7 @@ async def _check_htlcs(deployment: Deployment) -> None:
     import httpx
 
     from chains.devnet._htlc import htlc_address
-    from chains.htlc import evm_client
+    from chains.families.evm import htlc_client as evm_client
 
     def rpc(chain: str, method: str, params: list[object]) -> object:
         url = resolve_url(deployment.chain(chain), deployment.data_dir)

@@ -10,10 +10,10 @@ import pytest
 from eth_abi.abi import encode
 from eth_account import Account
 
-from chains._pyevm import funded_keys, pyevm_provider
 from chains._store import NonceStore
 from chains.base import ContractCall, FeeAboveCap, NativeTransfer, TokenTransfer, TxId, TxStatus
-from chains.evm import EvmAdapter
+from chains.families.evm._pyevm import funded_keys, pyevm_provider
+from chains.families.evm.adapter import EvmAdapter
 from chains.journal import TxJournal
 from chains.sender import send, send_intent
 from config.errors import RpcUnreachable, TransactionReverted, WrongChainId

@@ -10,7 +10,7 @@ from hexbytes import HexBytes
 
 from chains._store import NonceStore
 from chains.base import NativeTransfer, TxId
-from chains.evm import EvmAdapter
+from chains.families.evm.adapter import EvmAdapter
 from chains.journal import TxJournal
 from chains.sender import reconcile, send
 from config.errors import ChainError, RpcUnreachable

@@ -21,7 +21,7 @@ import pytest
 
 from chains._store import NonceStore
 from chains.base import NativeTransfer
-from chains.evm import EvmAdapter
+from chains.families.evm.adapter import EvmAdapter
 from chains.journal import TxJournal, store_entry
 from chains.sender import resend_unsent, send_intent, track
 from config.store import open_store
@@ -38,7 +38,7 @@ _BUILDER = textwrap.dedent(
     import asyncio, os, signal, sys, time
     from chains._store import NonceStore
     from chains.base import NativeTransfer
-    from chains.evm import EvmAdapter
+    from chains.families.evm.adapter import EvmAdapter
     from config.store import open_store
     from tests.chains.conftest import evm_chain
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from eth_account import Account
 
 from chains import _retry
-from chains.evm import EvmAdapter
+from chains.families.evm.adapter import EvmAdapter
 from config.errors import ChainError, RpcUnreachable
 from tests.chains.conftest import evm_chain
 

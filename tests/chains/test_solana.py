@@ -33,14 +33,14 @@ from chains.base import (
     AccountRef,
     NativeTransfer,
     ProgramInstruction,
-    SolanaUnsignedTx,
     TokenTransfer,
     TxExpired,
     UnsignedTx,
 )
+from chains.families.solana.adapter import MIN_BLOCKS_LEFT, SolanaAdapter
+from chains.families.solana.tx import SolanaUnsignedTx
 from chains.journal import TxJournal
 from chains.sender import send_intent
-from chains.solana import MIN_BLOCKS_LEFT, SolanaAdapter
 from config.errors import InsufficientFunds, RpcUnreachable, WrongChainId
 from tests.chains.conftest import SolanaRpcServer, solana_chain, solana_signer
 

@@ -18,7 +18,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.types import RPCEndpoint, TxParams
 
-from chains.htlc import evm_client as htlc
+from chains.families.evm import htlc_client as htlc
 from chains.htlc.evm import build
 from config.errors import ChainError
 

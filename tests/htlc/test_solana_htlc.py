@@ -13,7 +13,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 
-from chains.htlc import solana_client as htlc
+from chains.families.solana import htlc_client as htlc
 from chains.htlc.solana import build
 from chains.htlc.solana.litesvm_harness import HtlcSvm, LockedSwap, TxOutcome, lock_swap
 from chains.htlc.solana.sbpf_asm import murmur3_32

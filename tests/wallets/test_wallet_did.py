@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from chains.families.evm.config import EvmChain
+from chains.families.solana.config import SolanaChain
+from chains.families.solana.family import LOCALNET_REFERENCE
 from config.errors import WalletError
-from config.models import Deployment, EvmChain, SolanaChain
+from config.models import Deployment
 from wallets.did import (
-    LOCALNET_REFERENCE,
     caip2,
     did_key_public_key,
     did_pkh,

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chains.htlc import solana_client as client
+from chains.families.solana import htlc_client as client
 from chains.htlc.solana.sbpf_asm import AsmError, Program, assemble, link_elf
 
 HERE = Path(__file__).resolve().parent

@@ -20,7 +20,7 @@ from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
 
-from chains.htlc import solana_client as htlc
+from chains.families.solana import htlc_client as htlc
 from chains.htlc.solana.build import ELF_PATH
 
 _CONSUMED = re.compile(r"^Program (\w+) consumed (\d+) of \d+ compute units$")

@@ -1,4 +1,4 @@
-"""Solana adapter: Solana JSON-RPC (see :mod:`chains._solana_backends`) and solders, or
+"""Solana adapter: Solana JSON-RPC (see :mod:`chains.families.solana._backends`) and solders, or
 an in-process LiteSVM.
 
 Every transaction is a v0 message with a compute-unit limit and priority fee from the
@@ -34,22 +34,23 @@ from spl.token.instructions import (
 from spl.token.models import TransferCheckedParams
 
 from chains._digest import solana_message_digest
-from chains._solana_backends import AccountData, LedgerBackend, RpcBackend, SolanaBackend
 from chains.base import (
     ChainAdapter,
     Intent,
     NativeTransfer,
     ProgramInstruction,
     Simulation,
-    SolanaUnsignedTx,
     TokenTransfer,
     TxExpired,
     TxId,
     TxStatus,
 )
-from chains.devnet._svm import SvmLedger
+from chains.families.solana._backends import AccountData, LedgerBackend, RpcBackend, SolanaBackend
+from chains.families.solana._svm import SvmLedger
+from chains.families.solana.config import SOLANA_GENESIS, SolanaChain
+from chains.families.solana.tx import SolanaUnsignedTx
 from config.errors import ChainError, InsufficientFunds, TransactionReverted, WrongChainId
-from config.models import SOLANA_GENESIS, Asset, SolanaChain
+from config.models import Asset
 
 BASE_FEE_LAMPORTS = 5_000
 TOKEN_ACCOUNT_SIZE = 165

@@ -32,9 +32,10 @@ from solders.signature import Signature
 from solders.sysvar import CLOCK
 
 from chains.atomic.base import HtlcChain, Leg, LockState, OnChainLock, Party, Purpose
-from chains.base import AccountRef, ProgramInstruction, SolanaUnsignedTx, UnsignedTx
-from chains.htlc import solana_client as program
-from chains.solana import SolanaAdapter
+from chains.base import AccountRef, ProgramInstruction, UnsignedTx
+from chains.families.solana import htlc_client as program
+from chains.families.solana.adapter import SolanaAdapter
+from chains.families.solana.tx import SolanaUnsignedTx
 from config.errors import ChainError, RpcUnreachable
 from config.margins import ChainMargin
 from wallets.authorization import solana_message_digest
@@ -89,7 +90,7 @@ class SolanaHtlc(HtlcChain):
 
     async def read(self, leg: Leg, *, final: bool = False) -> OnChainLock:
         """The escrow as the HTLC program vouches for it (see
-        :func:`~chains.htlc.solana_client.check_escrow_account`).
+        :func:`~chains.families.solana.htlc_client.check_escrow_account`).
 
         EMPTY if the account never existed, was closed by a settle, or is not a valid
         lock of the configured program: bytes that merely decode as an escrow, in an

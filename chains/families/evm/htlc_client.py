@@ -21,16 +21,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import decode, encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from chains.htlc.evm import CONTRACT_DIR
 from config.errors import ChainError, TransactionReverted
 
-ARTIFACT_PATH = Path(__file__).resolve().parent / "evm" / "HTLC.json"
+ARTIFACT_PATH = CONTRACT_DIR / "HTLC.json"
 NATIVE_COIN = "0x0000000000000000000000000000000000000000"
 PREIMAGE_LEN = 32
 CLAIM_GAS_NATIVE = 80_000

@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
+from chains.devnet.processes import REPO_ROOT, wait_for_port
 from config.errors import ChainError
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def anvil_path() -> Path | None:
     """The anvil binary: npm's platform package first (so signals reach the node itself,
     not a Node.js wrapper), then node_modules/.bin, then PATH."""
-    native = sorted((ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil"))
+    native = sorted((REPO_ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil"))
     if native:
         return native[0]
-    wrapper = ROOT / "node_modules" / ".bin" / "anvil"
+    wrapper = REPO_ROOT / "node_modules" / ".bin" / "anvil"
     if wrapper.exists():
         return wrapper
     found = shutil.which("anvil")
     return Path(found) if found else None
-
-
-def free_port() -> int:
-    """A TCP port on loopback that is free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_anvil(
@@ -76,21 +66,3 @@ def start_anvil(
             output.close()  # the child has its own descriptor
     wait_for_port(port, process)
     return process
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    """Block until something accepts connections on `port`, or fail if `process` died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ChainError(
-                f"local chain process exited with code {process.returncode} "
-                f"before listening on port {port}; is the port taken?"
-            )
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise ChainError(f"local chain did not listen on port {port} within {timeout:g}s")

@@ -15,7 +15,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from chains import _retry
-from chains.devnet._svm import RpcFailure, SvmLedger
+from chains.families.solana._svm import RpcFailure, SvmLedger
 from config.errors import ChainError, RpcUnreachable
 
 

@@ -1,6 +1,6 @@
 """Solana JSON-RPC 2.0 over HTTP on loopback, backed by LiteSVM (:class:`SvmLedger`).
 
-Run as its own process: ``python -m chains.devnet.solana_rpc --port 8899`` (add
+Run as its own process: ``python -m chains.families.solana.solana_rpc --port 8899`` (add
 ``--program ID=ELF`` to deploy programs). It serves the methods the Solana adapter and
 the HTLC client (solana-py's AsyncClient) use, including the transaction history a
 revealed HTLC preimage is read from (``getSignaturesForAddress`` with agave's
@@ -25,7 +25,7 @@ from aiohttp import web
 from bip_utils import Base58Decoder
 from solders.pubkey import Pubkey
 
-from chains.devnet._svm import RpcFailure, SvmLedger
+from chains.families.solana._svm import RpcFailure, SvmLedger
 
 Handler = Callable[[SvmLedger, list[Any]], Any]
 

@@ -1,8 +1,8 @@
 """HTLC legs on an EVM chain: the Covenant HTLC contract through the EVM adapter.
 
-Transactions are built by :class:`~chains.evm.EvmAdapter` (which never signs). Reads the
-adapter does not offer (``swaps(key)`` at the final block, ``Claimed`` logs) go through a
-read-only web3 connection to the same RPC endpoint.
+Transactions are built by :class:`~chains.families.evm.adapter.EvmAdapter` (which never
+signs). Reads the adapter does not offer (``swaps(key)`` at the final block, ``Claimed``
+logs) go through a read-only web3 connection to the same RPC endpoint.
 
 A leg's locator is its escrow id; the contract keys the escrow by the id and the leg's
 sender (``evm_client.escrow_key``). A claim is built with a fixed gas limit, never
@@ -25,11 +25,11 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chains.atomic.base import HtlcChain, Leg, LockState, OnChainLock, Party, Purpose
 from chains.base import ContractCall, UnsignedTx
-from chains.evm import EvmAdapter
-from chains.htlc import evm_client
+from chains.families.evm import htlc_client as evm_client
+from chains.families.evm.adapter import EvmAdapter
+from chains.families.evm.config import BlockTagFinality, ConfirmationsFinality
 from config.errors import ChainError, RpcUnreachable, TransactionReverted
 from config.margins import ChainMargin
-from config.models import BlockTagFinality, ConfirmationsFinality
 
 _ID_DOMAIN = b"covenant/htlc-id/v1\x00"
 _CLAIMED_TOPIC = keccak(text="Claimed(bytes32,bytes32)")

@@ -26,12 +26,10 @@ from web3.types import BlockIdentifier, RPCEndpoint, TxParams
 
 from chains import _retry
 from chains._digest import evm_tx_digest
-from chains._evm_errors import map_error
 from chains._store import NonceStore
 from chains.base import (
     ChainAdapter,
     ContractCall,
-    EvmUnsignedTx,
     FeeAboveCap,
     Intent,
     NativeTransfer,
@@ -41,8 +39,11 @@ from chains.base import (
     TxStatus,
     UnsignedTx,
 )
+from chains.families.evm._errors import map_error
+from chains.families.evm.config import BlockTagFinality, EvmChain
+from chains.families.evm.tx import EvmUnsignedTx
 from config.errors import ChainError, InsufficientFunds, TransactionReverted, WrongChainId
-from config.models import Asset, BlockTagFinality, EvmChain
+from config.models import Asset
 
 GWEI = Decimal(10**9)
 VIEW: BlockIdentifier = "pending"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chains.devnet._anvil import ROOT, wait_for_port
+from chains.devnet.processes import REPO_ROOT, wait_for_port
 
 
 def start_solana_rpc(
@@ -17,11 +17,11 @@ def start_solana_rpc(
     log: Path | None = None,
     extra_args: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``python -m chains.devnet.solana_rpc`` on 127.0.0.1:`port`; wait until it listens."""
+    """Start the LiteSVM server (``solana_rpc``) on 127.0.0.1:`port`; wait until it listens."""
     args = [
         sys.executable,
         "-m",
-        "chains.devnet.solana_rpc",
+        "chains.families.solana.solana_rpc",
         "--port",
         str(port),
         "--block-time",
@@ -37,7 +37,7 @@ def start_solana_rpc(
             stdout=output or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            cwd=ROOT,
+            cwd=REPO_ROOT,
             start_new_session=True,
         )
     finally:
