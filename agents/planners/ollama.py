@@ -24,7 +24,9 @@ v0.33.0-rc2) and from the ``ollama`` and ``langchain-ollama`` clients pinned her
   status -1), an empty 200, a line that is not JSON, a stream cut before its final
   line, a read timeout, a refused connection. :meth:`OllamaPlanner.plan` turns such an
   error into an empty plan whose errors carry the reason, so the tick is recorded
-  rather than failed, and cancels the decision's other requests.
+  rather than failed, and cancels the decision's other requests; only an Ollama that
+  cannot serve at all (unreachable, or without the model: :class:`OllamaUnavailable`)
+  is raised, as the Planner contract asks.
 
 Token evidence (``Completion.token_logprobs``, whose mean becomes
 ``ConfidenceEvidence.mean_token_logprob``) means, from this backend: for each token of
@@ -69,6 +71,12 @@ _CRON_KEEP_ALIVE = 3600
 _DETAIL = 300  # characters of a server's error text worth quoting
 
 
+class OllamaUnavailable(PlannerError):
+    """Ollama cannot serve this planner at all: unreachable, or without the model. An
+    operator must act, so :meth:`OllamaPlanner.plan` raises it, as the Planner contract
+    says; every other failure becomes an empty plan with the reason."""
+
+
 class OllamaPlanner(ModelPlanner):
     """Plans with a model served by Ollama at ``config.base_url``."""
 
@@ -93,6 +101,9 @@ class OllamaPlanner(ModelPlanner):
         decision = self._decision = _Decision()
         try:
             return await super().plan(observation)
+        except OllamaUnavailable:
+            await decision.cancel()
+            raise
         except PlannerError as exc:
             await decision.cancel()
             reason = str(exc)
@@ -114,7 +125,7 @@ class OllamaPlanner(ModelPlanner):
             raise self._failure(exc) from exc
         names = {model.model for model in listed.models if model.model}
         if model_name(self.config.model) not in {model_name(name) for name in names}:
-            raise PlannerError(
+            raise OllamaUnavailable(
                 f"Ollama at {self.url} has no model {self.config.model!r} "
                 f"(it has: {', '.join(sorted(names)) or 'none'}); run "
                 f"`ollama pull {self.config.model}` or fix planner {self.config.name!r}"
@@ -180,7 +191,7 @@ class OllamaPlanner(ModelPlanner):
                 f"{self.config.name!r}"
             )
         if isinstance(exc, ConnectionError | httpx.ConnectError):
-            return PlannerError(
+            return OllamaUnavailable(
                 f"Ollama at {self.url} is unreachable ({type(exc).__name__}); start it with "
                 f"`ollama serve` or fix base_url of planner {self.config.name!r}"
             )
@@ -204,7 +215,7 @@ class OllamaPlanner(ModelPlanner):
         status, detail = exc.status_code, _short(exc.error)
         model, name = self.config.model, self.config.name
         hints = {
-            -1: "it failed mid-reply; check the Ollama server log and retry",
+            -1: "check the Ollama server log and retry",
             400: f"check model of planner {name!r} and that Ollama is current",
             404: f"run `ollama pull {model}` or fix model of planner {name!r}",
             499: "the request was cancelled; retry",
@@ -214,10 +225,12 @@ class OllamaPlanner(ModelPlanner):
         hint = hints.get(status, "check the Ollama server log")
         if "schema" in detail:
             hint = "Ollama cannot turn the plan schema into a grammar; upgrade Ollama"
-        where = "mid-stream error" if status == -1 else f"HTTP {status}"
-        return PlannerError(
-            f"Ollama at {self.url} failed for model {model!r} ({where}: {detail}); {hint}"
-        )
+        if status == -1:
+            what = f"failed mid-reply with model {model!r} (mid-stream error: {detail})"
+        else:
+            what = f"refused model {model!r} (HTTP {status}: {detail})"
+        error = OllamaUnavailable if status == 404 else PlannerError
+        return error(f"Ollama at {self.url} {what}; {hint}")
 
 
 @dataclass

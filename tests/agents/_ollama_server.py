@@ -174,8 +174,11 @@ class OllamaStandIn:
             )
             pending: list[float] = []
             used = 0
+            reason = "stop"
             for chunk in stream:
-                piece = chunk["choices"][0]["delta"].get("content") or ""
+                choice = chunk["choices"][0]
+                piece = choice["delta"].get("content") or ""
+                reason = "length" if choice.get("finish_reason") == "length" else reason
                 pending.extend(lp for token, lp in recorded[used:] if not _is_eog(llama, token))
                 used = len(recorded)
                 if piece:  # a token without text yet (part of a UTF-8 sequence) waits
@@ -184,7 +187,7 @@ class OllamaStandIn:
             # The EOS token was sampled, so it counts, but it has no logprob (above).
             tokens = len(recorded)
             prompt_tokens = max(0, llama.n_tokens - tokens)
-        yield self._done(prompt_tokens, tokens, time.monotonic() - started)
+        yield self._done(prompt_tokens, tokens, time.monotonic() - started, reason=reason)
 
     def _piece(
         self, piece: str, logprobs: list[float], request: dict[str, Any], *, thinking: str = ""

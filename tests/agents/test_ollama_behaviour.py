@@ -24,7 +24,7 @@ from langchain_ollama import ChatOllama
 
 from agents.plan import failed_evidence
 from agents.planners import build_planner
-from agents.planners.ollama import OllamaPlanner, model_name
+from agents.planners.ollama import OllamaPlanner, OllamaUnavailable, model_name
 from config.errors import PlannerError
 from config.models import Deployment
 from tests.agents._ollama_server import MODEL, THINKING_LOGPROB, Fault, OllamaStandIn
@@ -215,6 +215,14 @@ async def test_a_failing_server_gives_an_empty_plan_with_the_reason(server):
     assert result.model_calls == 1
 
 
+async def test_only_an_ollama_that_cannot_serve_at_all_is_raised_from_plan(server):
+    # The Planner contract: unreachable or without the model, an operator must act.
+    planner = planner_for(server.url, model="llama9:70b", samples=2)
+    with pytest.raises(OllamaUnavailable, match="`ollama pull llama9:70b`"):
+        await planner.plan(make_observation())
+    assert len(server.requests) == 1, "the queued sample was not sent"
+
+
 async def test_with_parallel_requests_a_failure_cancels_the_others(server):
     planner = planner_for(server.url, samples=3, parallel=3, timeout="30s")
     server.fail_next(Fault(status=503))
@@ -288,7 +296,7 @@ async def test_logprobs_are_plain_log_softmax_without_the_eos(served, model_engi
 @pytest.mark.model
 @pytest.mark.slow
 def test_num_predict_is_honoured(served):
-    body = {"model": MODEL, "messages": QUESTION, "format": TINY, "stream": False}
+    body = {"model": MODEL, "messages": QUESTION, "format": TINY, "stream": False, "logprobs": True}
     answer = post(served.url, body | {"options": {"temperature": 0, "num_predict": 3}}).json()
     assert (answer["done_reason"], answer["eval_count"]) == ("length", 3)
     assert len(answer["logprobs"]) == 3  # no EOS was sampled
@@ -302,8 +310,9 @@ async def test_a_mid_stream_error_line_is_a_planner_error(served):
     with pytest.raises(PlannerError, match=r"mid-stream error: an error was encountered"):
         await planner_for(served.url).complete(QUESTION, TINY)
     served.fail_next(Fault(after_chunks=2, error="boom"))
+    bare = ChatOllama(model=MODEL, base_url=served.url, num_predict=16, temperature=0)
     with pytest.raises(ollama.ResponseError) as caught:  # the bare client
-        await ChatOllama(model=MODEL, base_url=served.url, num_predict=16).ainvoke("hi")
+        await bare.ainvoke([HumanMessage(content=QUESTION[0]["content"])], format=TINY)
     assert caught.value.status_code == -1
 
 
@@ -326,9 +335,9 @@ async def test_thinking_stays_out_of_the_text_and_the_evidence(model_engine):
         assert THINKING_LOGPROB not in completion.token_logprobs
         assert len(completion.token_logprobs) == completion.completion_tokens
         # Negative control: ChatOllama alone adds the thinking's logprobs to the reply's.
-        bare = ChatOllama(model=MODEL, base_url=thinker.url, logprobs=True, num_predict=32)
-        reply = await bare.ainvoke(
-            [HumanMessage(content=QUESTION[0]["content"])], format=TINY, temperature=0
+        bare = ChatOllama(
+            model=MODEL, base_url=thinker.url, logprobs=True, num_predict=32, temperature=0
         )
+        reply = await bare.ainvoke([HumanMessage(content=QUESTION[0]["content"])], format=TINY)
         mixed = [item["logprob"] for item in reply.response_metadata["logprobs"]]
         assert THINKING_LOGPROB in mixed
