@@ -147,7 +147,9 @@ class OllamaPlanner(ModelPlanner):
             except Exception as exc:  # each is mapped to a clear PlannerError
                 if decision is not None:
                     decision.failed = True
-                raise exc if isinstance(exc, PlannerError) else self._failure(exc) from exc
+                if isinstance(exc, PlannerError):
+                    raise
+                raise self._failure(exc) from exc
 
     async def _ask(self, messages: list[ChatMessage], schema: dict[str, Any]) -> Completion:
         options = {
@@ -265,11 +267,10 @@ class _Reply:
         metadata = chunk.response_metadata
         if metadata.get("done") is True:
             self.final = dict(metadata)
+        self.text.append(chunk.text)  # the content only: ChatOllama keeps thinking apart
         if chunk.additional_kwargs.get("reasoning_content"):
-            return  # a thinking chunk: neither the plan's text nor its evidence
-        self.text.append(chunk.text)
-        if not metadata.get("done"):
-            self.logprobs.extend(float(item["logprob"]) for item in metadata.get("logprobs") or ())
+            return  # its logprobs are (or include) the thinking's: not the reply's evidence
+        self.logprobs.extend(float(item["logprob"]) for item in metadata.get("logprobs") or ())
 
     def completion(self, url: str) -> Completion:
         if self.chunks == 0:
