@@ -382,10 +382,17 @@ def _handler(stand_in: OllamaStandIn) -> type[BaseHTTPRequestHandler]:
             except ValueError as exc:  # llama.cpp: e.g. the prompt exceeds the context
                 self._json(500, {"error": str(exc)})
                 return
-            if request.get("stream", True) is False:
-                self._whole(first, chunks)
-            else:
-                self._stream(first, chunks, fault)
+            try:
+                if request.get("stream", True) is False:
+                    self._whole(first, chunks)
+                else:
+                    self._stream(first, chunks, fault)
+            finally:
+                # A stream left early (a fault, a client gone) still releases the
+                # model's lock now, not whenever the generator is collected.
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
 
         def _body(self) -> dict[str, Any]:
             length = int(self.headers.get("Content-Length", 0))

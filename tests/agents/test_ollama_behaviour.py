@@ -27,7 +27,7 @@ from agents.planners import build_planner
 from agents.planners.ollama import OllamaPlanner, OllamaUnavailable, model_name
 from config.errors import PlannerError
 from config.models import Deployment
-from tests.agents._ollama_server import MODEL, THINKING_LOGPROB, Fault, OllamaStandIn
+from tests.agents._ollama_server import MODEL, THINKING, THINKING_LOGPROB, Fault, OllamaStandIn
 from tests.agents.conftest import deployment_data, make_observation
 
 TINY = {
@@ -341,3 +341,16 @@ async def test_thinking_stays_out_of_the_text_and_the_evidence(model_engine):
         reply = await bare.ainvoke([HumanMessage(content=QUESTION[0]["content"])], format=TINY)
         mixed = [item["logprob"] for item in reply.response_metadata["logprobs"]]
         assert THINKING_LOGPROB in mixed
+
+
+@pytest.mark.model
+@pytest.mark.slow
+async def test_a_thinking_model_thinks_by_default_and_not_when_the_planner_asks(model_engine):
+    with OllamaStandIn(model_engine, thinking="capable") as thinker:
+        completion = await planner_for(thinker.url).complete(QUESTION, TINY)
+        assert completion.token_logprobs is not None
+        assert THINKING_LOGPROB not in completion.token_logprobs
+        # Negative control: the same model asked without `think` thinks first.
+        body = {"model": MODEL, "messages": QUESTION, "format": TINY, "stream": False}
+        answer = post(thinker.url, body | {"options": {"num_predict": 1}}).json()
+        assert answer["message"]["thinking"] == "".join(THINKING)
