@@ -105,7 +105,34 @@ class OllamaPlanner(Model):
     model: str = Field(min_length=1)
     temperature: float = Field(default=0.2, ge=0, le=2)
     samples: int = Field(default=3, ge=1, le=16)
-    timeout: Duration = Decimal(120)
+    timeout: Duration = Field(
+        default=Decimal(120),
+        description="Longest silence on one request (headers or the next line), not its total.",
+    )
+    num_predict: int = Field(
+        default=512,
+        ge=16,
+        le=8192,
+        description="Most tokens per reply; Ollama's own default is no limit.",
+    )
+    keep_alive: Duration | None = Field(
+        default=None,
+        description=(
+            "How long Ollama keeps the model loaded after each request. Default: two of "
+            "the agent's tick intervals plus a minute, at least 5 minutes (Ollama's own "
+            "default, which unloads the model between ticks further apart); 1 hour for "
+            "cron schedules."
+        ),
+    )
+    parallel: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description=(
+            "Requests in flight at once. Ollama runs OLLAMA_NUM_PARALLEL (default 1) and "
+            "queues the rest, and a queued request spends its timeout waiting."
+        ),
+    )
 
 
 class EmbeddedPlanner(Model):
