@@ -26,6 +26,10 @@ the code that copies its behaviour. In short:
   counts in ``eval_count`` (runner/ollamarunner/runner.go computeBatch: the EOS check
   comes before the logprob step, ``numPredicted`` is counted before both).
 
+Not served: ``top_logprobs`` alternatives (validated, never filled in), prompt
+truncation at ``num_ctx`` (llama.cpp here refuses an over-long prompt with a 500 where
+Ollama keeps the system message and the latest turn and cuts the middle), tools, images.
+
 Faults a test can inject (:class:`Fault`) cover what a real server or the network in
 front of it does: a status before the first byte, a mid-stream error line, delayed
 headers, an empty 200, a line that is not JSON, a stream cut before its final line.
