@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from agents.actions.base import ActionResult, EscrowHandler, PlanModel
+from agents.actions import pay_many, swap
+from agents.actions.base import ActionResult, EscrowHandler, EscrowLock, PlanModel
 from agents.actions.base import Leg as PlannedLeg
 from agents.actions.pay_many import PayMany
 from agents.actions.swap import Swap
@@ -51,20 +52,6 @@ Remember = Callable[[str, str, bool], None]
 
 
 @dataclass(frozen=True)
-class _Lock:
-    """What the agent's plan said one escrow lock would be: checked against the leg the
-    coordinator built, then shown to the policies."""
-
-    chain: str
-    asset: str
-    amount: Decimal
-    base_units: int
-    counterparty: str
-    address: str
-    evidence: ConfidenceEvidence
-
-
-@dataclass(frozen=True)
 class _Offer:
     plan_id: str
     maker: str
@@ -85,7 +72,7 @@ class AtomicDesk:
     claims: dict[str, AuthorityClaims | None]
     coordinators: dict[str, Coordinator] = field(default_factory=dict)
     remember: Remember | None = None
-    _locks: dict[tuple[str, str, int], _Lock] = field(default_factory=dict)
+    _locks: dict[tuple[str, str, int], EscrowLock] = field(default_factory=dict)
     _spent: dict[tuple[str, str, int], tuple[ProposedAction, PolicyContext]] = field(
         default_factory=dict
     )
@@ -137,11 +124,10 @@ class AtomicDesk:
     ) -> ActionResult:
         coordinator = self._coordinator(agent)
         payments = []
-        for index, leg in enumerate(action.legs):
-            lock = self._lock(leg, leg.counterparty, evidence)
+        for index, lock in enumerate(pay_many.propose(action, evidence, self.resolver)):
             self._locks[(agent, plan_id, index)] = lock
             payments.append(
-                Payment(chain=leg.chain, recipient=lock.address, amount=lock.base_units)
+                Payment(chain=lock.chain, recipient=lock.address, amount=lock.base_units)
             )
         await coordinator.create_plan(plan_id, payments)
         return self._begun(agent, plan_id, f"paying {len(payments)} legs all-or-nothing")
@@ -150,7 +136,7 @@ class AtomicDesk:
         self, agent: str, action: Swap, plan_id: str, evidence: ConfidenceEvidence
     ) -> ActionResult:
         counterparty = self._counterparty_agent(action.counterparty)
-        give = self._lock(action.give, action.counterparty, evidence)
+        give = swap.propose(action, evidence, self.resolver)
         take = self._side(action.take)
         offer = self._matching_offer(counterparty, agent, give, take)
         if offer is not None:
@@ -175,7 +161,7 @@ class AtomicDesk:
             f"{action.take.chain}; waiting for it to accept",
         )
 
-    async def _accept(self, agent: str, offer: _Offer, give: _Lock) -> ActionResult:
+    async def _accept(self, agent: str, offer: _Offer, give: EscrowLock) -> ActionResult:
         self._locks[(agent, offer.plan_id, 1)] = give
         maker_did = self.wallets.agent(offer.maker).did
         acceptance = await accept_offer(self._coordinator(agent), offer.token, maker_did=maker_did)
@@ -188,7 +174,9 @@ class AtomicDesk:
         self._wake.set()
         return ActionResult("started", f"{summary} (plan {plan_id})")
 
-    def _matching_offer(self, maker: str, taker: str, give: _Lock, take: SwapSide) -> _Offer | None:
+    def _matching_offer(
+        self, maker: str, taker: str, give: EscrowLock, take: SwapSide
+    ) -> _Offer | None:
         """An open offer by `maker` to `taker` that is the mirror image of this swap."""
         for offer in self._offers:
             mirrored = offer.give == _pair(take) and offer.take == (give.chain, give.base_units)
@@ -217,18 +205,7 @@ class AtomicDesk:
             lock.address.lower(),
         ):
             raise PolicyViolation(f"lock of plan {plan_id} differs from the planned action")
-        action = ProposedAction(
-            agent=agent,
-            plan_id=plan_id,
-            kind="swap_leg",
-            chain=lock.chain,
-            asset=lock.asset,
-            amount=lock.amount,
-            amount_base_units=lock.base_units,
-            recipient=lock.counterparty,
-            recipient_address=lock.address,
-            digest=unsigned.digest,
-        )
+        action = lock.propose(agent, plan_id, unsigned.digest)
         ctx = self.engine.context(
             agent,
             plan_id=plan_id,
@@ -386,18 +363,6 @@ class AtomicDesk:
         return Counterparty(
             did=wallet.did,
             addresses={family.name: family.address(wallet) for family in FAMILIES},
-        )
-
-    def _lock(self, leg: PlannedLeg, counterparty: str, evidence: ConfidenceEvidence) -> _Lock:
-        asset = self.resolver.asset(leg.chain, leg.asset)
-        return _Lock(
-            chain=leg.chain,
-            asset=leg.asset,
-            amount=leg.amount,
-            base_units=self.resolver.base_units(leg.amount, asset),
-            counterparty=counterparty,
-            address=self.resolver.address(counterparty, leg.chain),
-            evidence=evidence,
         )
 
     def _side(self, leg: PlannedLeg) -> SwapSide:

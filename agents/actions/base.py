@@ -27,6 +27,7 @@ from policies.actions import ConfidenceEvidence, ProposedAction
 
 if TYPE_CHECKING:
     from agents.payments import PaymentExecutor
+    from agents.resolver import Resolver
 
 MAX_WHOLE_DIGITS = 10
 """Whole digits of an amount: 10 plus 18 decimals fit Decimal's default 28-digit context,
@@ -273,6 +274,54 @@ def _places(amount: Decimal) -> int:
     the context's 28 digits."""
     text = plain_amount(amount)
     return len(text.partition(".")[2])
+
+
+# -- escrow locks -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EscrowLock:
+    """What a plan says one escrow lock will be: checked against the leg the coordinator
+    built, then proposed to the policies as a ``swap_leg``."""
+
+    chain: str
+    asset: str
+    amount: Decimal
+    base_units: int
+    counterparty: str
+    address: str
+    evidence: ConfidenceEvidence
+
+    def propose(self, agent: str, plan_id: str, digest: bytes) -> ProposedAction:
+        """The action the policies judge for the lock transaction with `digest`."""
+        return ProposedAction(
+            agent=agent,
+            plan_id=plan_id,
+            kind="swap_leg",
+            chain=self.chain,
+            asset=self.asset,
+            amount=self.amount,
+            amount_base_units=self.base_units,
+            recipient=self.counterparty,
+            recipient_address=self.address,
+            digest=digest,
+        )
+
+
+def plan_lock(
+    leg: Leg, counterparty: str, evidence: ConfidenceEvidence, resolver: Resolver
+) -> EscrowLock:
+    """The escrow lock paying `leg` to the address-book entry `counterparty`."""
+    asset = resolver.asset(leg.chain, leg.asset)
+    return EscrowLock(
+        chain=leg.chain,
+        asset=leg.asset,
+        amount=leg.amount,
+        base_units=resolver.base_units(leg.amount, asset),
+        counterparty=counterparty,
+        address=resolver.address(counterparty, leg.chain),
+        evidence=evidence,
+    )
 
 
 # -- the kind interface ---------------------------------------------------------------------

@@ -7,13 +7,14 @@ escrow and becomes a ``transfer``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from agents.actions.base import (
     ActionResult,
     AgentNames,
+    EscrowLock,
     Executors,
     Kind,
     Payment,
@@ -21,10 +22,14 @@ from agents.actions.base import (
     PlanModel,
     array_schema,
     object_schema,
+    plan_lock,
     through_escrow,
 )
 from agents.actions.transfer import Transfer
 from policies.actions import ConfidenceEvidence
+
+if TYPE_CHECKING:
+    from agents.resolver import Resolver
 
 MAX_LEGS = 4
 
@@ -67,6 +72,11 @@ class PayManyKind(Kind[PayMany]):
         self, action: PayMany, plan_id: str, evidence: ConfidenceEvidence, executors: Executors
     ) -> ActionResult:
         return await through_escrow(action, plan_id, evidence, executors)
+
+
+def propose(action: PayMany, evidence: ConfidenceEvidence, resolver: Resolver) -> list[EscrowLock]:
+    """One escrow lock per leg, in leg order (the coordinator's leg indices)."""
+    return [plan_lock(leg, leg.counterparty, evidence, resolver) for leg in action.legs]
 
 
 KIND = PayManyKind()

@@ -6,21 +6,26 @@ the policies as a ``swap_leg`` and signed through the gate.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agents.actions.base import (
     ActionResult,
     AgentNames,
+    EscrowLock,
     Executors,
     Kind,
     Leg,
     PlanChecker,
     PlanModel,
     object_schema,
+    plan_lock,
     through_escrow,
 )
 from config.types import Name
 from policies.actions import ConfidenceEvidence
+
+if TYPE_CHECKING:
+    from agents.resolver import Resolver
 
 
 class Swap(PlanModel):
@@ -61,6 +66,11 @@ class SwapKind(Kind[Swap]):
         self, action: Swap, plan_id: str, evidence: ConfidenceEvidence, executors: Executors
     ) -> ActionResult:
         return await through_escrow(action, plan_id, evidence, executors)
+
+
+def propose(action: Swap, evidence: ConfidenceEvidence, resolver: Resolver) -> EscrowLock:
+    """The lock this side gives; the counterparty's lock is its own to propose."""
+    return plan_lock(action.give, action.counterparty, evidence, resolver)
 
 
 KIND = SwapKind()

@@ -5,7 +5,6 @@ signed."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,14 +12,12 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from sqlalchemy.engine import Engine as SqlEngine
 
 from agents.gate import Signed, authorize_and_sign, authorize_lock, escrow_signer
 from chains.base import NativeTransfer
 from chains.families import FAMILIES
 from chains.families.evm.tx import EvmUnsignedTx
 from config.errors import PolicyViolation, SignerError
-from config.store import open_store
 from policies import Denied, PolicyEngine, Queued
 from policies.testing import FakeClock, make_action, make_deployment, make_evidence
 from wallets.authorization import AuthorizationMint, evm_tx_digest
@@ -180,13 +177,6 @@ def _unsigned(wallet: AgentWallet, value: int) -> EvmUnsignedTx:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[SqlEngine]:
-    engine = open_store(store_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def signed_by(monkeypatch) -> list[Any]:
     """Every transaction the real EVM signer signs (the spy still signs)."""
     calls: list[Any] = []
@@ -215,31 +205,31 @@ async def _through_gate(engine: PolicyEngine, amount: str):
     return await authorize_and_sign(engine, wallet, action, unsigned, ctx), wallet
 
 
-async def test_an_authorized_action_is_signed_by_the_real_signer(store, signed_by):
-    engine = PolicyEngine(make_deployment(POLICIES), store, clock=FakeClock())
+async def test_an_authorized_action_is_signed_by_the_real_signer(signed_by):
+    engine = PolicyEngine(make_deployment(POLICIES), None, clock=FakeClock())
     outcome, wallet = await _through_gate(engine, "0.05")
     assert isinstance(outcome, Signed)
     assert Account.recover_transaction(outcome.raw) == wallet.evm_address
     assert len(signed_by) == 1
 
 
-async def test_a_denied_action_never_reaches_the_signer(store, signed_by):
-    engine = PolicyEngine(make_deployment(POLICIES), store, clock=FakeClock())
+async def test_a_denied_action_never_reaches_the_signer(signed_by):
+    engine = PolicyEngine(make_deployment(POLICIES), None, clock=FakeClock())
     outcome, _ = await _through_gate(engine, "2")  # over the 1 ETH per-transaction limit
     assert isinstance(outcome, Denied)
     assert outcome.policy == "SpendLimit"
     assert signed_by == []
 
 
-async def test_a_queued_action_never_reaches_the_signer(store, signed_by):
-    engine = PolicyEngine(make_deployment(POLICIES), store, clock=FakeClock())
+async def test_a_queued_action_never_reaches_the_signer(signed_by):
+    engine = PolicyEngine(make_deployment(POLICIES), None, clock=FakeClock())
     outcome, _ = await _through_gate(engine, "0.5")  # $1500: waits for a person
     assert isinstance(outcome, Queued)
     assert signed_by == []
 
 
-async def test_a_denied_or_queued_escrow_lock_gets_no_authorization(store, signed_by):
-    engine = PolicyEngine(make_deployment(POLICIES), store, clock=FakeClock())
+async def test_a_denied_or_queued_escrow_lock_gets_no_authorization(signed_by):
+    engine = PolicyEngine(make_deployment(POLICIES), None, clock=FakeClock())
     for amount, reason in (("2", "denied by SpendLimit"), ("0.5", "needs approval")):
         action = make_action(kind="swap_leg", amount=amount)
         ctx = engine.context("payer", plan_id=action.plan_id, evidence=make_evidence())
@@ -248,8 +238,8 @@ async def test_a_denied_or_queued_escrow_lock_gets_no_authorization(store, signe
     assert signed_by == []
 
 
-def test_the_escrow_signer_refuses_an_authorization_the_engine_did_not_mint(store, signed_by):
-    engine = PolicyEngine(make_deployment(POLICIES), store, clock=FakeClock())
+def test_the_escrow_signer_refuses_an_authorization_the_engine_did_not_mint():
+    engine = PolicyEngine(make_deployment(POLICIES), None, clock=FakeClock())
     wallet = _wallet()
     unsigned = _unsigned(wallet, 10**15)
     forged = AuthorizationMint().mint("payer", unsigned.digest, timedelta(minutes=1))
