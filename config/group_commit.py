@@ -125,7 +125,9 @@ class GroupCommitter(Generic[RequestT]):
 
     def commit_now(self, request: RequestT) -> None:
         """Write `request` now, after and with everything waiting, in one transaction;
-        raises its error if it was not stored."""
+        raises its error if it was not stored. The owner's hooks run in the calling
+        thread, so call it from the thread that owns the owner's state (the event loop's
+        while requests are submitted)."""
         own: _Waiting[RequestT] = _Waiting(request, None)
         with self.write_lock:
             taken = self._in_flight
