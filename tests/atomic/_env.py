@@ -149,7 +149,7 @@ def party(wallet: AgentWallet, authorizer: Authorizer) -> WalletParty:
 
 async def evm_htlc(node: EvmNode, margins: Margins = TEST_MARGINS) -> EvmHtlc:
     adapter = await EvmAdapter.connect(node.config(), url=node.url)
-    return EvmHtlc(adapter, node.contract, rpc_url=node.url, margin=margins.of(node.name, "evm"))
+    return EvmHtlc(adapter, node.contract, margin=margins.of(node.name, "evm"))
 
 
 async def close_all(chains: dict[str, HtlcChain]) -> None:

@@ -157,7 +157,8 @@ class EvmFamily:
         from chains.families.evm.escrow import EvmHtlc
 
         assert isinstance(adapter, EvmAdapter)
-        return EvmHtlc(adapter, address, rpc_url=rpc_url, margin=margin)
+        # The escrow reads and sends through `adapter`; `rpc_url` is not needed here.
+        return EvmHtlc(adapter, address, margin=margin)
 
     def native_unit(self) -> int:
         return WEI_PER_ETH
