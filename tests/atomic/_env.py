@@ -224,9 +224,7 @@ async def solana_htlc(node: SolanaNode, margins: Margins = TEST_MARGINS) -> Htlc
     from chains.families.solana.htlc_client import LOCAL_PROGRAM_ID
 
     adapter = await SolanaAdapter.connect(node.config(), url=node.url)
-    return SolanaHtlc(
-        adapter, str(LOCAL_PROGRAM_ID), rpc_url=node.url, margin=margins.of("sol", "solana")
-    )
+    return SolanaHtlc(adapter, str(LOCAL_PROGRAM_ID), margin=margins.of("sol", "solana"))
 
 
 async def remaining(coordinator: Any, leg: Any) -> int:

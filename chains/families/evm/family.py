@@ -150,14 +150,11 @@ class EvmFamily:
             {"from": tester.get_accounts()[0], "to": address, "value": amount, "gas": 21_000}
         )
 
-    def escrow(
-        self, adapter: ChainAdapter, address: str, *, rpc_url: str, margin: ChainMargin
-    ) -> HtlcChain:
+    def escrow(self, adapter: ChainAdapter, address: str, *, margin: ChainMargin) -> HtlcChain:
         from chains.families.evm.adapter import EvmAdapter
         from chains.families.evm.escrow import EvmHtlc
 
         assert isinstance(adapter, EvmAdapter)
-        # The escrow reads and sends through `adapter`; `rpc_url` is not needed here.
         return EvmHtlc(adapter, address, margin=margin)
 
     def native_unit(self) -> int:
