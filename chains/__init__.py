@@ -28,33 +28,14 @@ if TYPE_CHECKING:
     )
     from chains.connect import connect
 
-_HOMES = {
-    **dict.fromkeys(
-        (
-            "AccountRef",
-            "ChainAdapter",
-            "ContractCall",
-            "Intent",
-            "NativeTransfer",
-            "ProgramInstruction",
-            "Simulation",
-            "TokenTransfer",
-            "TxExpired",
-            "TxId",
-            "TxStatus",
-            "UnsignedTx",
-        ),
-        "chains.base",
-    ),
-    # `connect` pulls in web3, solana-py and the devnet.
-    "connect": "chains.connect",
-}
+_LAZY_HOME = {"connect": "chains.connect"}  # web3, solana-py and the devnet: load on use
+"""Where each name of ``__all__`` not in :mod:`chains.base` lives."""
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
+    if name not in __all__:
         raise AttributeError(f"module 'chains' has no attribute {name!r}")
+    home = _LAZY_HOME.get(name, "chains.base")
     return getattr(import_module(home), name)
 
 

@@ -31,7 +31,9 @@ def htlc_chains(
     rpc_urls: Mapping[str, str] | None = None,
 ) -> dict[str, HtlcChain]:
     """An :class:`HtlcChain` for every chain named in `htlc` (chain -> contract address
-    or program id). `rpc_urls` overrides the URL of chains configured `rpc: local`."""
+    or program id), reading and sending through that chain's adapter. A chain configured
+    `rpc: local` needs its devnet node's URL in `rpc_urls`: an in-process chain keeps no
+    transaction history, which the escrows read claims from."""
     chains: dict[str, HtlcChain] = {}
     for name, address in htlc.items():
         adapter = adapters.get(name)
@@ -45,7 +47,7 @@ def htlc_chains(
             raise AtomicityError(f"chain {name} is `rpc: local`; pass its devnet URL")
         family = family_of_chain(adapter.chain)
         margin = margins.of(name, family.name)
-        chains[name] = family.escrow(adapter, address, rpc_url=url, margin=margin)
+        chains[name] = family.escrow(adapter, address, margin=margin)
     return chains
 
 

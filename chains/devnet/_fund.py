@@ -37,19 +37,23 @@ async def fund_url(chain: ChainModel, url: str, addresses: Sequence[str]) -> Non
     async with httpx.AsyncClient(timeout=10) as client:
 
         async def call(method: str, params: list[object]) -> None:
-            await _call(client, url, method, params)
+            await node_call(client, url, method, params, doing="funding")
 
         for address in addresses_for(chain, addresses):
             await family.fund_node(call, address, amount)
 
 
-async def _call(client: httpx.AsyncClient, url: str, method: str, params: list[object]) -> None:
+async def node_call(
+    client: httpx.AsyncClient, url: str, method: str, params: list[object], *, doing: str
+) -> str:
+    """The result of `method` on the local node at `url` (`doing` names the errors' task)."""
     try:
         reply = await client.post(
             url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
         )
     except httpx.HTTPError as exc:
-        raise RpcUnreachable(f"devnet node {url} unreachable while funding: {exc}") from exc
-    error = reply.json().get("error")
-    if error is not None:
-        raise ChainError(f"devnet node {url} refused {method} {params[0]}: {error}")
+        raise RpcUnreachable(f"devnet node {url} unreachable while {doing}: {exc}") from exc
+    body = reply.json()
+    if "error" in body:
+        raise ChainError(f"devnet node {url} refused {method} {params[0]}: {body['error']}")
+    return str(body["result"])

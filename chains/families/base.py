@@ -126,10 +126,9 @@ class ChainFamily(Protocol):
     def fund_in_process(self, backend: object, address: str, amount: int) -> None:
         """Give `address` `amount` base units on the in-process `backend`."""
 
-    def escrow(
-        self, adapter: ChainAdapter, address: str, *, rpc_url: str, margin: ChainMargin
-    ) -> HtlcChain:
-        """The HTLC client of the escrow at `address` on `adapter`'s chain."""
+    def escrow(self, adapter: ChainAdapter, address: str, *, margin: ChainMargin) -> HtlcChain:
+        """The HTLC client of the escrow at `address` on `adapter`'s chain; it reads and
+        sends through `adapter`, so retries and error mapping stay in the adapter."""
 
     # local chains (devnet)
     def native_unit(self) -> int:

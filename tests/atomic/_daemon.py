@@ -127,9 +127,7 @@ async def main(config: dict[str, Any]) -> int:
         evm = EvmNode(name, node["chain_id"], node["url"], node["contract"])
         # Nonces live in the store, as the runtime's adapters keep them (chains.connect).
         adapter = await EvmAdapter.connect(evm.config(), url=evm.url, nonces=NonceStore(engine))
-        chains[name] = EvmHtlc(
-            adapter, evm.contract, rpc_url=evm.url, margin=margins.of(name, "evm")
-        )
+        chains[name] = EvmHtlc(adapter, evm.contract, margin=margins.of(name, "evm"))
     if config.get("solana"):
         chains["sol"] = await solana_htlc(SolanaNode(config["solana"]), margins)
     coordinator = Coordinator(

@@ -149,7 +149,7 @@ def party(wallet: AgentWallet, authorizer: Authorizer) -> WalletParty:
 
 async def evm_htlc(node: EvmNode, margins: Margins = TEST_MARGINS) -> EvmHtlc:
     adapter = await EvmAdapter.connect(node.config(), url=node.url)
-    return EvmHtlc(adapter, node.contract, rpc_url=node.url, margin=margins.of(node.name, "evm"))
+    return EvmHtlc(adapter, node.contract, margin=margins.of(node.name, "evm"))
 
 
 async def close_all(chains: dict[str, HtlcChain]) -> None:
@@ -224,9 +224,7 @@ async def solana_htlc(node: SolanaNode, margins: Margins = TEST_MARGINS) -> Htlc
     from chains.families.solana.htlc_client import LOCAL_PROGRAM_ID
 
     adapter = await SolanaAdapter.connect(node.config(), url=node.url)
-    return SolanaHtlc(
-        adapter, str(LOCAL_PROGRAM_ID), rpc_url=node.url, margin=margins.of("sol", "solana")
-    )
+    return SolanaHtlc(adapter, str(LOCAL_PROGRAM_ID), margin=margins.of("sol", "solana"))
 
 
 async def remaining(coordinator: Any, leg: Any) -> int:

@@ -177,7 +177,7 @@ def _proxy(proxies: list[RpcProxy], node: EvmNode, style: str | None = None) -> 
 
 async def _htlc_via(node: EvmNode, url: str) -> EvmHtlc:
     adapter = await EvmAdapter.connect(node.config(), url=url)
-    return EvmHtlc(adapter, node.contract, rpc_url=url, margin=TEST_MARGINS.of(node.name, "evm"))
+    return EvmHtlc(adapter, node.contract, margin=TEST_MARGINS.of(node.name, "evm"))
 
 
 def _mine(node: EvmNode, blocks: int) -> None:
@@ -288,8 +288,8 @@ async def test_log_window_is_configurable(evm_nodes, proxies):
     adapter = await EvmAdapter.connect(node.config(), url=proxy.url)
     margin = TEST_MARGINS.of(node.name, "evm")
     with pytest.raises(ChainError, match="log_window must be at least 1 block, got 0"):
-        EvmHtlc(adapter, node.contract, rpc_url=proxy.url, margin=margin, log_window=0)
-    htlc = EvmHtlc(adapter, node.contract, rpc_url=proxy.url, margin=margin, log_window=10)
+        EvmHtlc(adapter, node.contract, margin=margin, log_window=0)
+    htlc = EvmHtlc(adapter, node.contract, margin=margin, log_window=10)
     try:
         assert await htlc.revealed_preimage(leg, _hash(preimage), lock_tx=lock_tx) == preimage
         assert len(proxy.served) > 2 * LIMIT // 10  # the claim is 2 * LIMIT blocks back

@@ -452,18 +452,16 @@ class HidingMaker(SolanaHtlc):
             accounts = [*claim.accounts, AccountMeta(self.program_id, False, False)]
             claim = Instruction(self.proxy, bytes(claim.data), accounts)
         pad = Instruction(self.logger, struct.pack("<Q", PAD_LINES), [])
-        recent = (await self._rpc.get_latest_blockhash()).value
+        blockhash, last_valid = await self.recent_blockhash()
         instructions = [set_compute_unit_limit(400_000), pad, claim]
-        message = MessageV0.try_compile(
-            Pubkey.from_string(payer), instructions, [], recent.blockhash
-        )
+        message = MessageV0.try_compile(Pubkey.from_string(payer), instructions, [], blockhash)
         return SolanaUnsignedTx(
             chain=self.name,
             sender=payer,
             intent=_program_intent(claim),
             digest=solana_message_digest(message),
             message=message,
-            last_valid_block_height=recent.last_valid_block_height,
+            last_valid_block_height=last_valid,
         )
 
 
@@ -475,9 +473,7 @@ def _program_intent(instruction: Instruction) -> Any:
 
 async def _hide_claims(maker: Side, attacker: Attacker, *, proxy: bool) -> None:
     honest = _sol(maker)
-    hiding = HidingMaker(
-        honest.adapter, str(honest.program_id), rpc_url=attacker.node.url, margin=honest.margin
-    )
+    hiding = HidingMaker(honest.adapter, str(honest.program_id), margin=honest.margin)
     hiding.logger = attacker.logger
     hiding.proxy = attacker.proxy if proxy else None
     await honest.close()

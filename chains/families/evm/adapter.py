@@ -144,6 +144,17 @@ class EvmAdapter(ChainAdapter):
         if isinstance(self._w3.provider, AsyncHTTPProvider):
             await self._w3.provider.disconnect()
 
+    @property
+    def w3(self) -> AsyncWeb3[Any]:
+        """The connection, for clients of contracts on this chain (the escrow). They read
+        through :meth:`read`, so retries and error mapping happen here and only here."""
+        return self._w3
+
+    async def read(self, call: Any, what: str) -> Any:
+        """Await `call()` (a read on :attr:`w3`), retried while the endpoint is
+        unreachable, its errors mapped by :func:`map_error` (`what` names it in them)."""
+        return await self._read(call, what)
+
     async def _read(self, call: Any, what: str, abi: Any = ()) -> Any:
         async def once() -> Any:
             try:

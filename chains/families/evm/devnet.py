@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 import httpx
 from eth_utils.address import to_checksum_address
 
+from chains.devnet._fund import node_call
 from chains.families.evm import htlc_client
-from config.errors import ChainError, RpcUnreachable
 
 if TYPE_CHECKING:
     from chains.devnet._fund import NodeCall
+
+_INSTALLING = "installing the HTLC"
 
 LOCAL_EVM_HTLC = to_checksum_address(hashlib.sha256(b"covenant:htlc:evm:v1").digest()[:20])
 """Where `devnet up` installs the HTLC contract on every local EVM chain."""
@@ -33,21 +35,12 @@ async def install_evm_htlc(url: str) -> None:
     """Put the HTLC runtime code at :data:`LOCAL_EVM_HTLC` on the anvil at `url`
     (nothing to do if it is there already, e.g. from the saved chain state)."""
     async with httpx.AsyncClient(timeout=10) as client:
-        if await _rpc(client, url, "eth_getCode", [LOCAL_EVM_HTLC, "latest"]) not in ("0x", ""):
+        if await node_call(
+            client, url, "eth_getCode", [LOCAL_EVM_HTLC, "latest"], doing=_INSTALLING
+        ) not in ("0x", ""):
             return
         creation = "0x" + htlc_client.bytecode().hex()
-        runtime = await _rpc(client, url, "eth_call", [{"data": creation}, "latest"])
-        await _rpc(client, url, "anvil_setCode", [LOCAL_EVM_HTLC, runtime])
-
-
-async def _rpc(client: httpx.AsyncClient, url: str, method: str, params: list[object]) -> str:
-    try:
-        reply = await client.post(
-            url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        runtime = await node_call(
+            client, url, "eth_call", [{"data": creation}, "latest"], doing=_INSTALLING
         )
-    except httpx.HTTPError as exc:
-        raise RpcUnreachable(f"devnet node {url} unreachable installing the HTLC: {exc}") from exc
-    body = reply.json()
-    if "error" in body:
-        raise ChainError(f"devnet node {url} refused {method} installing the HTLC: {body['error']}")
-    return str(body["result"])
+        await node_call(client, url, "anvil_setCode", [LOCAL_EVM_HTLC, runtime], doing=_INSTALLING)

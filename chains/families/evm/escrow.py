@@ -1,8 +1,9 @@
 """HTLC legs on an EVM chain: the Covenant HTLC contract through the EVM adapter.
 
 Transactions are built by :class:`~chains.families.evm.adapter.EvmAdapter` (which never
-signs). Reads the adapter does not offer (``swaps(key)`` at the final block, ``Claimed``
-logs) go through a read-only web3 connection to the same RPC endpoint.
+signs). Reads the adapter has no method for (``swaps(key)`` at the final block,
+``Claimed`` logs) go through the adapter's connection and its ``read``, so they are
+retried and their errors mapped as every other read of the chain.
 
 A leg's locator is its escrow id; the contract keys the escrow by the id and the leg's
 sender (``evm_client.escrow_key``). A claim is built with a fixed gas limit, never
@@ -21,14 +22,13 @@ from typing import Any, cast
 import aiohttp
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chains.atomic.base import HtlcChain, Leg, LockState, OnChainLock, Party, Purpose
 from chains.base import ContractCall, UnsignedTx
 from chains.families.evm import htlc_client as evm_client
 from chains.families.evm.adapter import EvmAdapter
 from chains.families.evm.config import BlockTagFinality, ConfirmationsFinality
-from config.errors import ChainError, RpcUnreachable, TransactionReverted
+from config.errors import ChainError, TransactionReverted
 from config.margins import ChainMargin
 
 _ID_DOMAIN = b"covenant/htlc-id/v1\x00"
@@ -61,7 +61,6 @@ class EvmHtlc(HtlcChain):
         adapter: EvmAdapter,
         contract: str,
         *,
-        rpc_url: str,
         margin: ChainMargin,
         log_window: int = DEFAULT_LOG_WINDOW,
     ) -> None:
@@ -70,7 +69,7 @@ class EvmHtlc(HtlcChain):
         self.adapter = adapter
         self.margin = margin
         self.contract = to_checksum_address(contract)
-        self._w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+        self._w3 = adapter.w3
         self._abi = tuple(evm_client.abi())
         self._window = log_window
 
@@ -257,16 +256,12 @@ class EvmHtlc(HtlcChain):
             return None
 
     async def close(self) -> None:
-        """Close the read connection."""
-        await self._w3.provider.disconnect()
+        """Nothing to close: the adapter owns the connection."""
 
     async def _call(self, operation: Any) -> Any:
-        try:
-            return await operation()
-        except (OSError, TimeoutError) as exc:
-            raise RpcUnreachable(f"{self.name}: RPC read failed: {exc}") from exc
-        except Exception as exc:
-            raise ChainError(f"{self.name}: RPC read failed: {exc}") from exc
+        # Through the adapter, so this chain's reads are retried and their errors
+        # mapped in one place (chains/_retry.py, the adapter's map_error).
+        return await self.adapter.read(operation, "HTLC read")
 
 
 def _id(leg: Leg) -> bytes:

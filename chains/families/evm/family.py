@@ -150,14 +150,12 @@ class EvmFamily:
             {"from": tester.get_accounts()[0], "to": address, "value": amount, "gas": 21_000}
         )
 
-    def escrow(
-        self, adapter: ChainAdapter, address: str, *, rpc_url: str, margin: ChainMargin
-    ) -> HtlcChain:
+    def escrow(self, adapter: ChainAdapter, address: str, *, margin: ChainMargin) -> HtlcChain:
         from chains.families.evm.adapter import EvmAdapter
         from chains.families.evm.escrow import EvmHtlc
 
         assert isinstance(adapter, EvmAdapter)
-        return EvmHtlc(adapter, address, rpc_url=rpc_url, margin=margin)
+        return EvmHtlc(adapter, address, margin=margin)
 
     def native_unit(self) -> int:
         return WEI_PER_ETH

@@ -77,6 +77,11 @@ class SolanaBackend(ABC):
     @abstractmethod
     async def minimum_rent(self, size: int) -> int: ...
 
+    async def read(self, method: str, params: list[Any]) -> Any:
+        """The `result` of any other read-only JSON-RPC `method` (the escrow's history
+        and account reads); ChainError where the backend serves no such call."""
+        raise ChainError(f"{type(self).__name__} serves no {method}")
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
@@ -100,6 +105,9 @@ class RpcBackend(SolanaBackend):
     async def _read(self, method: str, params: list[Any]) -> Any:
         return await _retry.read(lambda: self._client.call(method, params))
 
+    async def read(self, method: str, params: list[Any]) -> Any:
+        return await self._read(method, params)
+
     async def genesis_hash(self) -> str:
         return str(await self._read("getGenesisHash", []))
 
@@ -112,12 +120,12 @@ class RpcBackend(SolanaBackend):
 
     async def account(self, address: Pubkey) -> AccountData | None:
         params = [str(address), {**_FINALIZED, "encoding": "base64"}]
-        return _account(_value(await self._read("getAccountInfo", params)))
+        return account_data(_value(await self._read("getAccountInfo", params)))
 
     async def accounts(self, addresses: list[Pubkey]) -> list[AccountData | None]:
         # Confirmed, not finalized: the checks before signing must see recent spends.
         params = [[str(a) for a in addresses], {"commitment": "confirmed", "encoding": "base64"}]
-        return [_account(v) for v in _value(await self._read("getMultipleAccounts", params))]
+        return [account_data(v) for v in _value(await self._read("getMultipleAccounts", params))]
 
     async def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> SimResult:
         # Confirmed: the bank that knows a blockhash fetched at confirmed commitment.
@@ -214,7 +222,8 @@ def _value(result: Any) -> Any:
     return result["value"]
 
 
-def _account(value: Any) -> AccountData | None:
+def account_data(value: Any) -> AccountData | None:
+    """An account from the `value` of a base64 ``getAccountInfo`` answer (None: none)."""
     if value is None:
         return None
     data, encoding = value["data"]

@@ -148,6 +148,12 @@ class SolanaAdapter(ChainAdapter):
         )
         return 0 if account is None else int.from_bytes(account.data[64:72], "little")
 
+    async def read(self, method: str, params: list[Any]) -> Any:
+        """The `result` of the read-only JSON-RPC call `method`, for clients of programs on
+        this cluster (the escrow): retried and its errors mapped by the backend, as every
+        other read of this chain."""
+        return await self._backend.read(method, params)
+
     async def height(self) -> int:
         """The finalized block height (what `lastValidBlockHeight` is compared with)."""
         height = await self._backend.block_height()

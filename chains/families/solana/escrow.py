@@ -15,28 +15,28 @@ transaction history) go through a read-only solana-py client to the same RPC end
 
 from __future__ import annotations
 
+import json
 import logging
 import struct
-from functools import partial
-from typing import Any, cast
+from typing import Any
 
-from solana.rpc.async_api import AsyncClient
-from solana.rpc.commitment import Confirmed, Finalized
-from solana.rpc.core import RPCException
-from solders.account import Account
 from solders.compute_budget import set_compute_unit_limit
+from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
+from solders.rpc.responses import GetTransactionResp
 from solders.signature import Signature
 from solders.sysvar import CLOCK
+from solders.transaction_status import EncodedTransactionWithStatusMeta
 
 from chains.atomic.base import HtlcChain, Leg, LockState, OnChainLock, Party, Purpose
 from chains.base import AccountRef, ProgramInstruction, UnsignedTx
 from chains.families.solana import htlc_client as program
+from chains.families.solana._backends import AccountData, account_data
 from chains.families.solana.adapter import SolanaAdapter
 from chains.families.solana.tx import SolanaUnsignedTx
-from config.errors import ChainError, RpcUnreachable
+from config.errors import ChainError
 from config.margins import ChainMargin
 from wallets.authorization import solana_message_digest
 
@@ -53,13 +53,10 @@ class SolanaHtlc(HtlcChain):
     closes_on_settle = True
     adapter: SolanaAdapter
 
-    def __init__(
-        self, adapter: SolanaAdapter, program_id: str, *, rpc_url: str, margin: ChainMargin
-    ) -> None:
+    def __init__(self, adapter: SolanaAdapter, program_id: str, *, margin: ChainMargin) -> None:
         self.adapter = adapter
         self.margin = margin
         self.program_id = Pubkey.from_string(program_id)
-        self._rpc = AsyncClient(rpc_url, timeout=10)
         # Per escrow: why its account is not a valid lock (read), and the signatures
         # already searched for a claim that revealed nothing (revealed_preimage).
         self._invalid: dict[str, str] = {}
@@ -82,7 +79,7 @@ class SolanaHtlc(HtlcChain):
         # getSlot first: a cheap call on a real cluster, and on the LiteSVM devnet server
         # the call that produces the blocks wall time says are due (it only moves its
         # clock when asked for slots, heights, blockhashes or statuses).
-        await self._call(lambda: self._rpc.get_slot(Confirmed))
+        await self.adapter.read("getSlot", [_CONFIRMED])
         clock = await self._account(CLOCK, final=False)
         if clock is None:
             raise ChainError(f"{self.name}: the Clock sysvar is not readable")
@@ -103,7 +100,7 @@ class SolanaHtlc(HtlcChain):
         try:
             escrow = program.check_escrow_account(
                 leg.locator,
-                owner=account.owner,
+                owner=Pubkey.from_string(account.owner),
                 lamports=account.lamports,
                 data=bytes(account.data),
                 program_id=self.program_id,
@@ -165,7 +162,7 @@ class SolanaHtlc(HtlcChain):
         # lock in the same transaction, so the message is compiled here.
         existing = await self._account(escrow, final=False)
         squatted = existing is not None and program.is_squatted(
-            existing.owner, existing.lamports, bytes(existing.data)
+            Pubkey.from_string(existing.owner), existing.lamports, bytes(existing.data)
         )
         instructions = program.lock_instructions(
             self.program_id,
@@ -179,17 +176,15 @@ class SolanaHtlc(HtlcChain):
             prefunded=existing.lamports if existing is not None and squatted else None,
         )
         budget = set_compute_unit_limit(self.adapter.chain.fees.compute_unit_limit)
-        response = await self._call(lambda: self._rpc.get_latest_blockhash(Confirmed))
-        message = MessageV0.try_compile(
-            payer, [budget, *instructions], [], response.value.blockhash
-        )
+        blockhash, last_valid = await self.recent_blockhash()
+        message = MessageV0.try_compile(payer, [budget, *instructions], [], blockhash)
         unsigned = SolanaUnsignedTx(
             chain=self.name,
             sender=str(payer),
             intent=_intent(instructions[-1]),
             digest=solana_message_digest(message),
             message=message,
-            last_valid_block_height=int(response.value.last_valid_block_height),
+            last_valid_block_height=last_valid,
         )
         simulation = await self.adapter.simulate(unsigned)
         if not simulation.ok:
@@ -200,6 +195,11 @@ class SolanaHtlc(HtlcChain):
                 reason=simulation.reason,
             )
         return unsigned
+
+    async def recent_blockhash(self) -> tuple[Hash, int]:
+        """A confirmed blockhash and the last block height a transaction using it lands by."""
+        latest = (await self.adapter.read("getLatestBlockhash", [_CONFIRMED]))["value"]
+        return Hash.from_string(latest["blockhash"]), int(latest["lastValidBlockHeight"])
 
     async def revealed_preimage(
         self, leg: Leg, hashlock: bytes, *, lock_tx: str | None = None
@@ -235,17 +235,12 @@ class SolanaHtlc(HtlcChain):
         seen: set[Signature] = set()
         before: Signature | None = None
         while True:
-            page = await self._call(
-                partial(
-                    self._rpc.get_signatures_for_address,
-                    address,
-                    before=before,
-                    until=until,
-                    limit=SIGNATURES_PAGE,
-                    commitment=Confirmed,
-                )
-            )
-            fresh = [item.signature for item in page.value if item.signature not in seen]
+            options: dict[str, Any] = {**_CONFIRMED, "limit": SIGNATURES_PAGE}
+            options |= {"before": str(before)} if before is not None else {}
+            options |= {"until": str(until)} if until is not None else {}
+            page = await self.adapter.read("getSignaturesForAddress", [str(address), options])
+            listed = [Signature.from_string(item["signature"]) for item in page]
+            fresh = [signature for signature in listed if signature not in seen]
             if not fresh:  # the end (or an endpoint that ignores `before`: stop anyway)
                 return signatures
             signatures.extend(fresh)
@@ -255,20 +250,12 @@ class SolanaHtlc(HtlcChain):
     async def _preimage_in(
         self, signature: Signature, escrow: Pubkey, hashlock: bytes
     ) -> bytes | None:
-        response = await self._call(
-            partial(
-                self._rpc.get_transaction,
-                signature,
-                encoding="base64",
-                commitment=Confirmed,
-                max_supported_transaction_version=0,
-            )
-        )
-        if response.value is None:
+        options = {**_CONFIRMED, "encoding": "base64", "maxSupportedTransactionVersion": 0}
+        result = await self.adapter.read("getTransaction", [str(signature), options])
+        if result is None:
             return None  # not served yet: read it again next time
-        found = program.claimed_preimages(
-            response.value.transaction, program_id=self.program_id, escrow=escrow
-        )
+        fetched = _transaction(result)
+        found = program.claimed_preimages(fetched, program_id=self.program_id, escrow=escrow)
         preimage = next((p for p in found if program.hashlock_of(p) == hashlock), None)
         if preimage is None:  # never fetch it again; a reveal is returned every time
             self._searched[str(escrow)].add(signature)
@@ -278,28 +265,33 @@ class SolanaHtlc(HtlcChain):
         """True if the endpoint serves ``getSignaturesForAddress`` (the transaction
         history a claim's preimage is read from)."""
         try:
-            await self._call(lambda: self._rpc.get_signatures_for_address(self.program_id, limit=1))
+            await self.adapter.read("getSignaturesForAddress", [str(self.program_id), {"limit": 1}])
         except ChainError:
             return False
         return True
 
     async def close(self) -> None:
-        """Close the read client."""
-        await self._rpc.close()
+        """Nothing to close: the adapter owns the connection."""
 
-    async def _account(self, address: Pubkey, *, final: bool) -> Account | None:
+    async def _account(self, address: Pubkey, *, final: bool) -> AccountData | None:
         wanted = self.adapter.chain.finality.commitment
-        commitment = Finalized if final and wanted == "finalized" else Confirmed
-        response = await self._call(lambda: self._rpc.get_account_info(address, commitment))
-        return cast("Account | None", response.value)
+        commitment = "finalized" if final and wanted == "finalized" else "confirmed"
+        options = {"commitment": commitment, "encoding": "base64"}
+        result = await self.adapter.read("getAccountInfo", [str(address), options])
+        return account_data(result["value"])
 
-    async def _call(self, operation: Any) -> Any:
-        try:
-            return await operation()
-        except (OSError, TimeoutError) as exc:
-            raise RpcUnreachable(f"{self.name}: RPC read failed: {exc}") from exc
-        except (RPCException, Exception) as exc:
-            raise ChainError(f"{self.name}: RPC read failed: {exc}") from exc
+
+_CONFIRMED = {"commitment": "confirmed"}
+
+
+def _transaction(result: Any) -> EncodedTransactionWithStatusMeta:
+    """The transaction and its meta from a ``getTransaction`` result (base64)."""
+    answer = json.dumps({"jsonrpc": "2.0", "id": 0, "result": result})
+    response = GetTransactionResp.from_json(answer)
+    confirmed = response.value if isinstance(response, GetTransactionResp) else None
+    if confirmed is None:
+        raise ChainError("getTransaction answered a transaction it then did not give")
+    return confirmed.transaction
 
 
 def _intent(instruction: Any) -> ProgramInstruction:

@@ -153,14 +153,12 @@ class SolanaFamily:
         assert isinstance(backend, SvmLedger)
         backend.airdrop(address, amount)
 
-    def escrow(
-        self, adapter: ChainAdapter, address: str, *, rpc_url: str, margin: ChainMargin
-    ) -> HtlcChain:
+    def escrow(self, adapter: ChainAdapter, address: str, *, margin: ChainMargin) -> HtlcChain:
         from chains.families.solana.adapter import SolanaAdapter
         from chains.families.solana.escrow import SolanaHtlc
 
         assert isinstance(adapter, SolanaAdapter)
-        return SolanaHtlc(adapter, address, rpc_url=rpc_url, margin=margin)
+        return SolanaHtlc(adapter, address, margin=margin)
 
     def native_unit(self) -> int:
         return LAMPORTS_PER_SOL
