@@ -220,7 +220,7 @@ class AtomicDesk:
     def party(self, agent: str) -> WalletParty:
         """`agent`'s wallet as its coordinator's party, signing through the gate."""
         wallet = self.wallets.agent(agent)
-        return WalletParty(wallet, self.engine.verifier, sign_tx=escrow_signer(self.engine, wallet))
+        return WalletParty(wallet, sign_tx=escrow_signer(self.engine, wallet))
 
     async def verify_authority(self, did: str, _plan: PlanRecord) -> bool:
         """A counterparty of this daemon is vouched for by its operator's own keystore."""

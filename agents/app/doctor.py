@@ -19,10 +19,12 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from agents.planners import build_planner
 from chains.families import family_of_chain
 from config.chain_model import ChainModel
 from config.errors import CovenantError
-from config.models import Deployment, OllamaPlanner
+from config.models import Deployment
+from config.models import Planner as PlannerConfig
 from config.store import open_store
 
 Status = Literal["ok", "fail", "skip"]
@@ -42,11 +44,7 @@ async def run_checks(deployment: Deployment, timeout: float = 5.0) -> list[Check
     """Run every check concurrently; the order of results follows the deployment."""
     async with httpx.AsyncClient(timeout=timeout) as client:
         chain_checks = [_check_chain(client, chain) for chain in deployment.chains]
-        planner_checks = [
-            _check_ollama(client, planner)
-            for planner in deployment.planners
-            if isinstance(planner, OllamaPlanner)
-        ]
+        planner_checks = [_check_planner(deployment, planner) for planner in deployment.planners]
         results = await asyncio.gather(*chain_checks, *planner_checks)
     return [*results, _check_keystore(deployment), _check_store(deployment)]
 
@@ -81,30 +79,22 @@ async def _check_chain(client: httpx.AsyncClient, chain: ChainModel) -> CheckRes
     return CheckResult(name, chain.rpc, "fail", detail)
 
 
-async def _check_ollama(client: httpx.AsyncClient, planner: OllamaPlanner) -> CheckResult:
-    name = f"planner {planner.name}"
+async def _check_planner(deployment: Deployment, config: PlannerConfig) -> CheckResult:
+    """The planner's own check (Ollama: the server has the model; embedded: the model
+    loads), run on the planner of the first agent that uses it."""
+    name = f"planner {config.name} ({config.kind})"
+    target = getattr(config, "base_url", None) or getattr(config, "model_path", None) or "-"
+    user = next((agent for agent in deployment.agents if agent.planner == config.name), None)
+    if user is None:
+        return CheckResult(name, target, "skip", "no agent uses it")
+    planner = build_planner(deployment, user.name)
     try:
-        response = await client.get(f"{planner.base_url.rstrip('/')}/api/tags")
-        response.raise_for_status()
-        models = [model["name"] for model in response.json().get("models", [])]
-    except httpx.TransportError as exc:
-        return CheckResult(
-            name,
-            planner.base_url,
-            "fail",
-            f"Ollama unreachable ({exc.__class__.__name__}); run `ollama serve`",
-        )
-    except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as exc:
-        return CheckResult(name, planner.base_url, "fail", f"not an Ollama server: {exc}")
-    wanted = {planner.model, f"{planner.model}:latest"}
-    if wanted.isdisjoint(models):
-        return CheckResult(
-            name,
-            planner.base_url,
-            "fail",
-            f"model {planner.model!r} not pulled; run `ollama pull {planner.model}`",
-        )
-    return CheckResult(name, planner.base_url, "ok", f"model {planner.model} available")
+        await planner.check()
+    except CovenantError as exc:
+        return CheckResult(name, target, "fail", str(exc))
+    finally:
+        await planner.aclose()
+    return CheckResult(name, target, "ok", "ready")
 
 
 def _check_keystore(deployment: Deployment) -> CheckResult:

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy.engine import Engine
-
-from chains.atomic.base import Authorize, HtlcChain
-from chains.atomic.coordinator import Coordinator, VerifyAuthority
-from chains.atomic.wallet import WalletParty
+from chains.atomic.base import HtlcChain
 from chains.base import ChainAdapter
 from chains.families import family_of_chain
 from config.errors import AtomicityError
 from config.margins import Margins
-from wallets.authorization import AuthorizationVerifier
-from wallets.operator import AgentWallet
 
 
 def htlc_chains(
@@ -49,27 +43,3 @@ def htlc_chains(
         margin = margins.of(name, family.name)
         chains[name] = family.escrow(adapter, address, margin=margin)
     return chains
-
-
-def coordinators(
-    engine: Engine,
-    wallets: Mapping[str, AgentWallet],
-    verifier: AuthorizationVerifier,
-    chains: Mapping[str, HtlcChain],
-    authorize: Authorize,
-    *,
-    margins: Margins,
-    verify_authority: VerifyAuthority | None = None,
-) -> dict[str, Coordinator]:
-    """One coordinator per agent wallet; their signers trust only `verifier`."""
-    return {
-        name: Coordinator(
-            engine,
-            WalletParty(wallet, verifier),
-            chains,
-            authorize,
-            margins=margins,
-            verify_authority=verify_authority,
-        )
-        for name, wallet in wallets.items()
-    }

@@ -1,10 +1,8 @@
 """The coordinator's view of one agent's wallet: addresses, derived secrets, signing.
 
-A daemon's coordinators sign through the agents' gate (``agents/gate.py``), which hands
-each party its ``sign_tx`` callable, so escrow steps reach a signer the same one way
-single payments do. A party built from a verifier alone (``chains.atomic.runtime``'s
-``coordinators``, used by the coordinator's own tests) signs with the wallets package's
-signers directly. Either way the signer refuses anything without an
+A party has no signer of its own: whoever builds it hands it ``sign_tx``. A daemon's
+coordinators get the agents' gate's (``agents/gate.py``), so escrow steps reach a signer
+the same one way single payments do, and the signer refuses anything without an
 :class:`~wallets.authorization.Authorization` for the exact transaction digest.
 """
 
@@ -14,8 +12,7 @@ from collections.abc import Callable, Sequence
 
 from chains.base import UnsignedTx
 from chains.families import family as family_named
-from chains.signing import sign
-from wallets.authorization import Authorization, AuthorizationVerifier
+from wallets.authorization import Authorization
 from wallets.operator import AgentWallet
 
 SignTx = Callable[[UnsignedTx, Authorization, Sequence[bytes]], bytes]
@@ -25,15 +22,8 @@ SignTx = Callable[[UnsignedTx, Authorization, Sequence[bytes]], bytes]
 class WalletParty:
     """An :class:`~wallets.operator.AgentWallet` as a :class:`chains.atomic.base.Party`."""
 
-    def __init__(
-        self,
-        wallet: AgentWallet,
-        verifier: AuthorizationVerifier,
-        *,
-        sign_tx: SignTx | None = None,
-    ) -> None:
+    def __init__(self, wallet: AgentWallet, *, sign_tx: SignTx) -> None:
         self._wallet = wallet
-        self._verifier = verifier
         self._sign_tx = sign_tx
         self._jws = wallet.jws_signer()
 
@@ -67,9 +57,7 @@ class WalletParty:
         co_signers: Sequence[bytes] = (),
     ) -> bytes:
         """Raw signed bytes; the signer checks `authorization` against the digest."""
-        if self._sign_tx is not None:
-            return self._sign_tx(unsigned, authorization, co_signers)
-        return sign(self._wallet, self._verifier, unsigned, authorization, co_signers)
+        return self._sign_tx(unsigned, authorization, co_signers)
 
     def __repr__(self) -> str:
         return f"WalletParty({self._wallet.name!r})"

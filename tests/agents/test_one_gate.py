@@ -32,12 +32,6 @@ MAY_SIGN = {GATE, "chains/signing.py"} | {
     f"chains/families/{family.name}/signing.py" for family in FAMILIES
 }
 """The gate, the one dispatch it calls, and each chain family's signing behind it."""
-PENDING = {
-    "chains/atomic/wallet.py": "a party built from a verifier alone signs directly; only "
-    "chains.atomic.runtime.coordinators builds one (the daemon's desk gives every party "
-    "the gate's signer), and that module is outside this change",
-}
-"""Known direct signing still to be routed through the gate, each with its reason."""
 SIGNER_FACTORIES = {"evm_signer", "solana_signer", "EvmSigner", "SolanaSigner"}
 
 
@@ -130,7 +124,7 @@ def test_nothing_outside_the_gate_reaches_a_signer():
     bypasses = {}
     for path in product_modules():
         relative = path.relative_to(ROOT).as_posix()
-        if relative in MAY_SIGN or relative in PENDING or relative.startswith("wallets/"):
+        if relative in MAY_SIGN or relative.startswith("wallets/"):
             continue
         calls = signer_calls(path.read_text(encoding="utf-8"))
         if calls:
@@ -144,7 +138,7 @@ def test_only_the_gate_calls_the_signing_dispatch():
         relative = path.relative_to(ROOT).as_posix()
         if any(call.endswith("chains.signing.sign") for call in signer_calls(path.read_text())):
             callers.add(relative)
-    assert callers - set(PENDING) == {GATE}
+    assert callers == {GATE}
 
 
 # -- behaviour: a denied or queued action never reaches the signer ----------------------

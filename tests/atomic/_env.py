@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from chains.families.evm.adapter import EvmAdapter
 from chains.families.evm.config import EvmChain
 from chains.families.evm.escrow import EvmHtlc
 from chains.families.solana.config import SolanaChain
+from chains.signing import sign
 from config.margins import ChainMargin, Margins
 from wallets.authorization import Authorization, AuthorizationMint
 from wallets.hd import derive_agent_keys, generate_mnemonic, seed_from_mnemonic
@@ -144,7 +146,13 @@ class Authorizer:
 
 
 def party(wallet: AgentWallet, authorizer: Authorizer) -> WalletParty:
-    return WalletParty(wallet, authorizer.mint.verifier)
+    """A party that signs, as the daemon's gate does, only what `authorizer` minted."""
+    verifier = authorizer.mint.verifier
+
+    def sign_tx(unsigned: UnsignedTx, authorization: Authorization, co: Sequence[bytes]) -> bytes:
+        return sign(wallet, verifier, unsigned, authorization, co)
+
+    return WalletParty(wallet, sign_tx=sign_tx)
 
 
 async def evm_htlc(node: EvmNode, margins: Margins = TEST_MARGINS) -> EvmHtlc:

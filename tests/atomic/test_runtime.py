@@ -6,11 +6,12 @@ import pytest
 from eth_account import Account
 
 from chains.atomic import Payment
-from chains.atomic.runtime import coordinators, htlc_chains
+from chains.atomic.coordinator import Coordinator
+from chains.atomic.runtime import htlc_chains
 from chains.atomic.watchtower import Watchtower
 from chains.families.evm.adapter import EvmAdapter
 from config.errors import AtomicityError
-from tests.atomic._env import TEST_MARGINS, close_all, make_wallet, unique
+from tests.atomic._env import TEST_MARGINS, close_all, make_wallet, party, unique
 
 pytestmark = pytest.mark.anvil
 ETH = 10**18
@@ -28,9 +29,12 @@ async def test_every_agent_gets_a_coordinator_over_shared_chains(engine, evm_nod
     for wallet in wallets.values():
         for node in evm_nodes.values():
             node.fund(wallet.evm_address, ETH)
-    made = coordinators(
-        engine, wallets, authorizer.mint.verifier, chains, authorizer, margins=TEST_MARGINS
-    )
+    made = {
+        name: Coordinator(
+            engine, party(wallet, authorizer), chains, authorizer, margins=TEST_MARGINS
+        )
+        for name, wallet in wallets.items()
+    }
     recipient = Account.create().address
     try:
         for name, coordinator in made.items():

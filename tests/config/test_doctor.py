@@ -144,9 +144,34 @@ name: doc
 operator: {{name: ops}}
 chains: [{{name: sol, family: solana, cluster: localnet, rpc: local}}]
 planners: [{{name: o, kind: ollama, model: llama3.1, base_url: 'http://127.0.0.1:{port}'}}]
+agents: [{{name: a, schedule: {{every: 1m}}, mandate: wait, planner: o, chains: [sol]}}]
 """)
     code, out = _doctor(file, capsys)
     assert code == 1
-    assert "Ollama unreachable" in out
+    assert "Ollama at http://127.0.0.1" in out
+    assert "is unreachable" in out
+    assert "`ollama serve`" in out
     assert "keys init" in out
     assert "migrated and writable" in out
+
+
+def test_doctor_runs_each_planners_own_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The embedded planner's check loads its model: a missing model file fails by name,
+    and a planner no agent uses is skipped, not checked."""
+    file = tmp_path / "d.yaml"
+    file.write_text(f"""\
+name: doc
+operator: {{name: ops}}
+chains: [{{name: sol, family: solana, cluster: localnet, rpc: local}}]
+planners:
+  - {{name: e, kind: embedded, model_path: '{tmp_path / "missing.gguf"}'}}
+  - {{name: unused, kind: scripted, plans: []}}
+agents: [{{name: a, schedule: {{every: 1m}}, mandate: wait, planner: e, chains: [sol]}}]
+""")
+    code, out = _doctor(file, capsys)
+    flat = " ".join(out.split())
+    assert code == 1
+    assert "missing.gguf" in flat
+    assert "no agent uses it" in flat
