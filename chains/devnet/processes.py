@@ -36,3 +36,25 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
             time.sleep(0.05)
     process.kill()
     raise ChainError(f"local chain did not listen on port {port} within {timeout:g}s")
+
+
+def start_node(
+    args: list[str], port: int, *, log: Path | None, cwd: Path | None = None, timeout: float = 20
+) -> subprocess.Popen[bytes]:
+    """Start a local chain node (`args`, our own program) in its own session, its output
+    appended to `log`, and return once it listens on `port`."""
+    output = log.open("ab") if log is not None else None
+    try:
+        process = subprocess.Popen(  # noqa: S603 - our own program, argument list, no shell
+            args,
+            stdout=output or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        if output is not None:
+            output.close()  # the child has its own descriptor
+    wait_for_port(port, process, timeout=timeout)
+    return process

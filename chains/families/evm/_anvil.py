@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from chains.devnet.processes import REPO_ROOT, wait_for_port
+from chains.devnet.processes import REPO_ROOT, start_node
 from config.errors import ChainError
 
 
@@ -52,17 +52,4 @@ def start_anvil(
         args += ["--state", str(state), "--state-interval", "1"]
     if no_mining:
         args.append("--no-mining")
-    output = log.open("ab") if log is not None else None
-    try:
-        process = subprocess.Popen(  # noqa: S603 - our own binary, argument list, no shell
-            args,
-            stdout=output or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    finally:
-        if output is not None:
-            output.close()  # the child has its own descriptor
-    wait_for_port(port, process)
-    return process
+    return start_node(args, port, log=log)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chains.devnet.processes import REPO_ROOT, wait_for_port
+from chains.devnet.processes import REPO_ROOT, start_node
 
 
 def start_solana_rpc(
@@ -30,18 +30,4 @@ def start_solana_rpc(
         str(finality_depth),
         *(extra_args or []),
     ]
-    output = log.open("ab") if log is not None else None
-    try:
-        process = subprocess.Popen(  # noqa: S603 - our own module, argument list, no shell
-            args,
-            stdout=output or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
-    finally:
-        if output is not None:
-            output.close()  # the child has its own descriptor
-    wait_for_port(port, process, timeout=60)
-    return process
+    return start_node(args, port, log=log, cwd=REPO_ROOT, timeout=60)
