@@ -97,6 +97,9 @@ class GroupCommitter(Generic[RequestT]):
         self._queue_lock = threading.Lock()  # the queue is also taken from threads
         self._in_flight: _Batch[RequestT] | None = None
         self._poisoned: set[Hashable] = set()  # keys failed and not yet settled
+        # commit_now requests waiting for the write lock: a failure settled meanwhile
+        # fails them too (they were built before it), like the queue's requests.
+        self._calling: set[_Waiting[RequestT]] = set()
         self._writer: asyncio.Task[None] | None = None
 
     @property
@@ -129,6 +132,8 @@ class GroupCommitter(Generic[RequestT]):
         thread, so call it from the thread that owns the owner's state (the event loop's
         while requests are submitted)."""
         own: _Waiting[RequestT] = _Waiting(request, None)
+        with self._queue_lock:
+            self._calling.add(own)
         with self.write_lock:
             taken = self._in_flight
             earlier = taken.items if taken is not None and not taken.written else []
@@ -191,18 +196,22 @@ class GroupCommitter(Generic[RequestT]):
 
     def _without_dependents(self, items: list[_Waiting[RequestT]]) -> list[_Waiting[RequestT]]:
         """The items to write; those of a key whose failure is not settled yet (they were
-        built on it) fail unwritten."""
-        if self._key is None or self._dependent_error is None or not self._poisoned:
-            return items
-        kept = []
+        built on it) fail unwritten, as do those already failed that way while they
+        waited. Checked and taken out of `_calling` under one lock, so a failure settled
+        by another thread is seen either here or by `_fail_dependents`, never by neither."""
         with self._queue_lock:
-            poisoned = set(self._poisoned)
-        for item in items:
-            if self._key(item.request) in poisoned:
-                item.error, item.dependent = self._dependent_error(item.request), True
-            else:
-                kept.append(item)
-        return kept
+            self._calling.difference_update(items)
+            if self._key is None or self._dependent_error is None:
+                return items
+            kept = []
+            for item in items:
+                if item.dependent:
+                    continue
+                if self._key(item.request) in self._poisoned:
+                    item.error, item.dependent = self._dependent_error(item.request), True
+                else:
+                    kept.append(item)
+            return kept
 
     def _mark_failed(
         self, batch: _Batch[RequestT], items: list[_Waiting[RequestT]], error: Exception
@@ -259,9 +268,12 @@ class GroupCommitter(Generic[RequestT]):
         with self._queue_lock:
             dependents = [item for item in self._queue if key(item.request) in keys]
             self._queue = [item for item in self._queue if key(item.request) not in keys]
+            calling = [item for item in self._calling if key(item.request) in keys]
+            self._calling.difference_update(calling)
+            for item in (*dependents, *calling):
+                item.error, item.dependent = dependent_error(item.request), True
             self._poisoned -= keys
         for item in dependents:
-            item.error, item.dependent = dependent_error(item.request), True
             _resolve(item)
 
     @staticmethod

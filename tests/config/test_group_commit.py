@@ -245,7 +245,9 @@ def test_a_key_needs_a_dependent_error(engine: Engine) -> None:
         GroupCommitter(engine, Recorder(), describe=describe, key=lambda note: note[0])
 
 
-async def commit_now_behind_a_failing_batch(engine: Engine) -> tuple[object, object, object]:
+async def commit_now_behind_a_failing_batch(
+    engine: Engine, forget_callers: bool = False
+) -> tuple[object, object, object]:
     """A synchronous write of key b (from another thread) waits for the lock while the
     writer's batch of b fails; returns the outcomes of the failing request and of it."""
     release = threading.Event()
@@ -256,6 +258,8 @@ async def commit_now_behind_a_failing_batch(engine: Engine) -> tuple[object, obj
         write(connection, requests)
 
     committer = keyed(engine, slow_write)
+    if forget_callers:
+        committer._calling = Forgets()  # type: ignore[assignment]
     failing = committer.submit(("b", -1))
     await asyncio.sleep(0.05)  # the writer thread holds the lock in slow_write
     behind = asyncio.ensure_future(asyncio.to_thread(committer.commit_now, ("b", 2)))
@@ -265,6 +269,14 @@ async def commit_now_behind_a_failing_batch(engine: Engine) -> tuple[object, obj
     outcomes = await asyncio.gather(failing, behind, other_key, return_exceptions=True)
     await committer.submit(("b", 4))  # after the failure settled, b writes again
     return outcomes
+
+
+class Forgets(set[object]):
+    """Stands in for the committer's set of waiting synchronous callers and keeps
+    none of them: what the dependency rule would be without that set."""
+
+    def add(self, element: object) -> None:
+        pass
 
 
 async def test_a_write_behind_a_failing_batch_of_its_key_is_not_stored(
@@ -283,6 +295,85 @@ async def test_negative_control_without_the_dependency_rule_it_would_be_stored(
     """The race above is real: let every request through and (b, 2), built on the failed
     (b, -1), lands in the store."""
     monkeypatch.setattr(GroupCommitter, "_without_dependents", lambda self, items: items)
-    _, behind, _ = await commit_now_behind_a_failing_batch(engine)
+    _, behind, _ = await commit_now_behind_a_failing_batch(engine, forget_callers=True)
     assert behind is None
     assert ("b", 2) in stored(engine)
+
+
+class LateLock:
+    """The committer's write lock, except that the thread named "late" announces it has
+    reached the lock and then waits for `go` before taking it: this pins the order in
+    which a synchronous write and the settling of a failure meet."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock, self.reached, self.go = lock, threading.Event(), threading.Event()
+
+    def __enter__(self) -> None:
+        if threading.current_thread().name == "late":
+            self.reached.set()
+            self.go.wait(5)
+        self.lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.lock.release()
+
+
+async def commit_now_reaching_the_lock_before_a_failure_settles(
+    committer: GroupCommitter[Note], release: threading.Event
+) -> object:
+    """commit_now((b, 2)) is called while (b, -1) is being written, and takes the write
+    lock only after that failure has settled; returns what commit_now raised (or None)."""
+    late_lock = LateLock(committer.write_lock)
+    committer.write_lock = late_lock  # type: ignore[assignment]
+    outcome: list[object] = []
+
+    def late() -> None:
+        try:
+            committer.commit_now(("b", 2))
+            outcome.append(None)
+        except Failed as error:
+            outcome.append(error)
+
+    failing = committer.submit(("b", -1))
+    thread = threading.Thread(target=late, name="late")
+    thread.start()
+    await asyncio.to_thread(late_lock.reached.wait, 5)
+    release.set()
+    with pytest.raises(Failed, match="note -1 refused"):
+        await failing  # resolved only after the failure settled
+    late_lock.go.set()
+    await asyncio.to_thread(thread.join, 5)
+    return outcome[0]
+
+
+def slow_keyed(engine: Engine) -> tuple[GroupCommitter[Note], threading.Event]:
+    release = threading.Event()
+    write = Recorder()
+
+    def slow_write(connection: Connection, requests: Sequence[Note]) -> None:
+        release.wait(5)
+        write(connection, requests)
+
+    return keyed(engine, slow_write), release
+
+
+async def test_a_synchronous_write_called_before_a_failure_settled_is_not_stored(
+    engine: Engine,
+) -> None:
+    committer, release = slow_keyed(engine)
+    raised = await commit_now_reaching_the_lock_before_a_failure_settles(committer, release)
+    assert str(raised) == "note 2 depended on a failed one"
+    assert stored(engine) == []
+
+
+async def test_negative_control_a_synchronous_write_not_registered_would_be_stored(
+    engine: Engine,
+) -> None:
+    """Without commit_now registering its request before it waits for the lock, the
+    settled failure cannot see it and (b, 2), built on the failed (b, -1), is stored."""
+
+    committer, release = slow_keyed(engine)
+    committer._calling = Forgets()  # type: ignore[assignment]
+    raised = await commit_now_reaching_the_lock_before_a_failure_settles(committer, release)
+    assert raised is None
+    assert stored(engine) == [("b", 2)]
