@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from agents.actions import kind_of
@@ -104,7 +105,7 @@ class Agent:
         report.results.extend(resumed)
         await self.executor.engine.plan_observed(self.name, plan_id, result.evidence)
         for action in result.plan.actions:
-            outcome = await self._act(action, plan_id, result.evidence)
+            outcome = await self._act(action, plan_id, result.evidence, observation)
             report.results.append(outcome)
             self.observer.remember(
                 f"{outcome.state}: {outcome.summary}", ok=outcome.state == "executed"
@@ -117,10 +118,15 @@ class Agent:
         return report
 
     async def _act(
-        self, action: Action, plan_id: str, evidence: ConfidenceEvidence
+        self, action: Action, plan_id: str, evidence: ConfidenceEvidence, seen: Observation
     ) -> ActionResult:
-        # Each kind knows its execution strategy: one transaction or an escrow plan.
-        executors = Executors(payments=self.executor, escrow=self.atomic)
+        # Each kind knows its execution strategy: one transaction or an escrow plan; a
+        # task the plan names is the one the model saw, from this observation.
+        executors = Executors(
+            payments=self.executor,
+            escrow=self.atomic,
+            tasks=MappingProxyType({task.id: task for task in seen.tasks}),
+        )
         return await kind_of(action).execute(action, plan_id, evidence, executors)
 
 

@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from agents.planners.types import Balance, Observation, Outcome, PendingApproval, Price, Task
+from agents.planners.types import Balance, Observation, Outcome, PendingApproval, Price
 from agents.sources import Source, SourceError
+from agents.tasks import Task
 from chains.base import ChainAdapter
 from config.errors import ChainError
 from config.models import AgentConfig, Asset, Deployment
@@ -117,8 +118,16 @@ class Observer:
             elif isinstance(read, BaseException):
                 raise read
             else:
-                tasks += read.tasks
                 problems += read.skipped
+                for task in read.tasks:
+                    if any(seen.id == task.id for seen in tasks):
+                        # A plan names a task by id: two with one id are ambiguous.
+                        problems.append(
+                            f"source {task.source}: task {task.id} left out: another "
+                            "source already gave a task with that id"
+                        )
+                    else:
+                        tasks.append(task)
         now = datetime.now(UTC)
         return tuple(tasks), [Outcome(at=now, summary=p[:300], ok=False) for p in problems]
 

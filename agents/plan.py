@@ -17,6 +17,7 @@ derives the score the circuit breaker uses.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
@@ -24,6 +25,7 @@ from pydantic import BeforeValidator, Field, ValidationError
 
 from agents.actions import KINDS, kind_of
 from agents.actions.base import AgentNames, PlanChecker, PlanModel, no_float, object_schema
+from agents.tasks import Task
 from config.errors import PlannerError
 from config.models import Deployment
 from config.types import plain_amount
@@ -102,7 +104,9 @@ def failed_evidence(samples: int, repairs: int) -> ConfidenceEvidence:
 CONFIDENCE_PATTERN = "^(0([.][0-9]{1,4})?|1([.]0{1,4})?)$"
 
 
-def plan_schema(deployment: Deployment, agent_name: str) -> dict[str, Any]:
+def plan_schema(
+    deployment: Deployment, agent_name: str, tasks: Sequence[Task] | None = None
+) -> dict[str, Any]:
     """The JSON schema the model must follow for `agent_name`'s plans.
 
     Generated from :class:`Plan` and each registered kind's model, narrowed to the agent:
@@ -110,9 +114,16 @@ def plan_schema(deployment: Deployment, agent_name: str) -> dict[str, Any]:
     asset as constants and an amount pattern for that asset's decimals; payments name
     only counterparties that can be paid on that chain. So a schema-following reply
     cannot pair an asset with the wrong chain, over-state precision, or name an address.
+    Only the kinds the agent may plan are in it, and a ``pay_invoice`` only names the
+    invoices of `tasks` (the observation's) the agent could pay.
     """
-    names = AgentNames(deployment, agent_name)
-    variants = [variant for kind in KINDS.values() for variant in kind.schema(names)]
+    names = AgentNames(deployment, agent_name, tasks)
+    variants = [
+        variant
+        for kind in KINDS.values()
+        if names.may_plan(kind.name)
+        for variant in kind.schema(names)
+    ]
     generated = Plan.model_json_schema()["properties"]
     actions = {"type": "array", "items": {"anyOf": variants}, "maxItems": MAX_ACTIONS}
     schema = object_schema(
@@ -129,7 +140,9 @@ def plan_schema(deployment: Deployment, agent_name: str) -> dict[str, Any]:
     return {"title": f"Plan for {agent_name}", **schema}
 
 
-def parse_plan(text: str, deployment: Deployment, agent_name: str) -> Plan:
+def parse_plan(
+    text: str, deployment: Deployment, agent_name: str, tasks: Sequence[Task] | None = None
+) -> Plan:
     """Parse a model's JSON reply into a checked :class:`Plan`; :class:`InvalidPlan` if not."""
     try:
         data = json.loads(text)
@@ -138,11 +151,14 @@ def parse_plan(text: str, deployment: Deployment, agent_name: str) -> Plan:
         raise InvalidPlan(
             [f"reply is not JSON ({exc.msg} at character {exc.pos}): {excerpt!r}"]
         ) from exc
-    return validate_plan(data, deployment, agent_name)
+    return validate_plan(data, deployment, agent_name, tasks)
 
 
-def validate_plan(data: Any, deployment: Deployment, agent_name: str) -> Plan:
-    """Validate already-decoded plan data (e.g. from YAML) for `agent_name`.
+def validate_plan(
+    data: Any, deployment: Deployment, agent_name: str, tasks: Sequence[Task] | None = None
+) -> Plan:
+    """Validate already-decoded plan data (e.g. from YAML) for `agent_name`, against the
+    observation's `tasks` (None: not known yet, see :class:`AgentNames`).
 
     Each action comes back as its kind's simplest equivalent: a ``pay_many`` with a
     single leg is the equivalent ``transfer``, since one payment is all-or-nothing by
@@ -152,7 +168,7 @@ def validate_plan(data: Any, deployment: Deployment, agent_name: str) -> Plan:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         raise InvalidPlan([_describe(error) for error in exc.errors()]) from exc
-    check_plan(plan, deployment, agent_name)
+    check_plan(plan, deployment, agent_name, tasks)
     simplest = tuple(kind_of(action).simplest(action) for action in plan.actions)
     return plan.model_copy(update={"actions": simplest})
 
@@ -163,10 +179,20 @@ def _describe(error: Any) -> str:
     return f"{where}: {message} (got {error.get('input')!r})"[:300]
 
 
-def check_plan(plan: Plan, deployment: Deployment, agent_name: str) -> None:
+def check_plan(
+    plan: Plan, deployment: Deployment, agent_name: str, tasks: Sequence[Task] | None = None
+) -> None:
     """Raise :class:`InvalidPlan` if `plan` names anything `agent_name` may not use."""
-    checker = PlanChecker(AgentNames(deployment, agent_name))
+    names = AgentNames(deployment, agent_name, tasks)
+    checker = PlanChecker(names)
     for index, action in enumerate(plan.actions):
-        kind_of(action).check(action, f"actions.{index}", checker)
+        kind = kind_of(action)
+        if not names.may_plan(kind.name):
+            checker.problems.append(
+                f"actions.{index}.kind: {agent_name} may not plan {kind.name}; its actions "
+                f"are {', '.join(sorted(names.kinds))}"
+            )
+            continue
+        kind.check(action, f"actions.{index}", checker)
     if checker.problems:
         raise InvalidPlan(checker.problems)

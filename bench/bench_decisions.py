@@ -55,8 +55,8 @@ from agents.planners.types import (
     Outcome,
     PendingApproval,
     PlanResult,
-    Task,
 )
+from agents.tasks import Task
 from config.loader import load_deployment
 from config.models import Deployment, OllamaPlanner
 from config.types import plain_amount

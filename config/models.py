@@ -216,6 +216,12 @@ class AgentConfig(Model):
     chains: list[Name] = Field(min_length=1)
     assets: list[str] = Field(default_factory=list, description="Symbols; default all.")
     counterparties: list[Name] = Field(default_factory=list, description="Default: all.")
+    actions: list[Name] = Field(
+        default_factory=list,
+        description="Action kinds the agent may plan (transfer, swap, pay_many, "
+        "pay_invoice); default all. A narrower list is a smaller schema and prompt for "
+        "the model, and a limit the model cannot cross.",
+    )
     policies: list[PolicySpec] = Field(default_factory=list)
     sources: list[SourceSpec] = Field(
         default_factory=list, description="Where the agent finds tasks (invoices, work)."

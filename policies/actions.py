@@ -54,6 +54,12 @@ class ProposedAction(BaseModel):
         default=None, pattern=r"^0x[0-9a-f]{8}$", description="EVM function selector."
     )
     digest: bytes = Field(min_length=32, max_length=32, description="Unsigned tx digest.")
+    task: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="The task it settles, as `source/id` (a pay_invoice); DuplicateGuard "
+        "pays a task once, whatever its amount.",
+    )
 
     @model_validator(mode="after")
     def _selector_only_for_calls(self) -> ProposedAction:
@@ -73,9 +79,10 @@ class ProposedAction(BaseModel):
         """One human-readable line, for approvals and logs."""
         target = f"{self.recipient} ({self.recipient_address})"
         call = f" {self.selector}" if self.selector else ""
+        settles = f" for {self.task}" if self.task else ""
         return (
             f"{self.agent}: {self.kind}{call} {self.amount} {self.asset} on {self.chain} "
-            f"to {target}, digest {self.digest.hex()[:16]}…"
+            f"to {target}{settles}, digest {self.digest.hex()[:16]}…"
         )
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.actions import pay_many, swap, transfer
+from agents.actions import pay_invoice, pay_many, swap, transfer
 from agents.actions.base import Kind, PlanModel
+from config.models import Deployment
 
 KINDS: dict[str, Kind[Any]] = {
     kind.name: kind
@@ -19,6 +20,7 @@ KINDS: dict[str, Kind[Any]] = {
         transfer.KIND,
         swap.KIND,
         pay_many.KIND,
+        pay_invoice.KIND,
     )
 }
 
@@ -29,3 +31,14 @@ _BY_MODEL = {kind.model: kind for kind in KINDS.values()}
 def kind_of(action: PlanModel) -> Kind[Any]:
     """The registered kind of a validated plan action."""
     return _BY_MODEL[type(action)]
+
+
+def validate_deployment_actions(deployment: Deployment) -> list[str]:
+    """`config validate`'s check that every agent's `actions:` names registered kinds."""
+    known = ", ".join(KINDS)
+    return [
+        f"agents[{position}].actions[{index}]: unknown action kind {name!r}; use one of: {known}"
+        for position, agent in enumerate(deployment.agents)
+        for index, name in enumerate(agent.actions)
+        if name not in KINDS
+    ]

@@ -13,13 +13,15 @@ an address.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from agents.tasks import Task
 from config.models import AgentConfig, Deployment
 from config.types import Name, PositiveAmount, plain_amount
 from policies.actions import ActionKind as PolicyKind
@@ -126,15 +128,32 @@ def amount_pattern(max_decimals: int) -> str:
 
 
 class AgentNames:
-    """What one agent of one deployment may name: chains, assets with their decimals and
-    counterparties, plus the schema variants of a leg and a payment over them."""
+    """What one agent of one deployment may name at one decision: the action kinds it may
+    plan, chains, assets with their decimals, counterparties and the tasks it sees, plus
+    the schema variants of a leg and a payment over them.
 
-    def __init__(self, deployment: Deployment, agent_name: str) -> None:
+    `tasks` are the observation's; None means they are not known (a scripted plan checked
+    when the deployment loads), and a plan naming a task is then checked for shape only.
+    """
+
+    def __init__(
+        self, deployment: Deployment, agent_name: str, tasks: Sequence[Task] | None = None
+    ) -> None:
         agent = deployment.agent(agent_name)
         self.deployment = deployment
+        self.kinds = frozenset(agent.actions)
         self.chains = allowed_chains(deployment, agent)
         self.assets = allowed_assets(deployment, agent)
         self.parties = allowed_counterparties(deployment, agent)
+        self.tasks: dict[str, Task] | None = None
+        if tasks is not None:
+            self.tasks = {}
+            for task in tasks:
+                self.tasks.setdefault(task.id, task)  # the observer keeps ids unique
+
+    def may_plan(self, kind: str) -> bool:
+        """Whether the agent's `actions:` list lets it plan `kind` (empty: every kind)."""
+        return not self.kinds or kind in self.kinds
 
     def can_receive(self, party_name: str, chain: str) -> bool:
         """Whether the address-book entry has an address on `chain` (agents have all)."""
@@ -332,10 +351,12 @@ EscrowHandler = Callable[[PlanModel, str, ConfidenceEvidence], Awaitable[ActionR
 
 @dataclass(frozen=True)
 class Executors:
-    """The execution strategies an agent has: one transaction, or an escrow plan."""
+    """The execution strategies an agent has (one transaction, or an escrow plan), and
+    the tasks of the observation the plan was made from, by id."""
 
     payments: PaymentExecutor
     escrow: EscrowHandler | None
+    tasks: Mapping[str, Task] = field(default_factory=lambda: MappingProxyType({}))
 
 
 async def through_escrow(

@@ -57,9 +57,10 @@ class TransferKind(Kind[Transfer]):
 
 
 async def propose(
-    payment: Payment, plan_id: str, executor: PaymentExecutor
+    payment: Payment, plan_id: str, executor: PaymentExecutor, task: str | None = None
 ) -> tuple[ProposedAction, UnsignedTx]:
-    """The unsigned transaction of `payment` and the action the policies judge."""
+    """The unsigned transaction of `payment` and the action the policies judge (which
+    names `task`, as ``source/id``, if the payment settles one)."""
     resolver = executor.resolver
     asset = resolver.asset(payment.chain, payment.asset)
     to = resolver.address(payment.counterparty, payment.chain)
@@ -77,6 +78,7 @@ async def propose(
         recipient=payment.counterparty,
         recipient_address=to,
         digest=unsigned.digest,
+        task=task,
     )
     return action, unsigned
 

@@ -1,7 +1,7 @@
 """The prompt: fixed rules, the agent's names, and the observation.
 
 Only the mandate and the address-book notes (both written by the operator) are trusted.
-Everything typed :data:`~agents.planners.types.Untrusted` is passed through
+Everything typed :data:`~agents.tasks.Untrusted` is passed through
 :func:`data_block`: flattened to one line, stripped of angle brackets so it cannot close
 or forge a block, cut to a fixed length, and wrapped in a labelled ``<data>`` block that
 the rules say is never an instruction.
@@ -15,8 +15,15 @@ import unicodedata
 from typing import Any
 
 from agents.actions import KINDS
-from agents.actions.base import Leg, allowed_assets, allowed_chains, allowed_counterparties
-from agents.planners.types import Balance, ChatMessage, Observation, Outcome, Task
+from agents.actions.base import (
+    AgentNames,
+    Leg,
+    allowed_assets,
+    allowed_chains,
+    allowed_counterparties,
+)
+from agents.planners.types import Balance, ChatMessage, Observation, Outcome
+from agents.tasks import Task
 from config.models import Deployment
 from config.types import plain_amount
 
@@ -40,8 +47,9 @@ Reply with one JSON object only: {{"rationale": "...", "actions": [...], "confid
 
 def build_messages(deployment: Deployment, observation: Observation) -> list[ChatMessage]:
     """The chat messages for one planning call."""
+    names = AgentNames(deployment, observation.agent, observation.tasks)
     return [
-        {"role": "system", "content": _rules(deployment, observation.agent)},
+        {"role": "system", "content": _rules(names, observation.agent)},
         {"role": "user", "content": _situation(deployment, observation)},
     ]
 
@@ -63,9 +71,12 @@ def data_block(source: str, text: str, limit: int = UNTRUSTED_LIMIT) -> str:
     return f'<data from="{source}">{flat}</data>'
 
 
-def _rules(deployment: Deployment, agent_name: str) -> str:
-    shapes = "\n".join(kind.prompt for kind in KINDS.values())
-    return RULES.format(agent=agent_name, shapes=shapes)
+def _rules(names: AgentNames, agent_name: str) -> str:
+    # Only the shapes the agent's schema has now: fewer tokens, fewer ways to go wrong.
+    shapes = [
+        kind.prompt for kind in KINDS.values() if names.may_plan(kind.name) and kind.schema(names)
+    ]
+    return RULES.format(agent=agent_name, shapes="\n".join(shapes) or "- none: return no actions")
 
 
 def _situation(deployment: Deployment, observation: Observation) -> str:

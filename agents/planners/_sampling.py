@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from agents.plan import (
 from agents.planners._prompt import build_messages, prompt_digest
 from agents.planners._repair import repair_messages
 from agents.planners.types import ChatMessage, Completion, Observation, PlanResult
+from agents.tasks import Task
 from policies.actions import ConfidenceEvidence
 
 if TYPE_CHECKING:
@@ -44,10 +46,10 @@ class _Sample:
 
 async def sample_plan(planner: ModelPlanner, observation: Observation) -> PlanResult:
     """The majority plan of `planner.samples` replies, with evidence."""
-    schema = plan_schema(planner.deployment, planner.agent_name)
+    schema = plan_schema(planner.deployment, planner.agent_name, observation.tasks)
     messages = build_messages(planner.deployment, observation)
     samples = await asyncio.gather(
-        *(_sample(planner, messages, schema) for _ in range(planner.samples))
+        *(_sample(planner, messages, schema, observation.tasks) for _ in range(planner.samples))
     )
     completions = [c for sample in samples for c in sample.completions]
     chosen, evidence = _vote(samples)
@@ -64,17 +66,20 @@ async def sample_plan(planner: ModelPlanner, observation: Observation) -> PlanRe
 
 
 async def _sample(
-    planner: ModelPlanner, messages: list[ChatMessage], schema: dict[str, Any]
+    planner: ModelPlanner,
+    messages: list[ChatMessage],
+    schema: dict[str, Any],
+    tasks: Sequence[Task],
 ) -> _Sample:
     first = await planner.complete(messages, schema)
     try:
-        plan = parse_plan(first.text, planner.deployment, planner.agent_name)
+        plan = parse_plan(first.text, planner.deployment, planner.agent_name, tasks)
         return _Sample(plan, first, [first])
     except InvalidPlan as exc:
         problems = exc.problems
     second = await planner.complete(repair_messages(messages, first.text, problems), schema)
     try:
-        plan = parse_plan(second.text, planner.deployment, planner.agent_name)
+        plan = parse_plan(second.text, planner.deployment, planner.agent_name, tasks)
         return _Sample(plan, second, [first, second], list(problems))
     except InvalidPlan as exc:
         return _Sample(None, second, [first, second], [*problems, *exc.problems])

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.actions.base import Leg
 from agents.plan import Plan
-from config.types import Name, PositiveAmount
+from agents.tasks import Task, Untrusted
+from config.types import Name
 from policies.actions import ConfidenceEvidence
-
-Untrusted = Annotated[str, Field(max_length=10_000)]
-"""Text from outside the operator's control; the prompt treats it as data only."""
 
 
 class _Model(BaseModel):
@@ -69,27 +66,6 @@ class Outcome(_Model):
     summary: str = Field(max_length=300, description="Written by Covenant, not by others.")
     ok: bool
     memo: Untrusted | None = Field(default=None, description="A memo seen on chain (untrusted).")
-
-
-TaskId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-"""A task's id as its source gives it; short and plain, so it can name the task in a plan."""
-
-
-class Task(_Model):
-    """An item of work an outside party put in the agent's inbox: an invoice to pay, or a
-    task. The structured fields are checked (names, decimal amounts); whether to act on it
-    is the mandate's decision, and the memo is untrusted text."""
-
-    id: TaskId
-    kind: Literal["invoice", "task"] = "invoice"
-    source: str = Field(
-        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", description="The source it came from."
-    )
-    payee: Name | None = Field(default=None, description="Address-book name to be paid.")
-    chain: Name | None = None
-    asset: str | None = Field(default=None, max_length=16)
-    amount: PositiveAmount | None = None
-    memo: Untrusted | None = Field(default=None, description="Free text (untrusted).")
 
 
 class Message(_Model):

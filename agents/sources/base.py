@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agents.planners.types import Task
+from agents.tasks import Task
 from config.errors import CovenantError
 
 MAX_ITEMS = 50

@@ -4,8 +4,11 @@ A planner that sees the same invoice on every tick proposes the same transfer on
 tick; each has a new nonce, so a new digest, and rate and spend limits only bound how
 often it gets paid. This policy compares what an action *does* (kind, chain, asset,
 amount in base units, recipient name and address, function selector) with what it
-authorized for the agent within `within`, and denies a repeat. An authorized action
-that then failed or was never sent does not count, so a retry goes through.
+authorized for the agent within `within`, and denies a repeat. An action that settles a
+task (a ``pay_invoice``: ``ProposedAction.task``) is compared by the task alone, so an
+invoice is paid once even if its amount is edited, and two invoices of one amount are
+both paid. An authorized action that then failed or was never sent does not count, so
+a retry goes through.
 
 Its rows (one per authorized action of the guarded kinds) are written with the
 evaluation's group commit and deleted when the action fails, so a restart keeps them.
@@ -93,10 +96,15 @@ class DuplicateGuard(Policy):
         earlier = self._live(intent, now)
         if earlier:
             first = earlier[0][0]
+            what = (
+                f"a payment for {action.task}"
+                if action.task is not None
+                else f"the same {action.kind} of {action.amount} {action.asset} "
+                f"to {action.recipient} on {action.chain}"
+            )
             return Deny(
-                reason=f"duplicate: the same {action.kind} of {action.amount} {action.asset} "
-                f"to {action.recipient} on {action.chain} was authorized at "
-                f"{first.isoformat()}; repeats are denied for {self._window} (DuplicateGuard)"
+                reason=f"duplicate: {what} was authorized at {first.isoformat()}; "
+                f"repeats are denied for {self._window} (DuplicateGuard)"
             )
         event = (now, next(_events), new_id(), action.digest)
         self._remember(intent, event)
@@ -150,7 +158,11 @@ class DuplicateGuard(Policy):
 
 
 def intent_of(action: ProposedAction) -> str:
-    """What the action does, as a hash: every field but the agent, plan and digest."""
+    """What the action does, as a hash: the task it settles if it names one (two invoices
+    of one amount are two payments; one invoice is paid once even if its amount
+    changes), else every field but the agent, plan and digest."""
+    if action.task is not None:
+        return hashlib.sha256(f"task\x00{action.task}".encode()).hexdigest()
     what = (
         action.kind,
         action.chain,

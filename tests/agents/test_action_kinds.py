@@ -3,6 +3,7 @@ the policies, and a schema generated from each kind's pydantic model."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -13,6 +14,7 @@ from agents.actions import KINDS, kind_of
 from agents.actions.base import AgentNames, Leg, PlanModel, object_schema
 from agents.plan import Plan, plan_schema, validate_plan
 from agents.planners._prompt import build_messages
+from agents.tasks import Task
 from config.models import Deployment
 from policies.actions import ActionKind
 from tests.agents.conftest import deployment_data, make_observation
@@ -35,7 +37,12 @@ EXAMPLES = {
         "kind": "pay_many",
         "legs": [{**LEG, "counterparty": "acme"}, {**LEG, "counterparty": "bob"}],
     },
+    "pay_invoice": {"kind": "pay_invoice", "task": "inv-1"},
 }
+TASKS = (
+    Task(id="inv-1", source="inbox", payee="acme", chain="arb", asset="ETH", amount=Decimal(1)),
+)
+"""The invoice the pay_invoice example names."""
 
 
 def test_every_kind_is_one_module_registered_under_its_plan_literal():
@@ -55,14 +62,15 @@ def test_the_policies_vocabulary_is_what_the_kinds_propose_and_nothing_else():
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_the_plan_union_the_checks_and_the_schema_follow_the_registry(name):
-    plan = validate_plan({"actions": [EXAMPLES[name]]}, DEPLOYMENT, "alice")
+    plan = validate_plan({"actions": [EXAMPLES[name]]}, DEPLOYMENT, "alice", TASKS)
     assert kind_of(plan.actions[0]) is KINDS[name]
-    variants = plan_schema(DEPLOYMENT, "alice")["properties"]["actions"]["items"]["anyOf"]
+    schema = plan_schema(DEPLOYMENT, "alice", TASKS)
+    variants = schema["properties"]["actions"]["items"]["anyOf"]
     assert {"const": name} in [variant["properties"]["kind"] for variant in variants]
 
 
 def test_the_prompt_lists_every_kind_s_shape():
-    rules = build_messages(DEPLOYMENT, make_observation())[0]["content"]
+    rules = build_messages(DEPLOYMENT, make_observation(tasks=TASKS))[0]["content"]
     for kind in KINDS.values():
         assert kind.prompt in rules
 

@@ -172,3 +172,22 @@ def test_the_demo_without_sources_still_validates(tmp_path) -> None:
     path = _deployment(tmp_path, "      - TaskFile: {path: inbox.yaml}\n")
     result = CliRunner().invoke(app, ["config", "validate", str(path)])
     assert result.exit_code == 0, result.output
+
+
+async def test_a_task_id_given_by_two_sources_is_kept_once_with_a_reason(tmp_path) -> None:
+    (tmp_path / "a.yaml").write_text(json.dumps([INVOICE]), encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(json.dumps([{**INVOICE, "amount": "9"}]), encoding="utf-8")
+    deployment = load_deployment(_deployment(tmp_path, "      - TaskFile: {path: a.yaml}\n"))
+    agent = deployment.agent("payer")
+    wallet = cast(AgentWallet, None)
+    sources = build_sources(agent)
+    twin = TaskFile("Twin", TaskFileParams(path=str(tmp_path / "b.yaml")))
+    observer = Observer(deployment, agent, wallet, {}, sources=[sources[0], twin])
+    observation = await observer.observe([])
+    assert [(task.id, task.source, task.amount) for task in observation.tasks] == [
+        ("inv-17", "TaskFile", Decimal("0.05"))
+    ]
+    (problem,) = [o.summary for o in observation.recent_outcomes]
+    assert problem == (
+        "source Twin: task inv-17 left out: another source already gave a task with that id"
+    )

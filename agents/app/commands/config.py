@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 import config
+from agents.actions import validate_deployment_actions
 from agents.app.doctor import run_checks
 from agents.planners.scripted import validate_scripted_plans
 from agents.sources import validate_deployment_sources
@@ -26,11 +27,13 @@ console = Console()
 
 DeploymentCheck = Callable[[Deployment], list[str]]
 DEPLOYMENT_CHECKS: tuple[DeploymentCheck, ...] = (
+    validate_deployment_actions,
     validate_deployment_policies,
     validate_deployment_sources,
     validate_scripted_plans,
 )
-"""Each package's own check of a loaded deployment (policies, sources, scripted plans);
+"""Each package's own check of a loaded deployment (action kinds, policies, sources,
+scripted plans);
 each returns problems that start with their field path."""
 
 
