@@ -35,6 +35,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -45,7 +46,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.plan import Plan, validate_plan
+from agents.plan import Plan
 from agents.planners import build_planner
 from agents.planners.types import (
     Balance,
@@ -141,11 +142,21 @@ def _paid_outcome(scenario: dict[str, Any], task_id: str, now: datetime) -> Outc
     return Outcome(at=now, summary=summary, ok=True)
 
 
-def payments(plan: Plan) -> Counter[str]:
-    """What a plan does, as comparable keys: one per payment leg and one per swap."""
+def payments(
+    plan: Plan, tasks: Sequence[Task] = (), settles: dict[str, str] | None = None
+) -> Counter[str]:
+    """What a plan does, as comparable keys: one per payment leg and one per swap. A
+    pay_invoice is the transfer its invoice (in `tasks`) asks for; `settles`, if given,
+    gets each such key's task reference (what DuplicateGuard keys it on)."""
     keys: Counter[str] = Counter()
+    by_id = {task.id: task for task in tasks}
     for action in plan.actions:
         data = action.model_dump(mode="json")
+        if data["kind"] == "pay_invoice":
+            task = by_id[data["task"]]
+            data = {"kind": "transfer", "counterparty": task.payee, **_leg(task.model_dump())}
+            if settles is not None:
+                settles[_key(data)] = task.reference
         legs = data.pop("legs", None)
         if legs is None:
             keys[_key(data)] += 1
@@ -172,7 +183,9 @@ def _is_amount(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def proposed(deployment: Deployment, agent: str, key: str, plan_id: str) -> ProposedAction:
+def proposed(
+    deployment: Deployment, agent: str, key: str, plan_id: str, task: str | None = None
+) -> ProposedAction:
     """A planned payment or swap as the policies see it (a swap: the leg the agent locks)."""
     data = json.loads(key)
     kind = "transfer" if data["kind"] == "transfer" else "swap_leg"
@@ -193,19 +206,27 @@ def proposed(deployment: Deployment, agent: str, key: str, plan_id: str) -> Prop
         recipient=party.name,
         recipient_address=party.addresses.get(leg["chain"], "unknown"),
         digest=hashlib.sha256(f"{plan_id}:{key}".encode()).digest(),
+        task=task,
     )
 
 
 async def blocked_by(
-    deployment: Deployment, scenario: dict[str, Any], wrong: list[str], evidence: ConfidenceEvidence
+    deployment: Deployment,
+    scenario: dict[str, Any],
+    wrong: list[str],
+    evidence: ConfidenceEvidence,
+    settles: dict[str, str] | None = None,
 ) -> list[str] | None:
-    """The policies that stopped each wrong action, or None if one would be authorized."""
+    """The policies that stopped each wrong action, or None if one would be authorized.
+    Invoices the scenario lists as paid were paid with pay_invoice (they name their task);
+    `settles` gives the task of each wrong key that pays an invoice."""
+    settles = settles or {}
     engine = PolicyEngine(deployment)
     agent = scenario["agent"]
     for task_id in scenario.get("paid", []):
         task = _task(scenario, task_id)
         key = _key({"kind": "transfer", "counterparty": task["payee"], **_leg(task)})
-        action = proposed(deployment, agent, key, f"paid-{task_id}")
+        action = proposed(deployment, agent, key, f"paid-{task_id}", f"inbox/{task_id}")
         ctx = engine.context(
             agent, plan_id=action.plan_id, evidence=CERTAIN, plan_actions=(action,)
         )
@@ -213,7 +234,7 @@ async def blocked_by(
         await engine.executed(action, ctx)
     stoppers = []
     plan_id = uuid.uuid4().hex
-    actions = [proposed(deployment, agent, key, plan_id) for key in wrong]
+    actions = [proposed(deployment, agent, key, plan_id, settles.get(key)) for key in wrong]
     for action in actions:
         ctx = engine.context(agent, plan_id=plan_id, evidence=evidence, plan_actions=tuple(actions))
         outcome = await engine.evaluate(action, ctx)
@@ -224,7 +245,13 @@ async def blocked_by(
 
 
 def _leg(task: dict[str, Any]) -> dict[str, str]:
-    return {"chain": task["chain"], "asset": task["asset"], "amount": task["amount"]}
+    return {"chain": task["chain"], "asset": task["asset"], "amount": str(task["amount"])}
+
+
+def expected_plan(scenario: dict[str, Any]) -> Plan:
+    """The payments and swaps the scenario expects, written as transfers and swaps: what
+    gets paid, whichever kind the planner uses to say it."""
+    return Plan.model_validate({"actions": scenario["expect"]})
 
 
 async def decide(backend: Backend, scenario: dict[str, Any], planners: dict[str, Any]) -> Decision:
@@ -233,10 +260,12 @@ async def decide(backend: Backend, scenario: dict[str, Any], planners: dict[str,
     if agent not in planners:
         planners[agent] = build_planner(deployment, agent)
     started = time.perf_counter()
-    result: PlanResult = await planners[agent].plan(observation_for(scenario, deployment))
+    observation = observation_for(scenario, deployment)
+    result: PlanResult = await planners[agent].plan(observation)
     seconds = time.perf_counter() - started
-    expected = payments(validate_plan({"actions": scenario["expect"]}, deployment, agent))
-    planned = payments(result.plan)
+    expected = payments(expected_plan(scenario))
+    settles: dict[str, str] = {}
+    planned = payments(result.plan, observation.tasks, settles)
     blockers: list[str] = []
     if planned == expected:
         verdict = "correct"
@@ -244,7 +273,7 @@ async def decide(backend: Backend, scenario: dict[str, Any], planners: dict[str,
         verdict = "abstained"
     else:
         wrong = list((planned - expected).elements()) or list(planned.elements())
-        stopped = await blocked_by(deployment, scenario, wrong, result.evidence)
+        stopped = await blocked_by(deployment, scenario, wrong, result.evidence, settles)
         verdict, blockers = (
             ("wrong-authorized", []) if stopped is None else ("wrong-blocked", stopped)
         )

@@ -7,10 +7,11 @@ amount in base units, recipient name and address, function selector) with what i
 authorized for the agent within `within`, and denies a repeat. An action that settles a
 task (a ``pay_invoice``: ``ProposedAction.task``) is compared by the task alone, so an
 invoice is paid once even if its amount is edited, and two invoices of one amount are
-both paid. An authorized action that then failed or was never sent does not count, so
+both paid; it is remembered by what it does as well, so a plain transfer repeating it
+is still a duplicate. An authorized action that then failed or was never sent does not count, so
 a retry goes through.
 
-Its rows (one per authorized action of the guarded kinds) are written with the
+Its rows (one per authorized action of the guarded kinds and intent) are written with the
 evaluation's group commit and deleted when the action fails, so a restart keeps them.
 Memory holds the window's actions only: older ones are dropped when their intent is
 next looked at (an intent never proposed again keeps its few bytes until then).
@@ -68,7 +69,7 @@ class DuplicateGuard(Policy):
         self._window = as_timedelta(params.within)
         self._kinds = frozenset(params.kinds)
         self._seen: dict[str, deque[_Event]] = {}
-        self._by_digest: dict[bytes, tuple[str, _Event]] = {}
+        self._by_digest: dict[bytes, list[tuple[str, _Event]]] = {}
         self._env: PolicyEnv | None = None
 
     def attach(self, env: PolicyEnv) -> None:
@@ -91,9 +92,9 @@ class DuplicateGuard(Policy):
         """Deny a repeat; otherwise remember this one (kept only if it is authorized)."""
         if action.kind not in self._kinds:
             return ALLOW
-        intent = intent_of(action)
+        judged, *also = intents_of(action)
         now = ctx.clock.now()
-        earlier = self._live(intent, now)
+        earlier = self._live(judged, now)
         if earlier:
             first = earlier[0][0]
             what = (
@@ -106,17 +107,18 @@ class DuplicateGuard(Policy):
                 reason=f"duplicate: {what} was authorized at {first.isoformat()}; "
                 f"repeats are denied for {self._window} (DuplicateGuard)"
             )
-        event = (now, next(_events), new_id(), action.digest)
-        self._remember(intent, event)
-        if self._env is not None:
-            row = {
-                "id": event[2],
-                "agent": action.agent,
-                "intent": intent,
-                "digest": action.digest,
-                "at_us": to_us(now),
-            }
-            self._env.persist(_INSERT, row)
+        for intent in (judged, *also):
+            event = (now, next(_events), new_id(), action.digest)
+            self._remember(intent, event)
+            if self._env is not None:
+                row = {
+                    "id": event[2],
+                    "agent": action.agent,
+                    "intent": intent,
+                    "digest": action.digest,
+                    "at_us": to_us(now),
+                }
+                self._env.persist(_INSERT, row)
         return ALLOW
 
     async def on_declined(self, action: ProposedAction, ctx: PolicyContext) -> None:
@@ -129,7 +131,7 @@ class DuplicateGuard(Policy):
 
     def _remember(self, intent: str, event: _Event) -> None:
         self._seen.setdefault(intent, deque()).append(event)
-        self._by_digest[event[3]] = (intent, event)
+        self._by_digest.setdefault(event[3], []).append((intent, event))
 
     def _live(self, intent: str, now: datetime) -> deque[_Event] | None:
         events = self._seen.get(intent)
@@ -137,32 +139,43 @@ class DuplicateGuard(Policy):
             return None
         cutoff = now - self._window
         while events and events[0][0] <= cutoff:
-            self._by_digest.pop(events.popleft()[3], None)
+            self._unlink(events.popleft())
         if not events:
             del self._seen[intent]
             return None
         return events
 
+    def _unlink(self, event: _Event) -> None:
+        remembered = self._by_digest.get(event[3], [])
+        remembered[:] = [(intent, e) for intent, e in remembered if e is not event]
+        if not remembered:
+            self._by_digest.pop(event[3], None)
+
     def _forget(self, digest: bytes, *, persist: bool) -> None:
-        found = self._by_digest.pop(digest, None)
-        if found is None:
-            return
-        intent, event = found
-        events = self._seen.get(intent)
-        if events is not None and event in events:
-            events.remove(event)
-            if not events:
-                del self._seen[intent]
-        if persist and self._env is not None:
-            self._env.persist(_DELETE, {"row_id": event[2]}, always=True)
+        for intent, event in self._by_digest.pop(digest, []):
+            events = self._seen.get(intent)
+            if events is not None and event in events:
+                events.remove(event)
+                if not events:
+                    del self._seen[intent]
+            if persist and self._env is not None:
+                self._env.persist(_DELETE, {"row_id": event[2]}, always=True)
+
+
+def intents_of(action: ProposedAction) -> list[str]:
+    """What the action does, as hashes; the first is the one judged, all are remembered.
+
+    A payment that settles a task is judged by the task alone (two invoices of one
+    amount are two payments; one invoice is paid once even if its amount is edited),
+    and also remembered by what it does, so a plain transfer repeating it is denied."""
+    what = intent_of(action)
+    if action.task is None:
+        return [what]
+    return [hashlib.sha256(f"task\x00{action.task}".encode()).hexdigest(), what]
 
 
 def intent_of(action: ProposedAction) -> str:
-    """What the action does, as a hash: the task it settles if it names one (two invoices
-    of one amount are two payments; one invoice is paid once even if its amount
-    changes), else every field but the agent, plan and digest."""
-    if action.task is not None:
-        return hashlib.sha256(f"task\x00{action.task}".encode()).hexdigest()
+    """What the action does, as a hash: every field but the agent, plan, digest and task."""
     what = (
         action.kind,
         action.chain,

@@ -130,7 +130,9 @@ async def test_an_unreachable_inbox_says_so() -> None:
 
 
 def _deployment(tmp_path: Path, sources: str) -> Path:
-    text = DEMO.replace("    planner: gemma\n", f"    planner: gemma\n    sources:\n{sources}", 1)
+    demo_source = "      - TaskFile: {path: demo-invoices.yaml}\n"
+    assert demo_source in DEMO
+    text = DEMO.replace(demo_source, sources, 1)
     path = tmp_path / "deployment.yaml"
     path.write_text(text, encoding="utf-8")
     return path

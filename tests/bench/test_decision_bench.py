@@ -56,9 +56,24 @@ def test_there_are_forty_scenarios_with_unique_ids() -> None:
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s["id"])
 def test_each_scenario_builds_an_observation_and_a_valid_expected_plan(scenario) -> None:
+    """The expected plan is one the agent can make: the payer (which may only pay
+    invoices) as pay_invoice of the scenario's invoices, paying what they ask."""
     observation = bench.observation_for(scenario, DEPLOYMENT)
-    assert observation.mandate == DEPLOYMENT.agent(scenario["agent"]).mandate
-    validate_plan({"actions": scenario["expect"]}, DEPLOYMENT, scenario["agent"])
+    agent = scenario["agent"]
+    assert observation.mandate == DEPLOYMENT.agent(agent).mandate
+    expected = bench.payments(bench.expected_plan(scenario))
+    if DEPLOYMENT.agent(agent).actions == ["pay_invoice"]:
+        by_payment = {
+            bench._key({"kind": "transfer", "counterparty": t["payee"], **bench._leg(t)}): t["id"]
+            for t in scenario.get("tasks", [])
+            if "amount" in t
+        }
+        ids = [by_payment[key] for key in expected.elements()]
+        actions = [{"kind": "pay_invoice", "task": task_id} for task_id in ids]
+    else:
+        actions = scenario["expect"]
+    plan = validate_plan({"actions": actions}, DEPLOYMENT, agent, observation.tasks)
+    assert bench.payments(plan, observation.tasks) == expected
 
 
 def _scenario(name: str) -> dict[str, Any]:
@@ -66,8 +81,24 @@ def _scenario(name: str) -> dict[str, Any]:
 
 
 def _keys(actions: list[dict[str, Any]], agent: str) -> list[str]:
-    plan = validate_plan({"actions": actions}, DEPLOYMENT, agent)
+    """What the actions pay, as the judge's keys (any kind: the judge checks policies)."""
+    plan = bench.Plan.model_validate({"actions": actions})
     return list(bench.payments(plan).elements())
+
+
+async def test_paying_a_paid_invoice_by_its_id_is_blocked_by_the_duplicate_guard() -> None:
+    scenario = _scenario("already-paid")
+    observation = bench.observation_for(scenario, DEPLOYMENT)
+    plan = validate_plan(
+        {"actions": [{"kind": "pay_invoice", "task": "inv-201"}]},
+        DEPLOYMENT,
+        "payer",
+        observation.tasks,
+    )
+    settles: dict[str, str] = {}
+    wrong = list(bench.payments(plan, observation.tasks, settles).elements())
+    assert settles == {wrong[0]: "inbox/inv-201"}
+    assert await bench.blocked_by(DEPLOYMENT, scenario, wrong, SURE, settles) == ["DuplicateGuard"]
 
 
 async def test_a_payment_the_mandate_excludes_is_blocked_by_the_allowlist() -> None:

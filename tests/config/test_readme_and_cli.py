@@ -53,6 +53,13 @@ def test_init_scaffolds_a_valid_deployment(tmp_path: Path) -> None:
     deployment = load_deployment(target / "covenant.yaml")
     assert deployment.name == "my-shop"
     assert deployment.data_dir == str((target / ".covenant").resolve())
+    # The payer's invoice inbox came along, where its TaskFile source reads it.
+    (source,) = deployment.agent("payer").sources
+    params = source["TaskFile"]
+    assert params is not None
+    inbox = Path(params["path"])
+    assert inbox == (target / "demo-invoices.yaml").resolve()
+    assert "inv-1" in inbox.read_text()
     assert main.main(["init", str(target)]) == 1  # never overwrites
 
 

@@ -115,3 +115,33 @@ async def test_only_the_configured_kinds_are_compared(clock: FakeClock) -> None:
 def test_bad_parameters_name_the_field() -> None:
     with pytest.raises(ConfigError, match="kinds"):
         PolicyEngine(make_deployment([{"DuplicateGuard": {"kinds": ["teleport"]}}]))
+
+
+async def test_an_invoice_is_paid_once_by_its_task_across_restarts_and_edits(
+    store: SqlEngine, clock: FakeClock
+) -> None:
+    engine = _engine(store, clock)
+    paid = _invoice(1, task="inbox/inv-1")
+    assert isinstance(await _evaluate(engine, paid), Authorized)
+    await engine.executed(paid, _ctx(engine, paid))
+    restarted = _engine(store, clock)
+    edited = await _evaluate(restarted, _invoice(2, task="inbox/inv-1", amount="0.07"))
+    assert isinstance(edited, Denied)
+    assert "a payment for inbox/inv-1 was authorized" in edited.reason
+    # A plain transfer doing what the invoice payment did is still a repeat.
+    assert isinstance(await _evaluate(restarted, _invoice(3)), Denied)
+    # Negative control: another invoice of the same amount to the same payee is paid.
+    assert isinstance(await _evaluate(restarted, _invoice(4, task="inbox/inv-2")), Authorized)
+
+
+async def test_a_failed_invoice_payment_frees_both_its_task_and_its_content(
+    store: SqlEngine, clock: FakeClock
+) -> None:
+    engine = _engine(store, clock)
+    failed = _invoice(1, task="inbox/inv-1")
+    assert isinstance(await _evaluate(engine, failed), Authorized)
+    await engine.failed(failed, _ctx(engine, failed), "reverted")
+    # Both of its rows were deleted: the plain transfer and the task are free again.
+    assert isinstance(await _evaluate(_engine(store, clock), _invoice(2)), Authorized)
+    again = await _evaluate(_engine(store, clock), _invoice(3, task="inbox/inv-1"))
+    assert isinstance(again, Authorized)

@@ -100,6 +100,9 @@ def init(directory: Path) -> None:
     text = text.replace("data_dir: ../.covenant/demo\n", "data_dir: .covenant\n", 1)
     directory.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
+    # The demo's invoice inbox, beside the deployment as its TaskFile source expects.
+    inbox = DEMO.with_name("demo-invoices.yaml")
+    (directory / inbox.name).write_text(inbox.read_text(encoding="utf-8"), encoding="utf-8")
     load_deployment(target)
     console.print(
         f"[green]created {target}[/]\nnext: python main.py config validate {target}"
