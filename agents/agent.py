@@ -82,6 +82,7 @@ class Agent:
         """Observe, plan, authorize and execute each action, and record the tick."""
         resumed = await self.executor.resume_approved()
         for outcome in resumed:
+            self._settled(outcome)
             self.observer.remember(
                 f"approved action {outcome.state}: {outcome.summary}",
                 ok=outcome.state == "executed",
@@ -107,6 +108,7 @@ class Agent:
         for action in result.plan.actions:
             outcome = await self._act(action, plan_id, result.evidence, observation)
             report.results.append(outcome)
+            self._settled(outcome)
             self.observer.remember(
                 f"{outcome.state}: {outcome.summary}", ok=outcome.state == "executed"
             )
@@ -116,6 +118,11 @@ class Agent:
         )
         self.reports.append(report)
         return report
+
+    def _settled(self, outcome: ActionResult) -> None:
+        """A task whose payment was executed is no longer open for this agent."""
+        if outcome.state == "executed" and outcome.action and outcome.action.task:
+            self.observer.settled.add(outcome.action.task)
 
     async def _act(
         self, action: Action, plan_id: str, evidence: ConfidenceEvidence, seen: Observation

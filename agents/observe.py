@@ -67,6 +67,10 @@ class Observer:
         self.balance_ttl = balance_ttl
         self.sources = tuple(sources)
         self.outcomes: deque[Outcome] = deque(maxlen=RECENT_OUTCOMES)
+        self.settled: set[str] = set()
+        """Tasks (``source/id``) this agent paid since it started: no longer open, so
+        left out of its observations. Memory only: after a restart DuplicateGuard, which
+        persists, still refuses to pay one twice; this only spares the model the choice."""
         self._assets = agent_assets(deployment, agent)
         self._balances: dict[tuple[str, str], tuple[float, Balance]] = {}
 
@@ -120,6 +124,8 @@ class Observer:
             else:
                 problems += read.skipped
                 for task in read.tasks:
+                    if task.reference in self.settled:
+                        continue
                     if any(seen.id == task.id for seen in tasks):
                         # A plan names a task by id: two with one id are ambiguous.
                         problems.append(

@@ -162,14 +162,13 @@ async def balance(runtime: Runtime) -> int:
 async def test_an_invoice_is_paid_once_for_its_own_amount_and_a_twin_is_paid_too(
     tmp_path: Path,
 ) -> None:
-    plans = [pay("inv-1"), pay("inv-1"), pay("inv-2"), pay("inv-9")]
+    plans = [pay("inv-1"), pay("inv-1"), pay("inv-1"), pay("inv-2"), pay("inv-9")]
     deployment = load_deployment(write_deployment(tmp_path, plans))
     create_keystore(deployment, MNEMONIC, PASSPHRASE)
     chain = deployment.chains[0].name
     write_inbox(tmp_path, chain, {"inv-1": "0.05"})
     async with open_runtime(deployment, PASSPHRASE, fund_local_chains=True) as runtime:
         payer, before = runtime.agents["payer"], await balance(runtime)
-
         first = await payer.tick()
         (paid,) = first.results
         assert paid.state == "executed", first.headline()
@@ -177,21 +176,30 @@ async def test_an_invoice_is_paid_once_for_its_own_amount_and_a_twin_is_paid_too
         assert paid.action.task == "TaskFile/inv-1"
         assert await balance(runtime) - before == 5 * 10**16  # the invoice's amount
 
-        # The same invoice, its amount edited by whoever writes the inbox: paid once.
+        # Whoever writes the inbox edits the paid invoice and adds a twin of it. The
+        # paid one is no longer open for this agent: the model is not offered it.
         write_inbox(tmp_path, chain, {"inv-1": "0.07", "inv-2": "0.05"})
+        (gone,) = (await payer.tick()).results
+        assert payer.last_observation is not None
+        assert [task.id for task in payer.last_observation.tasks] == ["inv-2"]
+        assert gone.state == "error"
+        assert "invoice inv-1 is not open any more" in gone.summary
+
+    # After a restart the agent's memory is gone; DuplicateGuard's is not.
+    async with open_runtime(deployment, PASSPHRASE) as runtime:
+        payer = runtime.agents["payer"]
         (again,) = (await payer.tick()).results
         assert again.state == "denied"
         assert again.policy == "DuplicateGuard"
         assert "a payment for TaskFile/inv-1 was authorized" in again.summary
 
-        # Another invoice of the same amount to the same payee is its own payment.
+        # The twin, of the same amount to the same payee, is its own payment.
         (twin,) = (await payer.tick()).results
         assert twin.state == "executed", twin.summary
         assert await balance(runtime) - before == 10 * 10**16
 
-        # A scripted plan naming an invoice that is not in the inbox pays nothing.
-        (gone,) = (await payer.tick()).results
-        assert gone.state == "error"
-        assert "invoice inv-9 is not open any more" in gone.summary
+        # An invoice that is not in the inbox pays nothing.
+        (missing,) = (await payer.tick()).results
+        assert missing.state == "error"
         assert await balance(runtime) - before == 10 * 10**16
         assert verify_audit(runtime.store, "payer").ok
