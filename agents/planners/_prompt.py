@@ -106,7 +106,10 @@ def _situation(deployment: Deployment, observation: Observation) -> str:
         f"Time: {observation.at.isoformat()}. What should {observation.agent} do now? "
         "Reply with the JSON plan.",
     ]
-    return "\n\n".join(sections)
+    # An empty section says nothing a small model needs, and costs tokens on every call;
+    # only "no open tasks" is worth saying.
+    kept = [s for s in sections if not s.endswith(": none") or s.startswith("Open tasks")]
+    return "\n\n".join(kept)
 
 
 def _names(deployment: Deployment, agent_name: str) -> str:
