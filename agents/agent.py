@@ -18,10 +18,11 @@ from agents.actions import kind_of
 from agents.actions.base import ActionResult, EscrowHandler, Executors
 from agents.observe import Observer
 from agents.payments import PaymentExecutor
-from agents.plan import Action
+from agents.plan import Action, Plan, failed_evidence
 from agents.planners.base import Planner
 from agents.planners.types import Observation, PendingApproval, PlanResult
 from config.canonical import sha256_hex
+from config.errors import PlannerError
 from config.models import AgentConfig
 from policies.actions import ConfidenceEvidence
 
@@ -91,7 +92,20 @@ class Agent:
         if self.extras is not None:  # open swaps and offers from other agents
             observation = self.extras(observation)
         self.last_observation = observation
-        result = await self.planner.plan(observation)
+        try:
+            result = await self.planner.plan(observation)
+            planned = True
+        except PlannerError as exc:
+            # The model server is down or lacks the model: no plan, nothing to judge. The
+            # tick is still recorded (and says why); it does not count as a low-confidence
+            # plan for the breaker, since no model spoke.
+            log.warning("agent %s: %s", self.name, exc)
+            result = PlanResult(
+                plan=Plan.empty(f"no plan: {exc}"),
+                evidence=failed_evidence(1, 0),
+                errors=(str(exc),),
+            )
+            planned = False
         if self.on_planned is not None and result.plan.actions:
             # Durable before any action is taken. An empty plan replayed after a crash
             # does nothing, so it is not worth an fsync.
@@ -104,7 +118,8 @@ class Agent:
             errors=result.errors,
         )
         report.results.extend(resumed)
-        await self.executor.engine.plan_observed(self.name, plan_id, result.evidence)
+        if planned:
+            await self.executor.engine.plan_observed(self.name, plan_id, result.evidence)
         for action in result.plan.actions:
             outcome = await self._act(action, plan_id, result.evidence, observation)
             report.results.append(outcome)

@@ -140,6 +140,20 @@ def plan_schema(
     return {"title": f"Plan for {agent_name}", **schema}
 
 
+def admits_actions(schema: dict[str, Any]) -> bool:
+    """Whether a :func:`plan_schema` lets the plan hold any action at all."""
+    return "items" in schema["properties"]["actions"]
+
+
+NOTHING_TO_CHOOSE = ConfidenceEvidence(
+    self_reported=Decimal(1), sample_agreement=Decimal(1), samples=2, mean_token_logprob=Decimal(0)
+)
+"""Evidence for a plan no model was asked for because only the empty plan fits (e.g. an
+agent that may only pay invoices, with none open): a forced choice is a certain one, and
+counting it as a low-confidence plan would open the breaker of an agent with nothing to
+do."""
+
+
 def parse_plan(
     text: str, deployment: Deployment, agent_name: str, tasks: Sequence[Task] | None = None
 ) -> Plan:
@@ -162,15 +176,21 @@ def validate_plan(
 
     Each action comes back as its kind's simplest equivalent: a ``pay_many`` with a
     single leg is the equivalent ``transfer``, since one payment is all-or-nothing by
-    itself and needs no escrow.
+    itself and needs no escrow; a repeat of an idempotent action (the same invoice
+    twice) is dropped.
     """
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         raise InvalidPlan([_describe(error) for error in exc.errors()]) from exc
     check_plan(plan, deployment, agent_name, tasks)
-    simplest = tuple(kind_of(action).simplest(action) for action in plan.actions)
-    return plan.model_copy(update={"actions": simplest})
+    simplest = [kind_of(action).simplest(action) for action in plan.actions]
+    kept = [
+        action
+        for index, action in enumerate(simplest)
+        if not (kind_of(action).idempotent and action in simplest[:index])
+    ]
+    return plan.model_copy(update={"actions": tuple(kept)})
 
 
 def _describe(error: Any) -> str:

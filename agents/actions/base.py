@@ -87,6 +87,10 @@ class Payment(Leg):
 
     counterparty: Name
 
+    def describe(self) -> str:
+        """``0.05 ETH on arb to acme``."""
+        return f"{plain_amount(self.amount)} {self.asset} on {self.chain} to {self.counterparty}"
+
 
 # -- the agent's names -------------------------------------------------------------------
 
@@ -387,6 +391,9 @@ class Kind(ABC, Generic[ModelT]):
     policies (their vocabulary, ``policies.actions.ActionKind``)."""
     prompt: ClassVar[str]
     """Its line under "Action shapes" in the planner's rules."""
+    idempotent: ClassVar[bool] = False
+    """Naming the same action twice in a plan means doing it once (paying invoice
+    inv-17 twice is paying it); a plan keeps the first of such repeats."""
 
     @abstractmethod
     def schema(self, names: AgentNames) -> list[dict[str, Any]]:
@@ -395,6 +402,10 @@ class Kind(ABC, Generic[ModelT]):
     @abstractmethod
     def check(self, action: ModelT, where: str, checker: PlanChecker) -> None:
         """Add to `checker` every name or amount of `action` the agent may not use."""
+
+    @abstractmethod
+    def describe(self, action: ModelT) -> str:
+        """One line for people (``audit show``): what the action does."""
 
     def simplest(self, action: ModelT) -> PlanModel:
         """The simplest equivalent action (itself unless a simpler kind does the same)."""

@@ -71,6 +71,7 @@ class PayInvoiceKind(Kind[PayInvoice]):
     model = PayInvoice
     proposes = ("transfer",)
     prompt = '- pay an open invoice: {"kind": "pay_invoice", "task": INVOICE_ID}'
+    idempotent = True
 
     def schema(self, names: AgentNames) -> list[dict[str, Any]]:
         payable = [
@@ -79,6 +80,9 @@ class PayInvoiceKind(Kind[PayInvoice]):
         if not payable:
             return []
         return [object_schema(PayInvoice, {"task": {"enum": payable}})]
+
+    def describe(self, action: PayInvoice) -> str:
+        return f"pay invoice {action.task}"
 
     def check(self, action: PayInvoice, where: str, checker: PlanChecker) -> None:
         tasks = checker.names.tasks

@@ -58,6 +58,9 @@ class PayManyKind(Kind[PayMany]):
             return []
         return [object_schema(PayMany, {"legs": array_schema(PayMany, "legs", payments)})]
 
+    def describe(self, action: PayMany) -> str:
+        return "pay all-or-nothing " + ", ".join(leg.describe() for leg in action.legs)
+
     def check(self, action: PayMany, where: str, checker: PlanChecker) -> None:
         for index, leg in enumerate(action.legs):
             checker.payment(f"{where}.legs.{index}", leg)

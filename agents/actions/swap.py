@@ -21,7 +21,7 @@ from agents.actions.base import (
     plan_lock,
     through_escrow,
 )
-from config.types import Name
+from config.types import Name, plain_amount
 from policies.actions import ConfidenceEvidence
 
 if TYPE_CHECKING:
@@ -54,6 +54,13 @@ class SwapKind(Kind[Swap]):
         legs = {"anyOf": names.legs()}
         narrowed = {"counterparty": {"enum": names.parties}, "give": legs, "take": legs}
         return [object_schema(Swap, narrowed)]
+
+    def describe(self, action: Swap) -> str:
+        give, take = action.give, action.take
+        return (
+            f"swap {plain_amount(give.amount)} {give.asset} on {give.chain} for "
+            f"{plain_amount(take.amount)} {take.asset} on {take.chain} with {action.counterparty}"
+        )
 
     def check(self, action: Swap, where: str, checker: PlanChecker) -> None:
         checker.counterparty(f"{where}.counterparty", action.counterparty, action.give.chain)

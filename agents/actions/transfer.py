@@ -45,6 +45,9 @@ class TransferKind(Kind[Transfer]):
     def schema(self, names: AgentNames) -> list[dict[str, Any]]:
         return [object_schema(Transfer, fields) for fields in names.payment_fields()]
 
+    def describe(self, action: Transfer) -> str:
+        return f"pay {action.describe()}"
+
     def check(self, action: Transfer, where: str, checker: PlanChecker) -> None:
         checker.payment(where, action)
 

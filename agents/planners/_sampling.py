@@ -16,8 +16,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from agents.plan import (
+    NOTHING_TO_CHOOSE,
     InvalidPlan,
     Plan,
+    admits_actions,
     failed_evidence,
     parse_plan,
     plan_schema,
@@ -48,6 +50,12 @@ async def sample_plan(planner: ModelPlanner, observation: Observation) -> PlanRe
     """The majority plan of `planner.samples` replies, with evidence."""
     schema = plan_schema(planner.deployment, planner.agent_name, observation.tasks)
     messages = build_messages(planner.deployment, observation)
+    if not admits_actions(schema):
+        return PlanResult(
+            plan=Plan.empty("only the empty plan fits now (e.g. no open invoice to pay)"),
+            evidence=NOTHING_TO_CHOOSE,
+            prompt_digest=prompt_digest(messages, schema),
+        )
     samples = await asyncio.gather(
         *(_sample(planner, messages, schema, observation.tasks) for _ in range(planner.samples))
     )

@@ -20,6 +20,8 @@ from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
 from agents.plan import InvalidPlan, plan_schema, validate_plan
 from agents.planners._prompt import build_messages
+from agents.planners.base import ModelPlanner
+from agents.planners.types import ChatMessage, Completion
 from agents.tasks import Task
 from config.loader import load_deployment
 from config.models import Deployment
@@ -72,6 +74,15 @@ def test_a_plan_naming_an_invoice_not_seen_or_not_payable_is_refused() -> None:
         validate_plan(pay("inv-9"), DEPLOYMENT, "alice", tasks)
     with pytest.raises(InvalidPlan, match=r"actions\.0\.task: .*unknown counterparty 'mallory'"):
         validate_plan(pay("inv-2"), DEPLOYMENT, "alice", tasks)
+    # The same invoice named three times is paid once; two invoices stay two.
+    thrice = {"actions": [pay("inv-1")["actions"][0]] * 3}
+    assert len(validate_plan(thrice, DEPLOYMENT, "alice", tasks).actions) == 1
+    both = {"actions": [*pay("inv-1")["actions"], *pay("inv-3")["actions"]]}
+    assert len(validate_plan(both, DEPLOYMENT, "alice", (*tasks, invoice("inv-3"))).actions) == 2
+    # Negative control: a transfer is not idempotent, so two stay two (the policies judge).
+    transfer = {"kind": "transfer", "chain": "arb", "asset": "ETH", "amount": "1"}
+    two = {"actions": [{**transfer, "counterparty": "acme"}] * 2}
+    assert len(validate_plan(two, DEPLOYMENT, "alice").actions) == 2
     # A scripted plan is checked before any task is seen: for its shape only.
     assert validate_plan(pay("inv-9"), DEPLOYMENT, "alice").actions[0].task == "inv-9"
 
@@ -203,3 +214,27 @@ async def test_an_invoice_is_paid_once_for_its_own_amount_and_a_twin_is_paid_too
         assert missing.state == "error"
         assert await balance(runtime) - before == 10 * 10**16
         assert verify_audit(runtime.store, "payer").ok
+
+
+class CountingModel(ModelPlanner):
+    """A model that answers every call with an empty plan and counts the calls."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        super().__init__(deployment, "alice", samples=2)
+        self.calls = 0
+
+    async def complete(self, messages: list[ChatMessage], schema: dict[str, Any]) -> Completion:
+        self.calls += 1
+        return Completion(text='{"rationale": "", "actions": [], "confidence": "0.5"}')
+
+
+async def test_with_nothing_to_choose_no_model_is_asked_and_the_breaker_is_not_fed_doubt() -> None:
+    model = CountingModel(narrowed(["pay_invoice"]))
+    result = await model.plan(make_observation())
+    assert model.calls == 0
+    assert result.plan.actions == ()
+    assert result.model_calls == 0
+    assert result.evidence.score == 1
+    # Negative control: with an invoice to choose, the model is asked (k samples).
+    await model.plan(make_observation(tasks=(invoice("inv-1"),)))
+    assert model.calls == 2

@@ -24,7 +24,7 @@ import yaml
 from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
 from agents.observe import Observer
-from agents.planners.base import ModelPlanner
+from agents.planners.base import ModelPlanner, Planner
 from agents.planners.types import (
     Balance,
     ChatMessage,
@@ -33,7 +33,9 @@ from agents.planners.types import (
     Observation,
     Outcome,
     PendingApproval,
+    PlanResult,
 )
+from config.errors import PlannerError
 from config.loader import load_deployment
 from config.models import Deployment
 from policies.approvals import decide, list_requests
@@ -335,3 +337,24 @@ async def test_balances_reach_the_observation(paying: tuple[Deployment, Runtime]
     (balance,) = observation.balances
     assert isinstance(balance, Balance)
     assert balance.amount == Decimal(10)
+
+
+class UnreachableModel(Planner):
+    """A planner whose server is down, as the Ollama planner reports it (PlannerError)."""
+
+    async def plan(self, observation: Observation) -> PlanResult:
+        raise PlannerError("Ollama at http://127.0.0.1:9 is unreachable; start `ollama serve`")
+
+
+async def test_an_unreachable_model_server_is_a_recorded_tick_not_a_failed_one(
+    paying: tuple[Deployment, Runtime],
+) -> None:
+    _, runtime = paying
+    payer = runtime.agents["payer"]
+    payer.planner = UnreachableModel()
+    report = await payer.tick()  # does not raise
+    assert report.results == []
+    assert report.errors == ("Ollama at http://127.0.0.1:9 is unreachable; start `ollama serve`",)
+    audit = verify_audit(runtime.store, "payer")
+    assert audit.ok
+    assert audit.entries == 1  # the tick left its entry, which says why nothing was planned

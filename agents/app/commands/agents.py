@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from agents import audit
+from agents.actions import KINDS
 from agents.app import daemon
 from config.errors import AuditError
 from config.loader import load_deployment
@@ -157,18 +160,15 @@ def _plan(plan: dict[str, Any] | None) -> str:
 
 
 def _action(action: dict[str, Any]) -> str:
-    kind = action.get("kind")
-    if kind == "swap":
-        give, take = action["give"], action["take"]
-        return (
-            f"swap {give['amount']} {give['asset']} on {give['chain']} for {take['amount']} "
-            f"{take['asset']} on {take['chain']} with {action['counterparty']}"
-        )
-    legs = action.get("legs") or [action]
-    paid = ", ".join(
-        f"{leg['amount']} {leg['asset']} on {leg['chain']} to {leg['counterparty']}" for leg in legs
-    )
-    return f"{'pay all-or-nothing' if kind == 'pay_many' else 'pay'} {paid}"
+    """The recorded action as its kind describes it; a record no kind reads any more (an
+    older or edited log) is shown as it was stored."""
+    kind = KINDS.get(str(action.get("kind")))
+    if kind is not None:
+        try:
+            return kind.describe(kind.model.model_validate(action))
+        except ValidationError:
+            pass
+    return json.dumps(action, sort_keys=True)
 
 
 def _verdict(verdict: dict[str, Any]) -> str:
