@@ -214,6 +214,11 @@ async def test_an_invoice_is_paid_once_for_its_own_amount_and_a_twin_is_paid_too
         assert missing.state == "error"
         assert await balance(runtime) - before == 10 * 10**16
         assert verify_audit(runtime.store, "payer").ok
+    # The audit log reads back through each kind's own description.
+    shown = CliRunner().invoke(app, ["audit", "show", str(tmp_path / "inv.yaml"), "payer"])
+    assert shown.exit_code == 0, shown.output
+    assert "pay invoice inv-1" in shown.output
+    assert "pay invoice inv-2" in shown.output
 
 
 class CountingModel(ModelPlanner):
