@@ -46,9 +46,10 @@ async def sample_plan(planner: ModelPlanner, observation: Observation) -> PlanRe
     """The majority plan of `planner.samples` replies, with evidence."""
     schema = plan_schema(planner.deployment, planner.agent_name)
     messages = build_messages(planner.deployment, observation)
-    samples = await asyncio.gather(
-        *(_sample(planner, messages, schema) for _ in range(planner.samples))
-    )
+    async with planner.decision():  # embedded: one locked run, one prefill
+        samples = await asyncio.gather(
+            *(_sample(planner, messages, schema) for _ in range(planner.samples))
+        )
     completions = [c for sample in samples for c in sample.completions]
     chosen, evidence = _vote(samples)
     return PlanResult(
@@ -60,7 +61,15 @@ async def sample_plan(planner: ModelPlanner, observation: Observation) -> PlanRe
         model_calls=len(completions),
         prompt_tokens=sum(c.prompt_tokens for c in completions),
         completion_tokens=sum(c.completion_tokens for c in completions),
+        prefill_tokens=_prefill(completions),
     )
+
+
+def _prefill(completions: list[Completion]) -> int | None:
+    counts = [c.prefill_tokens for c in completions]
+    if not counts or None in counts:
+        return None
+    return sum(c for c in counts if c is not None)
 
 
 async def _sample(
