@@ -4,9 +4,10 @@
 
 A decision is one ``Planner.plan()`` call: k samples (the planner's ``samples``), each
 with one repair re-ask if its reply does not validate. Printed per decision: model calls,
-prompt tokens (as sent; llama.cpp reuses the cached prefix of repeated prompts), completion
-tokens, wall time, and completion tokens per second of wall time; then the medians and
-the model's load time.
+prompt tokens (as sent), prefill tokens (of those, what llama.cpp evaluated: the rest was
+in its KV cache; the k samples of a decision share the prompt), completion tokens, wall
+time, completion tokens per second of wall time, and the evidence's mean token
+log-probability and confidence score; then the medians and the model's load time.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ async def main(args: argparse.Namespace) -> None:
         f"{planner.samples}"
     )
     print(
-        f"{'decision':>8} {'calls':>5} {'prompt tok':>10} {'compl tok':>9} {'seconds':>8} "
-        f"{'tok/s':>6}  plan"
+        f"{'decision':>8} {'calls':>5} {'prompt tok':>10} {'prefill':>7} {'compl tok':>9} "
+        f"{'seconds':>8} {'tok/s':>6} {'logprob':>9}  plan"
     )
     rows = []
     for index in range(args.decisions):
@@ -59,18 +60,33 @@ async def main(args: argparse.Namespace) -> None:
         result = await planner.plan(observation(deployment, args.agent))
         seconds = time.perf_counter() - started
         rate = result.completion_tokens / seconds
+        prefill = getattr(result, "prefill_tokens", None)
+        logprob = result.evidence.mean_token_logprob
+        score = result.evidence.score
         rows.append(
-            (result.model_calls, result.prompt_tokens, result.completion_tokens, seconds, rate)
+            (
+                result.model_calls,
+                result.prompt_tokens,
+                -1 if prefill is None else prefill,
+                result.completion_tokens,
+                seconds,
+                rate,
+                float("nan") if logprob is None else float(logprob),
+                float(score),
+            )
         )
-        summary = f"{len(result.plan.actions)} action(s), score {result.evidence.score}"
+        summary = f"{len(result.plan.actions)} action(s), score {score}"
         print(
             f"{index + 1:>8} {result.model_calls:>5} {result.prompt_tokens:>10} "
-            f"{result.completion_tokens:>9} {seconds:>8.1f} {rate:>6.1f}  {summary}"
+            f"{'-' if prefill is None else prefill:>7} {result.completion_tokens:>9} "
+            f"{seconds:>8.1f} {rate:>6.1f} {'-' if logprob is None else f'{logprob:.4f}':>9}"
+            f"  {summary}"
         )
     medians = [statistics.median(column) for column in zip(*rows, strict=True)]
     print(
-        f"{'median':>8} {medians[0]:>5.0f} {medians[1]:>10.0f} {medians[2]:>9.0f} "
-        f"{medians[3]:>8.1f} {medians[4]:>6.1f}"
+        f"{'median':>8} {medians[0]:>5.0f} {medians[1]:>10.0f} {medians[2]:>7.0f} "
+        f"{medians[3]:>9.0f} {medians[4]:>8.1f} {medians[5]:>6.1f} {medians[6]:>9.4f}"
+        f"  score {medians[7]:.4f}"
     )
 
 

@@ -105,7 +105,13 @@ class ConfidenceEvidence(BaseModel):
     - A is ``sample_agreement``, the share of the k samples whose actions equal the
       chosen plan's; with one sample it is unknown (one sample agrees with itself);
     - T is ``exp(mean_token_logprob)``, the geometric-mean probability of the sampled
-      tokens; unknown when the backend returns no log-probabilities;
+      tokens; unknown when the backend returns no log-probabilities. Each token's value
+      is the model's plain log-softmax of it (temperature 1, over the whole vocabulary,
+      before penalties, grammar and truncation; none for the end-of-sequence token):
+      what Ollama returns, and what the embedded backend records to match, so a score
+      means the same whichever backend planned. Tokens the schema grammar forces count
+      with what the unconstrained model gave them, so T is lower than a
+      grammar-renormalised measure would be;
     - S is ``self_reported``, the model's own claim;
     - R is ``repair_count``, how many outputs needed a repair re-ask.
 
@@ -124,7 +130,9 @@ class ConfidenceEvidence(BaseModel):
     )
     samples: int = Field(default=1, ge=1, description="How many samples were compared.")
     mean_token_logprob: Decimal | None = Field(
-        default=None, le=0, description="Mean log-probability of the plan's tokens."
+        default=None,
+        le=0,
+        description="Mean plain log-softmax (before the grammar) of the plan's tokens.",
     )
     repair_count: int = Field(default=0, ge=0, description="Schema repairs needed.")
 

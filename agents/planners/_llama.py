@@ -1,16 +1,35 @@
-"""A ``llama_cpp.Llama`` whose sampler chain records each chosen token's log-probability
-under the grammar-constrained, temperature-1 distribution.
+"""A ``llama_cpp.Llama`` whose sampler chain records each sampled token's plain
+log-probability, and which counts the prompt tokens llama.cpp evaluates per call.
+
+Token evidence. ``recorded`` gets, for each sampled token other than the
+end-of-generation token, the model's plain log-softmax of that token: over the full
+vocabulary, at temperature 1, before penalties, grammar and any truncation (top-k,
+top-p, min-p). That is what Ollama returns as ``logprobs`` (its runner takes the
+log-softmax of the raw logits and sends none for the end-of-sequence token), so
+``ConfidenceEvidence.mean_token_logprob`` means the same on both backends. A token the
+grammar forces (a brace, a key) therefore scores what the unconstrained model gives it,
+often far below 0: the evidence measures how much the model itself expected the reply.
 
 The chain is the one ``Llama._init_sampler`` builds for ordinary sampling (penalties,
 grammar, top-k, typical, top-p, min-p, temperature, dist; or greedy at temperature 0)
-with two recording steps added: one right after the grammar, one at the very end. The
-pinned llama-cpp-python version (0.3.36) is what this mirrors; the embedded tests fail
-if a new version changes the chain.
+with two recording steps added: ``_record_raw`` first, while the candidate array still
+holds the raw logits of the whole vocabulary, and ``_record_chosen`` at the very end,
+which looks up the chosen token. The pinned llama-cpp-python version (0.3.36) is what
+this mirrors; the embedded tests fail if a new version changes the chain.
+
+Prefill. ``prefill_tokens`` counts the tokens ``eval`` decodes between
+:meth:`RecordingLlama.begin_call` and the first sampled token: the part of the prompt
+llama.cpp actually evaluated. ``Llama.generate`` (llama_cpp/llama.py, 0.3.36, "Check for
+kv cache prefix match") keeps the KV cache for the longest common token prefix of the
+new prompt and the tokens already in the context, trims the rest with
+``kv_cache_seq_rm`` and evaluates only the suffix (one token when the whole prompt is
+cached), so a prompt that repeats the previous call's costs about one token.
 """
 
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,12 +38,34 @@ from llama_cpp._internals import LlamaSampler
 
 
 class RecordingLlama(Llama):
-    """``Llama`` that appends one log-probability per sampled token to ``recorded``."""
+    """``Llama`` that appends one plain log-probability per sampled token to
+    ``recorded`` and counts the prompt tokens it evaluates in ``prefill_tokens``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.recorded: list[float] = []
-        self._allowed: tuple[Any, Any] | None = None
+        self.prefill_tokens = 0
+        self._prefilling = False
+        self._raw: tuple[Any, Any, float] | None = None
+        self._vocab = llama_cpp.llama_model_get_vocab(self.model)
+
+    def begin_call(self) -> None:
+        """Start recording one completion: empty ``recorded``, zero ``prefill_tokens``."""
+        self.recorded = []
+        self.prefill_tokens = 0
+        self._prefilling = True
+        self._raw = None
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        """Decode `tokens`; those decoded before the first sample count as prefill."""
+        if self._prefilling:
+            self.prefill_tokens += len(tokens)
+        super().eval(tokens)
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        """Sample the next token; from here on ``eval`` decodes sampled tokens."""
+        self._prefilling = False
+        return super().sample(*args, **kwargs)
 
     def _init_sampler(  # noqa: PLR0917 - mirrors the parent signature
         self,
@@ -63,6 +104,7 @@ class RecordingLlama(Llama):
                 grammar,
             )
         sampler: Any = LlamaSampler()  # type: ignore[no-untyped-call]
+        sampler.add_custom(self._record_raw)  # first: the raw logits, whole vocabulary
         sampler.add_penalties(
             n_vocab=self._n_vocab,
             penalty_last_n=self.last_n_tokens_size,
@@ -72,7 +114,6 @@ class RecordingLlama(Llama):
         )
         if grammar is not None:
             sampler.add_grammar(self._model, grammar)
-        sampler.add_custom(self._record_allowed)
         if temp == 0.0:
             sampler.add_greedy()
         else:
@@ -85,24 +126,31 @@ class RecordingLlama(Llama):
         sampler.add_custom(self._record_chosen)
         return sampler
 
-    def _record_allowed(self, cur_p: Any) -> None:
+    def _record_raw(self, cur_p: Any) -> None:
+        # The later steps rewrite the array in place (-inf from the grammar, sorting,
+        # truncation, temperature), so keep the shifted logits (one float32 copy of the
+        # vocabulary) and the log of the normaliser; the pick looks its token up in them.
         ids, logits = _view(cur_p)
-        finite = np.isfinite(logits)
-        allowed_ids, allowed = ids[finite], logits[finite].astype(np.float64)
-        top = allowed.max()
-        log_total = top + np.log(np.exp(allowed - top).sum())
-        self._allowed = (allowed_ids.copy(), allowed - log_total)
+        shifted = logits - logits.max()
+        log_norm = float(np.log(np.exp(shifted).sum(dtype=np.float64)))
+        self._raw = (ids.copy() if not _in_id_order(ids) else None, shifted, log_norm)
 
     def _record_chosen(self, cur_p: Any) -> None:
         array = cur_p.contents
-        if self._allowed is None or array.selected < 0:
+        raw, self._raw = self._raw, None
+        if raw is None or array.selected < 0:
             return
-        token = array.data[array.selected].id
-        ids, logprobs = self._allowed
-        where = np.flatnonzero(ids == token)
-        if where.size:
-            self.recorded.append(float(logprobs[where[0]]))
-        self._allowed = None
+        token = int(array.data[array.selected].id)
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            return  # Ollama sends no logprob for the end-of-sequence token either
+        ids, shifted, log_norm = raw
+        where = token if ids is None else int(np.flatnonzero(ids == token)[0])
+        self.recorded.append(float(shifted[where]) - log_norm)
+
+
+def _in_id_order(ids: Any) -> bool:
+    """Whether row i holds token i (what ``llama_sampler_sample`` builds)."""
+    return bool(ids.size and ids[0] == 0 and ids[-1] == ids.size - 1 and np.all(np.diff(ids) == 1))
 
 
 def _view(cur_p: Any) -> tuple[Any, Any]:

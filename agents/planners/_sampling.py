@@ -56,9 +56,10 @@ async def sample_plan(planner: ModelPlanner, observation: Observation) -> PlanRe
             evidence=NOTHING_TO_CHOOSE,
             prompt_digest=prompt_digest(messages, schema),
         )
-    samples = await asyncio.gather(
-        *(_sample(planner, messages, schema, observation.tasks) for _ in range(planner.samples))
-    )
+    async with planner.decision():  # embedded: one locked run, one prefill
+        samples = await asyncio.gather(
+            *(_sample(planner, messages, schema, observation.tasks) for _ in range(planner.samples))
+        )
     completions = [c for sample in samples for c in sample.completions]
     chosen, evidence = _vote(samples)
     return PlanResult(
@@ -70,7 +71,15 @@ async def sample_plan(planner: ModelPlanner, observation: Observation) -> PlanRe
         model_calls=len(completions),
         prompt_tokens=sum(c.prompt_tokens for c in completions),
         completion_tokens=sum(c.completion_tokens for c in completions),
+        prefill_tokens=_prefill(completions),
     )
+
+
+def _prefill(completions: list[Completion]) -> int | None:
+    counts = [c.prefill_tokens for c in completions]
+    if not counts or None in counts:
+        return None
+    return sum(c for c in counts if c is not None)
 
 
 async def _sample(

@@ -7,6 +7,7 @@ here.
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import Any
 
 from agents.planners._sampling import sample_plan
@@ -69,6 +70,11 @@ class ModelPlanner(Planner):
     async def plan(self, observation: Observation) -> PlanResult:
         """Sample k replies, repair each once if needed, and pick the majority plan."""
         return await sample_plan(self, observation)
+
+    def decision(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Entered around all the calls of one decision (k samples and their repairs);
+        a backend that can serve them as one run overrides it. Default: nothing."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     async def complete(self, messages: list[ChatMessage], schema: dict[str, Any]) -> Completion:

@@ -37,8 +37,18 @@ sends none) and none for thinking. ``completion_tokens`` likewise leaves the
 end-of-sequence token out, as llama.cpp's usage does on the embedded backend, although
 Ollama's ``eval_count`` includes it. Because the grammar is not taken into account, a
 token the grammar forces (a brace, a key) scores what the unconstrained model would have
-given it, often far below 0; the embedded backend today records the log-probability
-renormalised over the tokens the grammar allows instead (forced tokens score 0).
+given it, often far below 0. The embedded backend records the same quantity
+(``agents/planners/_llama.py``), so the evidence means the same on both.
+
+One request per sample: Ollama's chat API has no way to ask for k replies at once. Its
+runner keeps each slot's KV cache and reuses the longest common prefix of the next
+prompt (v0.24.0 runner/ollamarunner/cache.go LoadCacheSlot), so with the default one
+request at a time the k samples of a decision pay about one prefill there too; but
+``Completion.prefill_tokens`` stays None, because the response cannot say:
+``prompt_eval_count`` is the whole prompt, cached or not (v0.24.0 runner/ollamarunner/
+runner.go: ``numPromptInputs`` is ``len(inputs)`` taken in NewSequence, before
+LoadCacheSlot drops the cached inputs; at v0.33.0-rc2 llm/llama_server.go
+``promptEvalCount`` is llama-server's ``cache_n + prompt_n``).
 """
 
 from __future__ import annotations
@@ -291,8 +301,10 @@ class _Reply:
         return Completion(
             text="".join(self.text),
             token_logprobs=tuple(self.logprobs) or None,
+            # cached tokens included, so it is no prefill count (module docstring)
             prompt_tokens=int(self.final.get("prompt_eval_count") or 0),
             completion_tokens=evaluated - eos,
+            prefill_tokens=None,
         )
 
 

@@ -103,6 +103,11 @@ class PlanResult(_Model):
     model_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    prefill_tokens: int | None = Field(
+        default=None,
+        description="Prompt tokens the backend evaluated over all calls (cached prefixes "
+        "not counted); None unless every call's Completion said.",
+    )
 
 
 class Completion(_Model):
@@ -114,6 +119,12 @@ class Completion(_Model):
     )
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    prefill_tokens: int | None = Field(
+        default=None,
+        description="Of prompt_tokens, how many the backend evaluated rather than found in "
+        "its cache; None when the backend cannot say (Ollama's prompt_eval_count includes "
+        "cached tokens).",
+    )
 
 
 ChatMessage = dict[str, str]

@@ -4,15 +4,19 @@ same model. Slow: each reply takes seconds on two cores."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+from typing import Any
 
 import pytest
 
 from agents.plan import parse_plan, plan_schema
 from agents.planners import build_planner
+from agents.planners._prompt import build_messages
 from agents.planners.embedded import EmbeddedPlanner
 from agents.planners.ollama import OllamaPlanner
+from agents.planners.types import Completion, PlanResult
 from config.errors import PlannerError
 from config.models import Deployment
 from tests.agents._ollama_server import MODEL, OllamaStandIn
@@ -53,10 +57,11 @@ def test_engine_records_one_logprob_per_sampled_token(model_engine):
     assert json.loads(completion.text)["pay"] in {"yes", "no"}
     logprobs = completion.token_logprobs
     assert logprobs is not None
-    # llama.cpp does not count the end-of-text token as a completion token; we record it
-    assert len(logprobs) == completion.completion_tokens + 1
+    # Like Ollama: one value per completion token, none for the end-of-text token
+    assert len(logprobs) == completion.completion_tokens
     assert all(value <= 0 for value in logprobs)
-    assert sum(logprobs) / len(logprobs) > -3  # grammar-renormalised: not the raw -12s
+    # Plain log-softmax, before the grammar: the forced opening brace is no log 1 = 0
+    assert logprobs[0] < -1
 
 
 async def test_embedded_planner_plans_through_the_grammar(model_engine):
@@ -162,3 +167,101 @@ async def test_an_unreachable_ollama_is_a_clear_planner_error():
         await planner.check()
     with pytest.raises(PlannerError, match="is unreachable"):
         await planner.plan(make_observation())
+
+
+def spy_on(planner: EmbeddedPlanner) -> list[Completion]:
+    """The completions `planner` returns from now on, in the order they are made."""
+    seen: list[Completion] = []
+    complete = planner.complete
+
+    async def recording(messages, schema):
+        completion = await complete(messages, schema)
+        seen.append(completion)
+        return completion
+
+    planner.complete = recording  # type: ignore[method-assign]
+    return seen
+
+
+def assert_one_prefill(result: PlanResult, seen: list[Completion], samples: int) -> None:
+    """The decision's prompt was evaluated once: by its first call, and every later call
+    of the decision evaluated at most what it adds to that prompt (one token for a
+    sample of the same prompt, the reply and errors for a repair)."""
+    assert result.model_calls == len(seen) >= samples
+    first = seen[0]
+    assert first.prefill_tokens is not None
+    # at most all of it (another decision's call may have left a common prefix cached)
+    assert 0 < first.prefill_tokens <= first.prompt_tokens
+    prompt = first.prompt_tokens
+    for later in seen[1:]:
+        assert later.prefill_tokens is not None
+        assert later.prefill_tokens <= later.prompt_tokens - prompt + 1, seen
+    firsts = [c for c in seen if c.prompt_tokens == prompt]
+    assert len(firsts) == samples  # every sample asks the same prompt first
+    assert sum(c.prefill_tokens or 0 for c in firsts) < 1.2 * prompt
+    assert result.prefill_tokens == sum(c.prefill_tokens or 0 for c in seen)
+
+
+async def test_a_decision_evaluates_its_prompt_once(model_engine):
+    deployment = with_planner(
+        {"kind": "embedded", "samples": 2, "temperature": 0.0, "max_tokens": 384}
+    )
+    planner = build_planner(deployment, "alice")
+    assert isinstance(planner, EmbeddedPlanner)
+    model_engine.llama.reset()  # nothing of the prompt in the cache
+    seen = spy_on(planner)
+    result = await planner.plan(make_observation())
+    assert_one_prefill(result, seen, samples=2)
+    prompt = seen[0].prompt_tokens
+    assert seen[0].prefill_tokens == prompt  # after the reset: the whole prompt
+    assert result.prefill_tokens is not None
+    print(
+        f"prompt {prompt} tokens; decision of {result.model_calls} calls prefilled "
+        f"{result.prefill_tokens} ({result.prompt_tokens} sent)"
+    )
+
+
+async def test_concurrent_decisions_do_not_evict_each_others_prompt(model_engine):
+    deployment = with_planner(
+        {"kind": "embedded", "samples": 2, "temperature": 0.0, "max_tokens": 16}
+    )
+    planners = [build_planner(deployment, "alice") for _ in range(2)]
+    assert all(isinstance(p, EmbeddedPlanner) for p in planners)
+    model_engine.llama.reset()
+    spies = [spy_on(p) for p in planners]  # type: ignore[arg-type]
+    observations = [
+        make_observation(),
+        make_observation(mandate="Pay bob 7 USDC on arb when the invoice arrives."),
+    ]
+    results = await asyncio.gather(
+        *(p.plan(o) for p, o in zip(planners, observations, strict=True))
+    )
+    for result, seen in zip(results, spies, strict=True):
+        assert_one_prefill(result, seen, samples=2)
+
+
+def test_without_a_shared_prefix_the_prompt_is_evaluated_again(model_engine):
+    # Negative control for the two tests above: the count is of evaluated tokens, so it
+    # rises when the cache does not hold the prompt (another agent's call in between,
+    # or a reset), and is about one token when it does.
+    deployment = with_planner({"kind": "embedded"})
+    messages = build_messages(deployment, make_observation())
+    schema = plan_schema(deployment, "alice")
+
+    def ask(prompt: list[dict[str, str]], shape: dict[str, Any] = schema) -> Completion:
+        reply: Completion = model_engine.chat(prompt, shape, temperature=0.0, max_tokens=16, seed=1)
+        return reply
+
+    first = ask(messages)
+    again = ask(messages)
+    assert again.prefill_tokens == 1  # the whole prompt was cached: one token replayed
+    ask(QUESTION, TINY)  # another agent's call slips in between
+    evicted = ask(messages)
+    assert evicted.prompt_tokens == first.prompt_tokens
+    assert evicted.prefill_tokens is not None
+    assert evicted.prefill_tokens > 0.9 * first.prompt_tokens
+    model_engine.llama.reset()
+    assert ask(messages).prefill_tokens == first.prompt_tokens
+    # Reusing the cache changes nothing of the reply or its evidence
+    assert again.text == first.text == evicted.text
+    assert again.token_logprobs == first.token_logprobs
