@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from agents.actions.pay_invoice import affordable
 from agents.plan import (
     NOTHING_TO_CHOOSE,
     InvalidPlan,
@@ -48,7 +49,10 @@ class _Sample:
 
 async def sample_plan(planner: ModelPlanner, observation: Observation) -> PlanResult:
     """The majority plan of `planner.samples` replies, with evidence."""
-    schema = plan_schema(planner.deployment, planner.agent_name, observation.tasks)
+    # The invoices the model may pick: those the agent's balances can pay now.
+    balances = {(b.chain, b.asset): b.amount for b in observation.balances}
+    offered = affordable(observation.tasks, balances)
+    schema = plan_schema(planner.deployment, planner.agent_name, offered)
     messages = build_messages(planner.deployment, observation)
     if not admits_actions(schema):
         return PlanResult(
@@ -58,7 +62,7 @@ async def sample_plan(planner: ModelPlanner, observation: Observation) -> PlanRe
         )
     async with planner.decision():  # embedded: one locked run, one prefill
         samples = await asyncio.gather(
-            *(_sample(planner, messages, schema, observation.tasks) for _ in range(planner.samples))
+            *(_sample(planner, messages, schema, offered) for _ in range(planner.samples))
         )
     completions = [c for sample in samples for c in sample.completions]
     chosen, evidence = _vote(samples)

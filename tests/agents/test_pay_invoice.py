@@ -21,7 +21,7 @@ from agents.audit import verify as verify_audit
 from agents.plan import InvalidPlan, plan_schema, validate_plan
 from agents.planners._prompt import build_messages
 from agents.planners.base import ModelPlanner
-from agents.planners.types import ChatMessage, Completion
+from agents.planners.types import Balance, ChatMessage, Completion
 from agents.tasks import Task
 from config.loader import load_deployment
 from config.models import Deployment
@@ -242,4 +242,16 @@ async def test_with_nothing_to_choose_no_model_is_asked_and_the_breaker_is_not_f
     assert result.evidence.score == 1
     # Negative control: with an invoice to choose, the model is asked (k samples).
     await model.plan(make_observation(tasks=(invoice("inv-1"),)))
+    assert model.calls == 2
+
+
+async def test_an_invoice_the_balance_cannot_cover_is_not_offered() -> None:
+    model = CountingModel(narrowed(["pay_invoice"]))
+    short = (Balance(chain="arb", asset="ETH", amount=Decimal("0.01")),)
+    result = await model.plan(make_observation(balances=short, tasks=(invoice("inv-1"),)))
+    assert model.calls == 0
+    assert result.plan.actions == ()
+    # Negative control: enough ETH, and the same invoice is offered to the model.
+    enough = (Balance(chain="arb", asset="ETH", amount=Decimal("0.05")),)
+    await model.plan(make_observation(balances=enough, tasks=(invoice("inv-1"),)))
     assert model.calls == 2
