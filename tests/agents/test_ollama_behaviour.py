@@ -290,7 +290,10 @@ async def test_logprobs_are_plain_log_softmax_without_the_eos(served, model_engi
     assert embedded.text == completion.text
     assert embedded.token_logprobs is not None
     assert len(embedded.token_logprobs) == len(logprobs)
-    assert logprobs == pytest.approx(embedded.token_logprobs, abs=1e-4)
+    # Within float rounding only: llama.cpp's sums depend on how the prompt was split
+    # into batches (a cached prefix or not), which moved one token by 0.05 on CI. A
+    # grammar-renormalised value would differ by more than 1 on a forced token (below).
+    assert logprobs == pytest.approx(embedded.token_logprobs, abs=0.2)
     assert min(logprobs) < -1  # a token the grammar forces: plain, not renormalised
 
 

@@ -262,6 +262,12 @@ def test_without_a_shared_prefix_the_prompt_is_evaluated_again(model_engine):
     assert evicted.prefill_tokens > 0.9 * first.prompt_tokens
     model_engine.llama.reset()
     assert ask(messages).prefill_tokens == first.prompt_tokens
-    # Reusing the cache changes nothing of the reply or its evidence
+    # Reusing the cache changes nothing of the (greedy) reply, and its evidence only by
+    # float rounding: llama.cpp's sums depend on how the tokens were split into batches
+    # (CI measured -13.4832 against -13.4288 for one token), so compare within 0.2.
     assert again.text == first.text == evicted.text
-    assert again.token_logprobs == first.token_logprobs
+    assert again.token_logprobs is not None
+    assert first.token_logprobs is not None
+    assert len(again.token_logprobs) == len(first.token_logprobs)
+    pairs = zip(again.token_logprobs, first.token_logprobs, strict=True)
+    assert all(abs(reused - fresh) < 0.2 for reused, fresh in pairs)
