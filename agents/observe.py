@@ -113,7 +113,7 @@ class Observer:
         reads = await asyncio.gather(
             *(source.read() for source in self.sources), return_exceptions=True
         )
-        tasks: list[Task] = []
+        tasks: dict[str, Task] = {}  # by id, in the order the sources gave them
         problems: list[str] = []
         for read in reads:
             if isinstance(read, SourceError):
@@ -126,16 +126,16 @@ class Observer:
                 for task in read.tasks:
                     if task.reference in self.settled:
                         continue
-                    if any(seen.id == task.id for seen in tasks):
+                    if task.id in tasks:
                         # A plan names a task by id: two with one id are ambiguous.
                         problems.append(
                             f"source {task.source}: task {task.id} left out: another "
                             "source already gave a task with that id"
                         )
                     else:
-                        tasks.append(task)
+                        tasks[task.id] = task
         now = datetime.now(UTC)
-        return tuple(tasks), [Outcome(at=now, summary=p[:300], ok=False) for p in problems]
+        return tuple(tasks.values()), [Outcome(at=now, summary=p[:300], ok=False) for p in problems]
 
     async def _cached_balance(self, asset: Asset) -> Balance | None:
         key = (asset.chain, asset.symbol)
