@@ -21,6 +21,7 @@ from agents.payments import PaymentExecutor
 from agents.plan import Action, Plan, failed_evidence
 from agents.planners.base import Planner
 from agents.planners.types import Observation, PendingApproval, PlanResult
+from agents.screen import screened
 from config.canonical import sha256_hex
 from config.errors import PlannerError
 from config.models import AgentConfig
@@ -91,6 +92,8 @@ class Agent:
         observation = await self.observer.observe(self.pending(self.name))
         if self.extras is not None:  # open swaps and offers from other agents
             observation = self.extras(observation)
+        # Tasks the balance or a policy rules out are kept from the model (and recorded).
+        observation = screened(observation, self.executor.engine.screen)
         self.last_observation = observation
         try:
             result = await self.planner.plan(observation)
@@ -165,6 +168,7 @@ def audit_entry(
         "observation_digest": sha256_hex(observation.model_dump(mode="json")),
         "prompt_digest": result.prompt_digest,
         "raw_outputs": list(result.raw_outputs),
+        "set_aside": [item.model_dump(mode="json") for item in observation.set_aside],
         "plan": result.plan.model_dump(mode="json"),
         "evidence": result.evidence.model_dump(mode="json"),
         "planner_errors": list(result.errors),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from agents.actions import pay_many, swap
@@ -28,8 +28,9 @@ from agents.actions.base import Leg as PlannedLeg
 from agents.actions.pay_many import PayMany
 from agents.actions.swap import Swap
 from agents.gate import authorize_lock, authorize_settlement, escrow_signer
-from agents.planners.types import Message, Observation, OpenSwap
+from agents.planners.types import Observation, OpenSwap
 from agents.resolver import Resolver
+from agents.tasks import OfferLeg, Task
 from chains.atomic import Coordinator, Counterparty, Leg, Payment, PlanRecord, SwapSide
 from chains.atomic.base import Purpose
 from chains.atomic.swap import accept_offer, make_offer, offer_of, on_acceptance
@@ -46,6 +47,9 @@ from wallets.authorization import Authorization
 from wallets.operator import OperatorWallets
 
 log = logging.getLogger(__name__)
+
+DESK_SOURCE = "desk"
+"""The source name of the offers other agents of this daemon make (their tasks' `source`)."""
 
 Remember = Callable[[str, str, bool], None]
 """(agent, summary, ok): tell an agent's observer how one of its plans ended."""
@@ -88,9 +92,13 @@ class AtomicDesk:
         """`agent`'s escrow strategy for :class:`~agents.agent.Agent`."""
 
         async def run(
-            action: PlanModel, plan_id: str, evidence: ConfidenceEvidence
+            action: PlanModel,
+            plan_id: str,
+            evidence: ConfidenceEvidence,
+            *,
+            task: str | None = None,
         ) -> ActionResult:
-            return await self.handle(agent, action, plan_id, evidence)
+            return await self.handle(agent, action, plan_id, evidence, task=task)
 
         return run
 
@@ -100,19 +108,25 @@ class AtomicDesk:
         return observation.model_copy(
             update={
                 "open_swaps": self.open_swaps(agent),
-                "messages": observation.messages + self.offers_to(agent),
+                "tasks": observation.tasks + self.offers_to(agent),
             }
         )
 
     async def handle(
-        self, agent: str, action: PlanModel, plan_id: str, evidence: ConfidenceEvidence
+        self,
+        agent: str,
+        action: PlanModel,
+        plan_id: str,
+        evidence: ConfidenceEvidence,
+        *,
+        task: str | None = None,
     ) -> ActionResult:
         """Start `action` (a swap or a pay_many) for `agent`; its plan then runs in the
-        background."""
+        background. `task` is the offer a swap accepts, if it accepts one."""
         try:
             async with self._sweeping:  # never while a sweep drives the same plans
                 if isinstance(action, Swap):
-                    return await self._swap(agent, action, plan_id, evidence)
+                    return await self._swap(agent, action, plan_id, evidence, task)
                 if isinstance(action, PayMany):
                     return await self._pay_many(agent, action, plan_id, evidence)
         except CovenantError as exc:
@@ -133,10 +147,15 @@ class AtomicDesk:
         return self._begun(agent, plan_id, f"paying {len(payments)} legs all-or-nothing")
 
     async def _swap(
-        self, agent: str, action: Swap, plan_id: str, evidence: ConfidenceEvidence
+        self,
+        agent: str,
+        action: Swap,
+        plan_id: str,
+        evidence: ConfidenceEvidence,
+        task: str | None = None,
     ) -> ActionResult:
         counterparty = self._counterparty_agent(action.counterparty)
-        give = swap.propose(action, evidence, self.resolver)
+        give = replace(swap.propose(action, evidence, self.resolver), task=task)
         take = self._side(action.take)
         offer = self._matching_offer(counterparty, agent, give, take)
         if offer is not None:
@@ -328,15 +347,21 @@ class AtomicDesk:
             state=plan.state,
         )
 
-    def offers_to(self, agent: str) -> tuple[Message, ...]:
-        """Open offers to `agent`, as untrusted messages for its observation."""
-        messages = []
-        for offer in self._offers:
-            if offer.taker == agent:
-                gives, takes = self._describe(offer.give), self._describe(offer.take)
-                text = f"Swap offer {offer.plan_id}: I give {gives}, you give {takes}."
-                messages.append(Message(sender=self._book_name(offer.maker), text=text))
-        return tuple(messages)
+    def offers_to(self, agent: str) -> tuple[Task, ...]:
+        """Open offers to `agent`, as offer tasks it may accept by id (its side: it gives
+        what the maker takes). A task is untrusted data like any other."""
+        return tuple(
+            Task(
+                id=offer.plan_id,
+                kind="offer",
+                source=DESK_SOURCE,
+                payee=self._book_name(offer.maker),
+                give=self._leg_of(offer.take),
+                take=self._leg_of(offer.give),
+            )
+            for offer in self._offers
+            if offer.taker == agent
+        )
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -376,9 +401,9 @@ class AtomicDesk:
                 return asset.symbol, asset.decimals
         raise AtomicityError(f"chain {chain!r} has no native asset in the deployment")
 
-    def _describe(self, side: tuple[str, int]) -> str:
+    def _leg_of(self, side: tuple[str, int]) -> OfferLeg:
         symbol, decimals = self._native(side[0])
-        return f"{Decimal(side[1]).scaleb(-decimals)} {symbol} on {side[0]}"
+        return OfferLeg(chain=side[0], asset=symbol, amount=Decimal(side[1]).scaleb(-decimals))
 
     def _observed(self, leg: Leg) -> PlannedLeg:
         symbol, decimals = self._native(leg.chain)

@@ -27,6 +27,23 @@ planner yet: the Allowlist already judges them (by selector and by program), and
 action kind that calls a contract or program proposes them, so they stay
 (``tests/agents/test_action_kinds.py`` checks the registry and this list agree)."""
 
+
+class Intent(BaseModel):
+    """What a planned action would do, before any transaction is built: what
+    :meth:`~policies.base.Policy.screen` judges, so a task no policy could allow is set
+    aside before the model is asked to choose (``agents/screen.py``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent: Name
+    kind: ActionKind
+    chain: Name
+    asset: str = Field(pattern=r"^[A-Z][A-Z0-9.]{0,15}$")
+    amount: NonNegativeAmount
+    recipient: Name
+    task: str | None = Field(default=None, description="The task it would settle, `source/id`.")
+
+
 _ONE = Decimal(1)
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from config.models import AgentConfig, Deployment
 from config.types import Name, NonNegativeAmount, PositiveAmount
-from policies.actions import ConfidenceEvidence, ProposedAction
+from policies.actions import ConfidenceEvidence, Intent, ProposedAction
 
 if TYPE_CHECKING:
     from policies._store import PolicyStore
@@ -243,6 +243,13 @@ class Policy(ABC):
     @abstractmethod
     async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
         """Allow, deny (with a reason) or ask for approval of `action`."""
+
+    def screen(self, intent: Intent, ctx: PolicyContext) -> str | None:
+        """Why this policy would deny any action doing `intent` now, or None if it might
+        allow one. It reads and changes nothing: it only spares the model choices that
+        can only be refused, and :meth:`evaluate` still judges whatever is planned. So
+        answer only what is certain from the intent alone (None by default)."""
+        return None
 
     async def on_plan(self, ctx: PolicyContext) -> None:
         """A plan was made (possibly with no actions); `ctx.evidence` is its confidence."""

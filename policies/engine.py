@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 from config.errors import PolicyViolation, StoreError
 from config.models import Deployment
 from policies._store import PolicyStore, WriteSet
-from policies.actions import ConfidenceEvidence, ProposedAction
+from policies.actions import ConfidenceEvidence, Intent, ProposedAction
 from policies.approvals import ApprovalRequest, Approvals
 from policies.base import (
     ALLOW,
@@ -288,6 +288,21 @@ class PolicyEngine:
                 return await self._authorize(pending, writes, approved)
             await self._decline(pending, writes)
             return outcome
+
+    def screen(self, intent: Intent) -> str | None:
+        """Why `intent` would be denied whatever transaction carried it ("Policy: reason"),
+        or None if the agent's policies might allow it. Nothing is reserved or recorded."""
+        self._poll_control()
+        ctx = self.context(intent.agent, plan_id="screen", evidence=None)
+        for policy in self._stacks[intent.agent].policies:
+            try:
+                reason = policy.screen(intent, ctx)
+            except Exception:  # a policy that cannot screen has no opinion; evaluate judges
+                logger.exception("policy %s could not screen %s", policy.name, intent)
+                continue
+            if reason is not None:
+                return f"{policy.name}: {reason}"
+        return None
 
     def authorize_settlement(self, agent: str, plan_id: str, digest: bytes) -> Authorization:
         """Authorize a claim or refund of escrow plan `plan_id` (the transaction with

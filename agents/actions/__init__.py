@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.actions import pay_invoice, pay_many, swap, transfer
+from agents.actions import accept_offer, pay_invoice, pay_many, swap, transfer
 from agents.actions.base import Kind, PlanModel
 from config.models import Deployment
 
@@ -21,6 +21,7 @@ KINDS: dict[str, Kind[Any]] = {
         swap.KIND,
         pay_many.KIND,
         pay_invoice.KIND,
+        accept_offer.KIND,
     )
 }
 

@@ -13,11 +13,11 @@ an address.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -314,6 +314,8 @@ class EscrowLock:
     counterparty: str
     address: str
     evidence: ConfidenceEvidence
+    task: str | None = None
+    """The task it settles (an accepted offer, `source/id`), for DuplicateGuard."""
 
     def propose(self, agent: str, plan_id: str, digest: bytes) -> ProposedAction:
         """The action the policies judge for the lock transaction with `digest`."""
@@ -328,6 +330,7 @@ class EscrowLock:
             recipient=self.counterparty,
             recipient_address=self.address,
             digest=digest,
+            task=self.task,
         )
 
 
@@ -349,8 +352,19 @@ def plan_lock(
 
 # -- the kind interface ---------------------------------------------------------------------
 
-EscrowHandler = Callable[[PlanModel, str, ConfidenceEvidence], Awaitable[ActionResult]]
-"""Runs an all-or-nothing action through the HTLC coordinator (``AtomicDesk.handler``)."""
+
+class EscrowHandler(Protocol):
+    """Runs an all-or-nothing action through the HTLC coordinator (``AtomicDesk.handler``);
+    `task` is the task it settles (an accepted offer), if any."""
+
+    def __call__(
+        self,
+        action: PlanModel,
+        plan_id: str,
+        evidence: ConfidenceEvidence,
+        *,
+        task: str | None = None,
+    ) -> Awaitable[ActionResult]: ...
 
 
 @dataclass(frozen=True)
@@ -364,16 +378,22 @@ class Executors:
 
 
 async def through_escrow(
-    action: PlanModel, plan_id: str, evidence: ConfidenceEvidence, executors: Executors
+    action: PlanModel,
+    plan_id: str,
+    evidence: ConfidenceEvidence,
+    executors: Executors,
+    *,
+    task: str | None = None,
 ) -> ActionResult:
-    """The escrow strategy: the coordinator runs `action` all-or-nothing."""
+    """The escrow strategy: the coordinator runs `action` all-or-nothing; the lock it
+    gives names `task` (the task it settles) to the policies."""
     if executors.escrow is None:
         kind = getattr(action, "kind", type(action).__name__)
         return ActionResult(
             "error",
             f"{kind} needs the cross-chain coordinator, which this runtime was started without",
         )
-    return await executors.escrow(action, plan_id, evidence)
+    return await executors.escrow(action, plan_id, evidence, task=task)
 
 
 ModelT = TypeVar("ModelT", bound=PlanModel)

@@ -12,8 +12,6 @@ the task it settles (``ProposedAction.task``), which DuplicateGuard pays once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any, Literal
 
 from agents.actions.base import (
@@ -64,21 +62,6 @@ def why_unpayable(task: Task, names: AgentNames) -> str | None:
     checker = PlanChecker(names)
     checker.payment(f"invoice {task.id}", payment)
     return "; ".join(checker.problems) or None
-
-
-def affordable(
-    tasks: Sequence[Task], balances: Mapping[tuple[str, str], Decimal]
-) -> tuple[Task, ...]:
-    """`tasks` without the invoices the agent's balance (chain, asset) cannot cover now,
-    so the model is not offered a payment the chain would refuse. An asset whose balance
-    is unknown (unreadable this tick) keeps its invoices: the chain still decides."""
-    kept = []
-    for task in tasks:
-        held = balances.get((task.chain or "", task.asset or ""))
-        if task.amount is not None and held is not None and held < task.amount:
-            continue
-        kept.append(task)
-    return tuple(kept)
 
 
 class PayInvoiceKind(Kind[PayInvoice]):

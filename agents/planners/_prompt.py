@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
+from decimal import Decimal
 from typing import Any
 
 from agents.actions import KINDS
@@ -23,7 +24,7 @@ from agents.actions.base import (
     allowed_counterparties,
 )
 from agents.planners.types import Balance, ChatMessage, Observation, Outcome
-from agents.tasks import Task
+from agents.tasks import OfferLeg, Task
 from config.models import Deployment
 from config.types import plain_amount
 
@@ -155,6 +156,8 @@ def _outcome(outcome: Outcome) -> str:
 
 
 def _task(task: Task) -> str:
+    if task.give is not None and task.take is not None:
+        return _offer(task, task.give, task.take)
     what = " ".join(
         part
         for part in (
@@ -169,3 +172,20 @@ def _task(task: Task) -> str:
     if task.memo is not None:
         text += " memo " + data_block(f"{task.kind} memo", task.memo, limit=120)
     return text
+
+
+def _offer(task: Task, give: OfferLeg, take: OfferLeg) -> str:
+    # The rate is Covenant's arithmetic on the offer's numbers: small models misjudge a
+    # price from two amounts, and a mandate's floor is usually written as a rate.
+    rate = (take.amount / give.amount).quantize(Decimal("0.0001"))
+    text = (
+        f"offer {task.id} from {task.payee}: you give {_leg_text(give)}, you get "
+        f"{_leg_text(take)} (rate {plain_amount(rate)} {take.asset} per {give.asset})"
+    )
+    if task.memo is not None:
+        text += " memo " + data_block("offer memo", task.memo, limit=120)
+    return text
+
+
+def _leg_text(leg: OfferLeg) -> str:
+    return f"{plain_amount(leg.amount)} {leg.asset} on {leg.chain}"

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from agents.actions.pay_invoice import affordable
 from agents.plan import (
     NOTHING_TO_CHOOSE,
     InvalidPlan,
@@ -49,9 +48,8 @@ class _Sample:
 
 async def sample_plan(planner: ModelPlanner, observation: Observation) -> PlanResult:
     """The majority plan of `planner.samples` replies, with evidence."""
-    # The invoices the model may pick: those the agent's balances can pay now.
-    balances = {(b.chain, b.asset): b.amount for b in observation.balances}
-    offered = affordable(observation.tasks, balances)
+    # The tasks the agent cannot act on now were set aside before (agents/screen.py).
+    offered = observation.tasks
     schema = plan_schema(planner.deployment, planner.agent_name, offered)
     messages = build_messages(planner.deployment, observation)
     if not admits_actions(schema):

@@ -75,6 +75,13 @@ class Message(_Model):
     text: Untrusted
 
 
+class SetAside(_Model):
+    """A task the agent cannot act on now, left out of what the planner sees, and why."""
+
+    task: str = Field(description="`source/id`.")
+    reason: str = Field(max_length=300, description="Written by Covenant.")
+
+
 class Observation(_Model):
     """Everything a planner may know at one tick."""
 
@@ -88,6 +95,9 @@ class Observation(_Model):
     recent_outcomes: tuple[Outcome, ...] = ()
     messages: tuple[Message, ...] = ()
     tasks: tuple[Task, ...] = ()
+    set_aside: tuple[SetAside, ...] = Field(
+        default=(), description="Tasks kept from the planner (agents/screen.py); not prompted."
+    )
 
 
 class PlanResult(_Model):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from config.models import AgentConfig, Deployment
 from config.types import Name
-from policies.actions import ProposedAction
+from policies.actions import Intent, ProposedAction
 from policies.base import ALLOW, AddressResolver, Decision, Deny, Policy, PolicyContext, PolicyEnv
 
 Selector = Annotated[str, Field(pattern=r"^0x[0-9a-f]{8}$")]
@@ -89,6 +89,12 @@ class Allowlist(Policy):
                 f"of {action.recipient!r} on {action.chain} ({expected}); refusing a lookalike"
             )
         return ALLOW
+
+    def screen(self, intent: Intent, ctx: PolicyContext) -> str | None:
+        """A recipient not listed is denied whatever its address."""
+        if intent.kind in ("transfer", "swap_leg") and intent.recipient not in self._recipients:
+            return f"recipient {intent.recipient!r} is not in the allowlist (default deny)"
+        return None
 
     def _listed(self, action: ProposedAction) -> Deny | None:
         name = action.recipient

@@ -5,10 +5,11 @@ tick; each has a new nonce, so a new digest, and rate and spend limits only boun
 often it gets paid. This policy compares what an action *does* (kind, chain, asset,
 amount in base units, recipient name and address, function selector) with what it
 authorized for the agent within `within`, and denies a repeat. An action that settles a
-task (a ``pay_invoice``: ``ProposedAction.task``) is compared by the task alone, so an
-invoice is paid once even if its amount is edited, and two invoices of one amount are
-both paid; it is remembered by what it does as well, so a plain transfer repeating it
-is still a duplicate. An authorized action that then failed or was never sent does not count, so
+task (a ``pay_invoice`` or an ``accept_offer``: ``ProposedAction.task``) is compared by
+the task alone, whatever its kind: an invoice is paid once even if its amount is edited,
+two invoices of one amount are both paid, and an offer is accepted once. It is
+remembered by what it does as well, so a plain transfer repeating it is still a
+duplicate. An authorized action that then failed or was never sent does not count, so
 a retry goes through.
 
 Its rows (one per authorized action of the guarded kinds and intent) are written with the
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from config.types import Duration
 from policies._store import from_us, new_id, to_us
 from policies._tables import authorized_intents
-from policies.actions import ActionKind, ProposedAction
+from policies.actions import ActionKind, Intent, ProposedAction
 from policies.base import ALLOW, Decision, Deny, Policy, PolicyContext, PolicyEnv, as_timedelta
 
 _INSERT = authorized_intents.insert()
@@ -90,9 +91,11 @@ class DuplicateGuard(Policy):
 
     async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
         """Deny a repeat; otherwise remember this one (kept only if it is authorized)."""
-        if action.kind not in self._kinds:
+        if action.kind not in self._kinds and action.task is None:
             return ALLOW
         judged, *also = intents_of(action)
+        if action.kind not in self._kinds:
+            also = []  # a task of an unguarded kind: only the task is remembered
         now = ctx.clock.now()
         earlier = self._live(judged, now)
         if earlier:
@@ -120,6 +123,15 @@ class DuplicateGuard(Policy):
                 }
                 self._env.persist(_INSERT, row)
         return ALLOW
+
+    def screen(self, intent: Intent, ctx: PolicyContext) -> str | None:
+        """A task already settled (authorized, and not failed) within the window."""
+        if intent.task is None:
+            return None
+        earlier = self._live(task_intent(intent.task), ctx.clock.now())
+        if not earlier:
+            return None
+        return f"{intent.task} was settled at {earlier[0][0].isoformat()} (duplicate)"
 
     async def on_declined(self, action: ProposedAction, ctx: PolicyContext) -> None:
         """Another policy refused it: it was never authorized, so forget it."""
@@ -171,7 +183,12 @@ def intents_of(action: ProposedAction) -> list[str]:
     what = intent_of(action)
     if action.task is None:
         return [what]
-    return [hashlib.sha256(f"task\x00{action.task}".encode()).hexdigest(), what]
+    return [task_intent(action.task), what]
+
+
+def task_intent(task: str) -> str:
+    """The hash a task (`source/id`) is remembered under."""
+    return hashlib.sha256(f"task\x00{task}".encode()).hexdigest()
 
 
 def intent_of(action: ProposedAction) -> str:

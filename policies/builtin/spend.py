@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from config.models import AgentConfig, Deployment
 from config.types import Duration, PositiveAmount
-from policies.actions import ProposedAction
+from policies.actions import Intent, ProposedAction
 from policies.base import ALLOW, Decision, Deny, Policy, PolicyContext, PolicyEnv, as_timedelta
 
 _DAY = timedelta(days=1)
@@ -123,7 +123,15 @@ class SpendLimit(Policy):
         reason = self._per_transaction(action, usd) or self._rolling(action, usd, ctx)
         return ALLOW if reason is None else Deny(reason=reason)
 
-    def _unlisted(self, action: ProposedAction) -> str:
+    def screen(self, intent: Intent, ctx: PolicyContext) -> str | None:
+        """An asset without a limit, or an amount above its per-transaction limit, is
+        denied whatever the transaction (the rolling windows depend on what else is
+        reserved by then, so they are left to :meth:`evaluate`)."""
+        if not self._open and intent.asset not in self._limited:
+            return self._unlisted(intent)
+        return self._per_transaction(intent, None)
+
+    def _unlisted(self, action: ProposedAction | Intent) -> str:
         named = ", ".join(sorted(self._limited)) or "none"
         return (
             f"SpendLimit sets no limit for {action.asset} (on {action.chain}; limited: "
@@ -132,7 +140,7 @@ class SpendLimit(Policy):
             "`per_day_usd`, or set `unlisted: allow` to let assets without a limit through"
         )
 
-    def _per_transaction(self, action: ProposedAction, usd: Decimal | None) -> str | None:
+    def _per_transaction(self, action: ProposedAction | Intent, usd: Decimal | None) -> str | None:
         limit = self._p.per_transaction.get(action.asset)
         if limit is not None and action.amount > limit:
             return f"{action.amount} {action.asset} is above the per-transaction limit {limit}"

@@ -38,11 +38,22 @@ EXAMPLES = {
         "legs": [{**LEG, "counterparty": "acme"}, {**LEG, "counterparty": "bob"}],
     },
     "pay_invoice": {"kind": "pay_invoice", "task": "inv-1"},
+    "accept_offer": {"kind": "accept_offer", "task": "off-1"},
 }
 TASKS = (
     Task(id="inv-1", source="inbox", payee="acme", chain="arb", asset="ETH", amount=Decimal(1)),
+    Task.model_validate(
+        {
+            "id": "off-1",
+            "kind": "offer",
+            "source": "desk",
+            "payee": "bob",
+            "give": LEG,
+            "take": {"chain": "sol", "asset": "SOL", "amount": "2"},
+        }
+    ),
 )
-"""The invoice the pay_invoice example names."""
+"""The invoice and the offer the pay_invoice and accept_offer examples name."""
 
 
 def test_every_kind_is_one_module_registered_under_its_plan_literal():

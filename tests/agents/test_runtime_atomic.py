@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,16 @@ from web3 import Web3
 import main
 from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
+from agents.plan import Plan
+from agents.planners.base import Planner
+from agents.planners.types import Observation, PlanResult
 from chains.connect import resolve_url
 from chains.devnet import manager as devnet
 from chains.families.evm._anvil import anvil_path
 from chains.families.solana.htlc_client import ESCROW_LEN
 from config.loader import load_deployment
 from config.models import Deployment
+from policies.actions import ConfidenceEvidence, Intent
 from wallets.operator import create_keystore
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
@@ -65,6 +70,7 @@ def _policies(recipients: list[str], limits: dict[str, str]) -> list[Any]:
         {"ConfidenceBreaker": {"min_confidence": "0.6", "cooldown": "5m"}},
         {"Allowlist": {"recipients": recipients}},
         {"SpendLimit": {"per_transaction": limits}},
+        {"DuplicateGuard": {}},
     ]
 
 
@@ -244,6 +250,62 @@ async def test_a_swap_and_a_two_chain_payment_settle_and_reconcile(deployment, m
     assert main.main(["status", str(file)]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if "payer" in line]
     assert any("10 ETH on arb, 10 SOL on sol" in row for row in rows), rows
+
+
+class AcceptsEveryOffer(Planner):
+    """A planner that accepts each offer task it sees, by id (what a model writes with
+    accept_offer), and remembers what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[Observation] = []
+
+    async def plan(self, observation: Observation) -> PlanResult:
+        self.seen.append(observation)
+        offers = [t.id for t in observation.tasks if t.kind == "offer"]
+        plan = Plan.model_validate(
+            {"actions": [{"kind": "accept_offer", "task": i} for i in offers]}
+        )
+        evidence = ConfidenceEvidence(self_reported=1, sample_agreement=1, samples=3)
+        return PlanResult(plan=plan, evidence=evidence)
+
+
+async def test_an_offer_the_taker_accepts_by_id_settles_and_is_never_offered_again(deployment):
+    async with open_runtime(deployment, PASSPHRASE, fund_local_chains=True) as runtime:
+        taker = runtime.agents["taker"]
+        taker.planner = AcceptsEveryOffer()
+        await runtime.agents["maker"].tick()  # offers; its scripted plans then run out
+        await runtime.run(max_ticks=1)
+        assert runtime.desk is not None
+        plans = {
+            (plan.agent, plan.state)
+            for coordinator in runtime.desk.coordinators.values()
+            for plan in coordinator.store.plans(agent=coordinator.party.name)
+            if plan.kind in ("maker", "taker")
+        }
+        (seen,) = taker.planner.seen
+        (task,) = [t for t in seen.tasks if t.kind == "offer"]
+        # The taker's side: it gives the SOL the maker asked for and gets its ETH.
+        assert (task.source, task.payee) == ("desk", "maker")
+        assert task.give is not None
+        assert task.take is not None
+        assert (task.give.chain, task.give.asset, task.give.amount) == ("sol", "SOL", Decimal(2))
+        assert (task.take.chain, task.take.asset, task.take.amount) == (
+            "arb",
+            "ETH",
+            Decimal("0.1"),
+        )
+        (result,) = [r for report in taker.reports for r in report.results]
+        # The taker's lock was judged as a swap leg naming the offer: DuplicateGuard now
+        # sets it aside. Negative control: another offer id of the same legs is not.
+        leg = {"agent": "taker", "kind": "swap_leg", "chain": "sol", "asset": "SOL"}
+        same = Intent(**leg, amount=2, recipient="maker", task=task.reference)
+        other = Intent(**leg, amount=2, recipient="maker", task="desk/another-offer")
+        settled, fresh = runtime.engine.screen(same), runtime.engine.screen(other)
+    assert result.state == "started", result.summary
+    assert plans == {("maker", "claimed"), ("taker", "claimed")}
+    assert settled is not None
+    assert settled.startswith("DuplicateGuard:")
+    assert fresh is None
 
 
 async def _start_payment(deployment: Deployment, *, lock: bool) -> str:

@@ -145,3 +145,22 @@ async def test_a_failed_invoice_payment_frees_both_its_task_and_its_content(
     assert isinstance(await _evaluate(_engine(store, clock), _invoice(2)), Authorized)
     again = await _evaluate(_engine(store, clock), _invoice(3, task="inbox/inv-1"))
     assert isinstance(again, Authorized)
+
+
+async def test_an_offer_is_accepted_once_though_swap_legs_are_not_compared(
+    store: SqlEngine, clock: FakeClock
+) -> None:
+    engine = _engine(store, clock)
+    leg = {"kind": "swap_leg", "task": "desk/off-1"}
+    accepted = _invoice(1, **leg)
+    assert isinstance(await _evaluate(engine, accepted), Authorized)
+    await engine.executed(accepted, _ctx(engine, accepted))
+    again = await _evaluate(_engine(store, clock), _invoice(2, **leg))
+    assert isinstance(again, Denied)
+    assert "desk/off-1" in again.reason
+    # Negative control: swap legs are not compared by what they do (the default
+    # kinds), so the same lock for another offer, or for none, goes through.
+    restarted = _engine(store, clock)
+    other = _invoice(3, kind="swap_leg", task="desk/off-2")
+    assert isinstance(await _evaluate(restarted, other), Authorized)
+    assert isinstance(await _evaluate(restarted, _invoice(4, kind="swap_leg")), Authorized)
