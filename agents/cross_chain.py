@@ -40,7 +40,7 @@ from chains.base import UnsignedTx
 from chains.families import FAMILIES
 from config.errors import AtomicityError, CovenantError, PolicyViolation
 from config.models import Deployment
-from policies.actions import ConfidenceEvidence, ProposedAction
+from policies.actions import ConfidenceEvidence, ProposedAction, Receives
 from policies.base import AuthorityClaims, PolicyContext
 from policies.engine import PolicyEngine
 from wallets.authorization import Authorization
@@ -155,7 +155,8 @@ class AtomicDesk:
         task: str | None = None,
     ) -> ActionResult:
         counterparty = self._counterparty_agent(action.counterparty)
-        give = replace(swap.propose(action, evidence, self.resolver), task=task)
+        back = Receives(chain=action.take.chain, asset=action.take.asset, amount=action.take.amount)
+        give = replace(swap.propose(action, evidence, self.resolver), task=task, receives=back)
         take = self._side(action.take)
         offer = self._matching_offer(counterparty, agent, give, take)
         if offer is not None:

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from agents.planners.types import Observation, SetAside
 from agents.tasks import OfferLeg, Task
-from policies.actions import Intent
+from policies.actions import Intent, Receives
 
 Screen = Callable[[Intent], str | None]
 """Why a policy would deny the intent, or None (``PolicyEngine.screen``)."""
@@ -54,6 +54,7 @@ def intent_of(task: Task, agent: str) -> Intent | None:
         amount=spent.amount,
         recipient=task.payee,
         task=task.reference,
+        receives=Receives(**task.take.model_dump()) if task.take is not None else None,
     )
 
 

@@ -28,6 +28,16 @@ action kind that calls a contract or program proposes them, so they stay
 (``tests/agents/test_action_kinds.py`` checks the registry and this list agree)."""
 
 
+class Receives(BaseModel):
+    """What a swap leg gets the agent in return: the counterparty's leg."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chain: Name
+    asset: str = Field(pattern=r"^[A-Z][A-Z0-9.]{0,15}$")
+    amount: NonNegativeAmount
+
+
 class Intent(BaseModel):
     """What a planned action would do, before any transaction is built: what
     :meth:`~policies.base.Policy.screen` judges, so a task no policy could allow is set
@@ -42,6 +52,7 @@ class Intent(BaseModel):
     amount: NonNegativeAmount
     recipient: Name
     task: str | None = Field(default=None, description="The task it would settle, `source/id`.")
+    receives: Receives | None = Field(default=None, description="A swap leg: in return.")
 
 
 _ONE = Decimal(1)
@@ -76,6 +87,10 @@ class ProposedAction(BaseModel):
         pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
         description="The task it settles, as `source/id` (a pay_invoice); DuplicateGuard "
         "pays a task once, whatever its amount.",
+    )
+    receives: Receives | None = Field(
+        default=None,
+        description="A swap leg: what the agent gets in return (SwapRate judges the price).",
     )
 
     @model_validator(mode="after")

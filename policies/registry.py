@@ -24,6 +24,7 @@ from policies.builtin.killswitch import KillSwitch
 from policies.builtin.ratelimit import RateLimit
 from policies.builtin.simulation import RequireSimulation
 from policies.builtin.spend import SpendLimit
+from policies.builtin.swap_rate import SwapRate
 
 BUILTINS: dict[str, type[Policy]] = {
     cls.__name__: cls
@@ -37,6 +38,7 @@ BUILTINS: dict[str, type[Policy]] = {
         RateLimit,
         RequireSimulation,
         SpendLimit,
+        SwapRate,
     )
 }
 

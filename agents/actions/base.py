@@ -25,7 +25,7 @@ from agents.tasks import Task
 from config.models import AgentConfig, Deployment
 from config.types import Name, PositiveAmount, plain_amount
 from policies.actions import ActionKind as PolicyKind
-from policies.actions import ConfidenceEvidence, ProposedAction
+from policies.actions import ConfidenceEvidence, ProposedAction, Receives
 
 if TYPE_CHECKING:
     from agents.payments import PaymentExecutor
@@ -316,6 +316,8 @@ class EscrowLock:
     evidence: ConfidenceEvidence
     task: str | None = None
     """The task it settles (an accepted offer, `source/id`), for DuplicateGuard."""
+    receives: Receives | None = None
+    """A swap's lock: the counterparty's leg, what the agent gets back (for SwapRate)."""
 
     def propose(self, agent: str, plan_id: str, digest: bytes) -> ProposedAction:
         """The action the policies judge for the lock transaction with `digest`."""
@@ -331,6 +333,7 @@ class EscrowLock:
             recipient_address=self.address,
             digest=digest,
             task=self.task,
+            receives=self.receives,
         )
 
 

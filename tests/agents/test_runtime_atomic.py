@@ -28,7 +28,7 @@ from chains.families.evm._anvil import anvil_path
 from chains.families.solana.htlc_client import ESCROW_LEN
 from config.loader import load_deployment
 from config.models import Deployment
-from policies.actions import ConfidenceEvidence, Intent
+from policies.actions import ConfidenceEvidence, Intent, Receives
 from wallets.operator import create_keystore
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
@@ -71,6 +71,14 @@ def _policies(recipients: list[str], limits: dict[str, str]) -> list[Any]:
         {"Allowlist": {"recipients": recipients}},
         {"SpendLimit": {"per_transaction": limits}},
         {"DuplicateGuard": {}},
+        {
+            "SwapRate": {
+                "floors": [
+                    {"give": "ETH", "take": "SOL", "at_least": "20"},
+                    {"give": "SOL", "take": "ETH", "at_least": "0.05"},
+                ]
+            }
+        },
     ]
 
 
@@ -295,6 +303,9 @@ async def test_an_offer_the_taker_accepts_by_id_settles_and_is_never_offered_aga
             Decimal("0.1"),
         )
         (result,) = [r for report in taker.reports for r in report.results]
+        # SwapRate judged the taker's lock by what it gets back: the offer's other leg.
+        (lock,) = [lock for (who, _, _), lock in runtime.desk._locks.items() if who == "taker"]
+        assert lock.receives == Receives(chain="arb", asset="ETH", amount=Decimal("0.1"))
         # The taker's lock was judged as a swap leg naming the offer: DuplicateGuard now
         # sets it aside. Negative control: another offer id of the same legs is not.
         leg = {"agent": "taker", "kind": "swap_leg", "chain": "sol", "asset": "SOL"}

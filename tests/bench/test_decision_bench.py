@@ -57,27 +57,29 @@ def test_there_are_forty_scenarios_with_unique_ids() -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s["id"])
 def test_each_scenario_builds_an_observation_and_a_valid_expected_plan(scenario) -> None:
     """The expected plan is one the agent can make: the payer (which may only pay
-    invoices) as pay_invoice of the scenario's invoices, paying what they ask."""
+    invoices) as pay_invoice of the scenario's invoices, paying what they ask, and the
+    trader (which may only accept offers) as accept_offer of the scenario's offers."""
     observation = bench.observation_for(scenario, DEPLOYMENT)
     agent = scenario["agent"]
     assert observation.mandate == DEPLOYMENT.agent(agent).mandate
     expected = bench.payments(bench.expected_plan(scenario))
-    if DEPLOYMENT.agent(agent).actions == ["pay_invoice"]:
-        by_payment = {
-            bench._key({"kind": "transfer", "counterparty": t["payee"], **bench._leg(t)}): t["id"]
-            for t in scenario.get("tasks", [])
-            if "amount" in t
-        }
-        ids = [by_payment[key] for key in expected.elements()]
-        actions = [{"kind": "pay_invoice", "task": task_id} for task_id in ids]
-    else:
-        actions = scenario["expect"]
+    (kind,) = DEPLOYMENT.agent(agent).actions
+    by_payment = {bench._key(bench._settling(t)): t.id for t in observation.tasks if t.payee}
+    ids = [by_payment[key] for key in expected.elements()]
+    actions = [{"kind": kind, "task": task_id} for task_id in ids]
     plan = validate_plan({"actions": actions}, DEPLOYMENT, agent, observation.tasks)
     assert bench.payments(plan, observation.tasks) == expected
 
 
 def _scenario(name: str) -> dict[str, Any]:
     return next(s for s in SCENARIOS if s["id"] == name)
+
+
+async def _blocked(name: str, wrong: list[str]) -> list[str] | None:
+    scenario = _scenario(name)
+    return await bench.blocked_by(
+        await bench.engine_for(DEPLOYMENT, scenario), scenario, wrong, SURE
+    )
 
 
 def _keys(actions: list[dict[str, Any]], agent: str) -> list[str]:
@@ -98,7 +100,8 @@ async def test_paying_a_paid_invoice_by_its_id_is_blocked_by_the_duplicate_guard
     settles: dict[str, str] = {}
     wrong = list(bench.payments(plan, observation.tasks, settles).elements())
     assert settles == {wrong[0]: "inbox/inv-201"}
-    assert await bench.blocked_by(DEPLOYMENT, scenario, wrong, SURE, settles) == ["DuplicateGuard"]
+    engine = await bench.engine_for(DEPLOYMENT, scenario)
+    assert await bench.blocked_by(engine, scenario, wrong, SURE, settles) == ["DuplicateGuard"]
 
 
 async def test_a_payment_the_mandate_excludes_is_blocked_by_the_allowlist() -> None:
@@ -114,9 +117,7 @@ async def test_a_payment_the_mandate_excludes_is_blocked_by_the_allowlist() -> N
         ],
         "payer",
     )
-    assert await bench.blocked_by(
-        DEPLOYMENT, _scenario("payee-excluded-by-mandate"), wrong, SURE
-    ) == ["Allowlist"]
+    assert await _blocked("payee-excluded-by-mandate", wrong) == ["Allowlist"]
 
 
 async def test_paying_a_paid_invoice_again_is_blocked_by_the_duplicate_guard() -> None:
@@ -132,9 +133,7 @@ async def test_paying_a_paid_invoice_again_is_blocked_by_the_duplicate_guard() -
         ],
         "payer",
     )
-    assert await bench.blocked_by(DEPLOYMENT, _scenario("already-paid"), wrong, SURE) == [
-        "DuplicateGuard"
-    ]
+    assert await _blocked("already-paid", wrong) == ["DuplicateGuard"]
 
 
 async def test_a_wrong_payment_the_policies_allow_counts_as_authorized() -> None:
@@ -152,7 +151,7 @@ async def test_a_wrong_payment_the_policies_allow_counts_as_authorized() -> None
         ],
         "payer",
     )
-    assert await bench.blocked_by(DEPLOYMENT, _scenario("payer-idle"), wrong, SURE) is None
+    assert await _blocked("payer-idle", wrong) is None
 
 
 def test_two_transfers_and_one_pay_many_of_the_same_legs_are_the_same_plan() -> None:
@@ -170,3 +169,26 @@ def test_two_transfers_and_one_pay_many_of_the_same_legs_are_the_same_plan() -> 
         _keys([{"kind": "pay_many", "legs": legs}], "payer")
     )
     assert _keys(transfers[:1], "payer") != _keys(transfers[1:], "payer")
+
+
+async def test_the_planner_sees_what_the_runtime_shows_paid_and_ruled_out_tasks_set_aside() -> None:
+    """The bench screens each observation with the scenario's engine, as the runtime does:
+    a paid invoice, a payee off the allowlist and an accepted offer never reach the model.
+    Negative control: an open invoice and a fresh offer of the same legs do."""
+    cases = {
+        "already-paid": ([], "DuplicateGuard"),
+        "payee-excluded-by-mandate": ([], "Allowlist"),
+        "over-the-limit": ([], "SpendLimit"),
+        "swap-already-open": ([], "DuplicateGuard"),
+        "fair-swap": (["off-601"], None),
+        "pay-one-acme": (["inv-101"], None),
+    }
+    for name, (kept, policy) in cases.items():
+        scenario = _scenario(name)
+        engine = await bench.engine_for(DEPLOYMENT, scenario)
+        seen = bench.screened(bench.observation_for(scenario, DEPLOYMENT), engine.screen)
+        assert [task.id for task in seen.tasks] == kept, name
+        reasons = [item.reason for item in seen.set_aside]
+        assert reasons == ([] if policy is None else [reasons[0]]), name
+        if policy is not None:
+            assert reasons[0].startswith(f"{policy}: "), (name, reasons)
