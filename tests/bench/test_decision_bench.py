@@ -77,9 +77,9 @@ def _scenario(name: str) -> dict[str, Any]:
 
 async def _blocked(name: str, wrong: list[str]) -> list[str] | None:
     scenario = _scenario(name)
-    return await bench.blocked_by(
-        await bench.engine_for(DEPLOYMENT, scenario), scenario, wrong, SURE
-    )
+    engine = await bench.engine_for(DEPLOYMENT, scenario)
+    stoppers: list[str] | None = await bench.blocked_by(engine, scenario, wrong, SURE)
+    return stoppers
 
 
 def _keys(actions: list[dict[str, Any]], agent: str) -> list[str]:
