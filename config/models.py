@@ -219,7 +219,7 @@ class AgentConfig(Model):
     actions: list[Name] = Field(
         default_factory=list,
         description="Action kinds the agent may plan (transfer, swap, pay_many, "
-        "pay_invoice); default all. A narrower list is a smaller schema and prompt for "
+        "pay_invoice, accept_offer); default all. A narrower list is a smaller schema and prompt for "
         "the model, and a limit the model cannot cross.",
     )
     policies: list[PolicySpec] = Field(default_factory=list)
