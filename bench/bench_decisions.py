@@ -86,6 +86,9 @@ class Decision:
     category: str
     verdict: str  # correct | abstained | wrong-blocked | wrong-authorized
     blocked_by: list[str]
+    held_by: list[str]
+    """A correct plan: the policies that would still stop its actions (e.g. the breaker)."""
+    score: Decimal
     calls: int
     repairs: int
     prefill_tokens: int | None
@@ -259,19 +262,30 @@ async def blocked_by(
 ) -> list[str] | None:
     """The policies that stopped each wrong action, or None if one would be authorized.
     `settles` gives the task of each wrong key that settles one."""
+    stopped = await stoppers(engine, scenario, wrong, evidence, settles)
+    return None if None in stopped else [policy for policy in stopped if policy is not None]
+
+
+async def stoppers(
+    engine: PolicyEngine,
+    scenario: dict[str, Any],
+    keys: list[str],
+    evidence: ConfidenceEvidence,
+    settles: dict[str, str] | None = None,
+) -> list[str | None]:
+    """Per planned action (one key each), the policy that would stop it, or None if the
+    engine would authorize it."""
     settles = settles or {}
     agent = scenario["agent"]
-    stoppers = []
     plan_id = uuid.uuid4().hex
     deployment = engine.deployment
-    actions = [proposed(deployment, agent, key, plan_id, settles.get(key)) for key in wrong]
+    actions = [proposed(deployment, agent, key, plan_id, settles.get(key)) for key in keys]
+    found: list[str | None] = []
     for action in actions:
         ctx = engine.context(agent, plan_id=plan_id, evidence=evidence, plan_actions=tuple(actions))
         outcome = await engine.evaluate(action, ctx)
-        if isinstance(outcome, Authorized):
-            return None
-        stoppers.append(outcome.policy or "engine")
-    return stoppers
+        found.append(None if isinstance(outcome, Authorized) else outcome.policy or "engine")
+    return found
 
 
 def _scenario_task(scenario: dict[str, Any], task_id: str) -> Task:
@@ -302,8 +316,13 @@ async def decide(backend: Backend, scenario: dict[str, Any], planners: dict[str,
     settles: dict[str, str] = {}
     planned = payments(result.plan, observation.tasks, settles)
     blockers: list[str] = []
+    held: list[str] = []
     if planned == expected:
         verdict = "correct"
+        # Right, but would the runtime carry it out? (e.g. the breaker on low confidence)
+        keys = list(planned.elements())
+        would = await stoppers(engine, scenario, keys, result.evidence, settles)
+        held = [policy for policy in would if policy is not None]
     elif not planned - expected:  # nothing planned that was not expected
         verdict = "abstained"
     else:
@@ -317,6 +336,8 @@ async def decide(backend: Backend, scenario: dict[str, Any], planners: dict[str,
         category=scenario["category"],
         verdict=verdict,
         blocked_by=blockers,
+        held_by=held,
+        score=result.evidence.score,
         calls=result.model_calls,
         repairs=result.evidence.repair_count,
         prefill_tokens=result.prefill_tokens,
@@ -363,6 +384,16 @@ def report(backend: Backend) -> bool:
     print("blocked by: " + (", ".join(f"{p} {n}" for p, n in stoppers.most_common()) or "-"))
     asked = [d for d in decisions if d.calls]
     print(f"decisions that asked the model: {len(asked)} of {len(decisions)}")
+    right = [d for d in decisions if d.verdict == "correct"]
+    print(
+        f"correct without asking the model (the screen or the schema left nothing to "
+        f"choose): {sum(not d.calls for d in right)} of {len(right)}"
+    )
+    held = Counter(p for d in right for p in d.held_by)
+    print(
+        f"correct plans the policies would still stop: {sum(bool(d.held_by) for d in right)}"
+        + (f" ({', '.join(f'{p} {n}' for p, n in held.most_common())})" if held else "")
+    )
     for name, values in (
         ("model calls", [d.calls for d in asked] or [0]),
         ("prompt tokens sent", [d.prompt_tokens for d in asked] or [0]),
@@ -432,7 +463,12 @@ async def main(args: argparse.Namespace) -> int:
             decision = await decide(backend, scenario, planners)
             backend.decisions.append(decision)
             if args.verbose:
-                print(f"{decision.scenario:<36} {decision.verdict:<17} {decision.plan}")
+                print(
+                    f"{decision.scenario:<36} {decision.verdict:<17} score "
+                    f"{decision.score} calls {decision.calls}"
+                    + (f" held by {', '.join(decision.held_by)}" if decision.held_by else "")
+                    + f": {decision.plan}"
+                )
         met = report(backend) and met
     return 0 if met else 1
 

@@ -192,3 +192,17 @@ async def test_the_planner_sees_what_the_runtime_shows_paid_and_ruled_out_tasks_
         assert reasons == ([] if policy is None else [reasons[0]]), name
         if policy is not None:
             assert reasons[0].startswith(f"{policy}: "), (name, reasons)
+
+
+async def test_a_correct_plan_of_low_confidence_is_reported_as_held_by_the_breaker() -> None:
+    """The bench reports a right plan the runtime would not carry out; negative control:
+    the same plan with certain evidence would be authorized."""
+    scenario = _scenario("pay-one-acme")
+    keys = _keys(scenario["expect"], "payer")
+    doubtful = ConfidenceEvidence(
+        self_reported=Decimal("0.5"), sample_agreement=Decimal("0.5"), samples=2
+    )
+    engine = await bench.engine_for(DEPLOYMENT, scenario)
+    assert await bench.stoppers(engine, scenario, keys, doubtful) == ["ConfidenceBreaker"]
+    fresh = await bench.engine_for(DEPLOYMENT, scenario)
+    assert await bench.stoppers(fresh, scenario, keys, SURE) == [None]
