@@ -219,8 +219,8 @@ class AgentConfig(Model):
     actions: list[Name] = Field(
         default_factory=list,
         description="Action kinds the agent may plan (transfer, swap, pay_many, "
-        "pay_invoice, accept_offer); default all. A narrower list is a smaller schema and prompt for "
-        "the model, and a limit the model cannot cross.",
+        "pay_invoice, accept_offer); default all. A narrower list is a smaller schema and "
+        "prompt for the model, and a limit the model cannot cross.",
     )
     policies: list[PolicySpec] = Field(default_factory=list)
     sources: list[SourceSpec] = Field(
