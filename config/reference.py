@@ -27,6 +27,7 @@ SECTIONS: list[type[BaseModel]] = [
     models.IntervalSchedule,
     models.CronSchedule,
     models.Store,
+    models.ConsoleConfig,
     margins.Margins,
     margins.ChainMargin,
 ]
