@@ -8,6 +8,7 @@ including one whose plan was empty or malformed, leaves one signed audit entry.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,11 @@ class TickReport:
     results: list[ActionResult] = field(default_factory=list)
     confidence: str = "0"
     errors: tuple[str, ...] = ()
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model_seconds: float = 0.0
+    """Wall time of the planner's call (for metrics; never part of any decision)."""
 
     def headline(self) -> str:
         """One line: what the plan held and what became of each action."""
@@ -92,6 +98,7 @@ class Agent:
         if self.extras is not None:  # open swaps and offers from other agents
             observation = self.extras(observation)
         self.last_observation = observation
+        started = time.perf_counter()
         try:
             result = await self.planner.plan(observation)
             planned = True
@@ -106,6 +113,7 @@ class Agent:
                 errors=(str(exc),),
             )
             planned = False
+        model_seconds = time.perf_counter() - started
         if self.on_planned is not None and result.plan.actions:
             # Durable before any action is taken. An empty plan replayed after a crash
             # does nothing, so it is not worth an fsync.
@@ -116,6 +124,10 @@ class Agent:
             len(result.plan.actions),
             confidence=str(result.evidence.score),
             errors=result.errors,
+            model_calls=result.model_calls,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            model_seconds=model_seconds,
         )
         report.results.extend(resumed)
         if planned:

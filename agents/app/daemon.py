@@ -26,6 +26,7 @@ from rich.table import Table
 from agents import daemon_state
 from agents.app.commands.config import load_checked_deployment
 from agents.app.commands.swaps import add_command, swaps_group
+from agents.app.console import console_running
 from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
 from chains.atomic.store import PlanStore
@@ -146,7 +147,12 @@ def _local_chains(deployment: Deployment) -> Iterator[bool]:
 
 
 async def _run(deployment: Deployment, passphrase: str, ticks: int | None, *, fund: bool) -> None:
-    async with open_runtime(deployment, passphrase, fund_local_chains=fund) as runtime:
+    async with (
+        open_runtime(deployment, passphrase, fund_local_chains=fund) as runtime,
+        console_running(runtime) as console_url,
+    ):
+        if console_url is not None:
+            console.print(f"console: {console_url}", highlight=False)
         with Live(
             _live_table(runtime), console=console, refresh_per_second=2, transient=False
         ) as live:

@@ -1,0 +1,50 @@
+"""Wiring of the operator's console into a run: its read sources, metrics and chain
+checks from the runtime, and its server for the length of the run."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from agents.app.runtime import Runtime
+from agents.console.app import Console, serving
+from agents.console.metrics import ConsoleMetrics
+from agents.console.views import Sources
+
+
+def console_of(runtime: Runtime) -> Console | None:
+    """The console of `runtime`'s deployment (None if it configures none); its metrics
+    are fed by the runtime's tick hook from here on."""
+    config = runtime.deployment.console
+    if config is None:
+        return None
+    metrics = ConsoleMetrics(runtime.store, [a.name for a in runtime.deployment.agents])
+    runtime.tick_hooks.append(metrics.observe_tick)
+
+    sources = Sources(
+        deployment=runtime.deployment,
+        store=runtime.store,
+        agents=runtime.agents,
+        next_tick=lambda agent: runtime.scheduler.next_tick(agent) if runtime.scheduler else None,
+        did_of=lambda agent: runtime.wallets.agent(agent).did if agent in runtime.agents else None,
+    )
+    return Console(
+        config=config,
+        sources=sources,
+        audit=runtime.audit,
+        metrics=metrics,
+        chains={name: adapter.height for name, adapter in runtime.adapters.items()},
+        secret=secrets.token_urlsafe(32),
+    )
+
+
+@asynccontextmanager
+async def console_running(runtime: Runtime) -> AsyncIterator[str | None]:
+    """Serve the console (if configured) while the block runs; yields its URL or None."""
+    console = console_of(runtime)
+    if console is None:
+        yield None
+        return
+    async with serving(console) as url:
+        yield url
