@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -79,7 +79,7 @@ def check_token(engine: Engine, token: str) -> ConsoleToken | None:
         ).first()
     if row is None or row.revoked_at is not None:
         return None
-    return ConsoleToken(row.id, row.label, row.created_at, row.revoked_at)
+    return _record(row)
 
 
 def is_live(engine: Engine, token_id: str) -> bool:
@@ -96,7 +96,20 @@ def list_tokens(engine: Engine) -> list[ConsoleToken]:
     """Every token record, oldest first."""
     with engine.connect() as connection:
         rows = connection.execute(sa.select(console_tokens).order_by(console_tokens.c.created_at))
-        return [ConsoleToken(r.id, r.label, r.created_at, r.revoked_at) for r in rows]
+        return [_record(row) for row in rows]
+
+
+def _record(row: sa.Row[object]) -> ConsoleToken:
+    created = _utc(row.created_at)
+    assert created is not None  # the column is NOT NULL
+    return ConsoleToken(row.id, row.label, created, _utc(row.revoked_at))
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # SQLite gives back naive datetimes; they were written in UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def revoke_token(engine: Engine, token_id: str) -> None:
