@@ -75,13 +75,14 @@ def test_metrics_show_the_counts_the_audit_log_shows(demo_daemon: DemoDaemon) ->
 
         pending = Counter(r.agent for r in list_requests(store, "pending"))
         for agent in AGENTS:
-            key = ("covenant_approvals_pending", (("agent", agent),))
-            assert metrics[key] == pending.get(agent, 0)
+            assert metrics[("covenant_approvals_pending", (("agent", agent),))] == pending.get(
+                agent, 0
+            )
         stored = {row.agent: row.state for row in control.breakers(store)}
         for agent in AGENTS:
             state = stored.get(agent, "closed")
-            key = ("covenant_breaker_state", (("agent", agent), ("state", state)))
-            assert metrics[key] == 1.0
+            labels = (("agent", agent), ("state", state))
+            assert metrics[("covenant_breaker_state", labels)] == 1.0
         assert metrics[("covenant_tick_duration_seconds_count", (("agent", "maker"),))] >= 3
     finally:
         store.dispose()
