@@ -311,6 +311,33 @@ class ConsoleConfig(Model):
         return _listen_parts(self.listen)[1]
 
 
+WebhookEvent = Literal[
+    "approval_waiting",
+    "approval_expiring",
+    "breaker_opened",
+    "plan_refunded",
+    "plan_failed",
+    "rpc_unreachable",
+]
+
+
+class Webhook(Model):
+    """An alert receiver: each chosen event is POSTed once as JSON, signed with
+    HMAC-SHA256 in `X-Covenant-Signature`, from a durable outbox (retried with backoff,
+    delivered once across restarts)."""
+
+    url: str = Field(pattern=r"^https?://", description="Where events are POSTed.")
+    events: list[WebhookEvent] = Field(min_length=1)
+    secret_env: str = Field(
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="Environment variable holding the HMAC secret (never the secret itself).",
+    )
+    expiring_within: Duration = Field(
+        default=Decimal(600),
+        description="approval_expiring fires when a request has less than this left.",
+    )
+
+
 class Deployment(Model):
     """A whole deployment file."""
 
@@ -332,6 +359,14 @@ class Deployment(Model):
     )
     console: ConsoleConfig | None = Field(
         default=None, description="The operator's web console and metrics; off if absent."
+    )
+    webhooks: list[Webhook] = Field(
+        default_factory=list, description="Alert receivers (signed JSON POSTs)."
+    )
+    log_format: Literal["text", "jsonl"] = Field(
+        default="text",
+        description="Format of <data_dir>/covenant.log: text lines, or JSON lines with the "
+        "agent and plan id on every record.",
     )
 
     @model_validator(mode="after")

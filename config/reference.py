@@ -28,6 +28,7 @@ SECTIONS: list[type[BaseModel]] = [
     models.CronSchedule,
     models.Store,
     models.ConsoleConfig,
+    models.Webhook,
     margins.Margins,
     margins.ChainMargin,
 ]

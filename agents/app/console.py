@@ -1,13 +1,16 @@
-"""Wiring of the operator's console into a run: its read sources, metrics and chain
-checks from the runtime, and its server for the length of the run."""
+"""Wiring of the operator's console and alerts into a run: read sources, metrics and chain
+checks from the runtime; the console's server and the webhook deliverer for the length
+of the run."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from agents.app.runtime import Runtime
+from agents.console.alerts import Alerts
 from agents.console.app import Console, serving
 from agents.console.metrics import ConsoleMetrics
 from agents.console.views import Sources
@@ -41,10 +44,29 @@ def console_of(runtime: Runtime) -> Console | None:
 
 @asynccontextmanager
 async def console_running(runtime: Runtime) -> AsyncIterator[str | None]:
-    """Serve the console (if configured) while the block runs; yields its URL or None."""
-    console = console_of(runtime)
-    if console is None:
-        yield None
+    """Serve the console (if configured) and deliver webhook alerts (if any) while the
+    block runs; yields the console's URL or None."""
+    async with _alerts_running(runtime):
+        console = console_of(runtime)
+        if console is None:
+            yield None
+            return
+        async with serving(console) as url:
+            yield url
+
+
+@asynccontextmanager
+async def _alerts_running(runtime: Runtime) -> AsyncIterator[None]:
+    hooks = runtime.deployment.webhooks
+    if not hooks:
+        yield
         return
-    async with serving(console) as url:
-        yield url
+    chains = {name: adapter.height for name, adapter in runtime.adapters.items()}
+    alerts = Alerts(list(hooks), runtime.store, chains)
+    stop = asyncio.Event()
+    task = asyncio.create_task(alerts.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task

@@ -42,7 +42,7 @@ class Pages:
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", act(self.logout), methods=["POST"]),
             Route("/", page(self.overview)),
-            Route("/fragments/overview", page(self.overview_fragment)),
+            Route("/fragments/overview", page(self.overview_fragment, fragment=True)),
             Route("/agents/{name}", page(self.agent)),
             Route("/plans", page(self.plans)),
             Route("/approvals", page(self.approvals)),
@@ -57,9 +57,14 @@ class Pages:
         context = {"csrf": auth.csrf_token(request.session), "deployment": self.src.deployment}
         return TEMPLATES.TemplateResponse(request, name, {**context, **data}, status_code=status)
 
-    def _page(self, handler: Callable[[Request], Awaitable[Response]]) -> Any:
+    def _page(
+        self, handler: Callable[[Request], Awaitable[Response]], *, fragment: bool = False
+    ) -> Any:
         async def guarded(request: Request) -> Response:
             if auth.operator(request, self.src.store) is None:
+                # A polled fragment says 401 rather than swap the login page into a table.
+                if fragment:
+                    return HTMLResponse("log in first (/login)", status_code=401)
                 return RedirectResponse("/login", status_code=303)
             return await handler(request)
 

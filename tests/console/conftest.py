@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def demo_copy(directory: Path, port: int) -> Path:
     return file
 
 
-def _cli(*args: str) -> str:
+def cli(*args: str) -> str:
     done = subprocess.run(
         [sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, check=False
     )
@@ -108,20 +109,27 @@ def demo_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoDaemon
     directory = tmp_path_factory.mktemp("console-demo")
     port = _free_port()
     file = demo_copy(directory, port)
-    token = _cli("console", "token", "create", str(file)).strip().splitlines()[-1]
+    token = cli("console", "token", "create", str(file)).strip().splitlines()[-1]
     log = directory / "daemon.log"
-    with log.open("wb") as out:
+    url = f"http://127.0.0.1:{port}"
+    with running_daemon(file, url, log):
+        yield DemoDaemon(file, url, token, log)
+
+
+@contextmanager
+def running_daemon(file: Path, url: str, log: Path, **env: str) -> Iterator[None]:
+    """`main.py run FILE` until the block ends (then SIGTERM, as an operator stops it)."""
+    with log.open("ab") as out:
         daemon = subprocess.Popen(
             [sys.executable, "main.py", "run", str(file)],
             cwd=ROOT,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**os.environ, "COLUMNS": "200", **env},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, daemon, log)
-        yield DemoDaemon(file, url, token, log)
+        yield
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:

@@ -88,6 +88,7 @@ async def test_a_revoked_token_ends_its_session(served: tuple[Console, str]) -> 
         assert (await client.get("/approvals")).status_code == 200  # negative control
         tokens.revoke_token(console.sources.store, _record.id)
         assert (await client.get("/approvals")).status_code == 303  # back to /login
+        assert (await client.get("/fragments/overview")).status_code == 401
         csrf = csrf_of((await client.get("/login")).text)
         relogin = await client.post("/login", data={"csrf": csrf, "token": token})
         assert relogin.status_code == 401
