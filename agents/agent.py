@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from agents import log_context
 from agents.actions import kind_of
 from agents.actions.base import ActionResult, EscrowHandler, Executors
 from agents.observe import Observer
@@ -119,6 +120,7 @@ class Agent:
             # does nothing, so it is not worth an fsync.
             self.on_planned()
         plan_id = f"{self.name}-{uuid.uuid4().hex[:16]}"
+        log_context.PLAN.set(plan_id)  # reset by the runtime when the tick ends
         report = TickReport(
             plan_id,
             len(result.plan.actions),

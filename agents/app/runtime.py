@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine as SqlEngine
 
-from agents import daemon_state
+from agents import daemon_state, log_context
 from agents.agent import Agent, TickReport
 from agents.audit import AuditLog
 from agents.cross_chain import AtomicDesk
@@ -185,6 +185,7 @@ class Runtime:
             nonlocal failures
             last = "tick did not finish"
             started, report = time.perf_counter(), None
+            context = log_context.AGENT.set(agent.name)
             try:
                 report = await agent.tick()
                 last = report.headline()
@@ -196,6 +197,8 @@ class Runtime:
                 self._beat(agent, failures, last)
                 for hook in self.tick_hooks:
                     hook(agent.name, report, time.perf_counter() - started)
+                log_context.AGENT.reset(context)
+                log_context.PLAN.set(None)
 
         return tick
 
