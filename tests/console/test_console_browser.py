@@ -126,6 +126,12 @@ def test_operator_approves_one_transfer_rejects_another_and_sees_it_on_chain(
     assert (value, status) == (int(Decimal("0.2") * 10**18), 1)
     assert to.lower() == recipient.lower()
 
+    page.goto(demo_daemon.url + "/plans")
+    plans = page.locator("#plans tbody tr")
+    assert plans.count() >= 2  # the maker's and the taker's side of the swap
+    assert "deadline" in plans.first.inner_text()
+    assert "arbitrum-local: 0.1 ETH" in page.locator("#plans").inner_text()
+
     page.goto(demo_daemon.url + "/agents/maker")
     maker_page = page.locator("#entries").inner_text()
     assert "console: approve" in maker_page

@@ -14,7 +14,7 @@ from config.loader import load_deployment
 from config.store import open_store
 from policies import control
 from tests.console._client import csrf_of, logged_in
-from tests.console.conftest import DemoDaemon
+from tests.console.conftest import DemoDaemon, cli
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -70,6 +70,9 @@ def test_a_post_without_or_with_a_wrong_csrf_token_changes_nothing(
         entries = [r.body["console"] for r in audit.entries(store, "payer") if "console" in r.body]
         assert [e["action"] for e in entries][-2:] == ["halt", "resume"]
         assert audit.verify(store, "payer").ok
+        shown = cli("audit", "show", str(demo_daemon.file), "payer", "--last", "5")
+        assert "console" in shown
+        assert "resume" in shown
     finally:
         store.dispose()
 
@@ -89,3 +92,31 @@ def test_an_approval_is_refused_for_a_digest_other_than_its_own(
         reply = client.post("/approvals/nosuchid/approve", data={"csrf": csrf, "digest": "00" * 32})
         assert reply.status_code == 409
         assert "no approval request" in reply.text
+
+
+def test_halt_all_and_resume_all_reach_every_agent_and_every_log(demo_daemon: DemoDaemon) -> None:
+    deployment = load_deployment(demo_daemon.file)
+    store = open_store(deployment.store.url or "")
+    try:
+        with logged_in(demo_daemon.url, demo_daemon.token) as client:
+            csrf = csrf_of(client.get("/").text)
+            assert client.post("/all/halt", data={"csrf": csrf}).status_code == 303
+            assert control.GLOBAL in {h.target for h in control.halts(store)}
+            overview = client.get("/fragments/overview").text
+            assert overview.count("halted: halted in the console") == 3
+            assert client.post("/all/resume", data={"csrf": csrf}).status_code == 303
+            assert control.GLOBAL not in {h.target for h in control.halts(store)}
+            # Resuming what is not halted is refused, saying so.
+            again = client.post("/all/resume", data={"csrf": csrf})
+            assert again.status_code == 409
+            assert "not halted" in again.text
+        for agent in ("payer", "maker", "taker"):
+            actions = [
+                r.body["console"]["action"]
+                for r in audit.entries(store, agent)
+                if "console" in r.body
+            ]
+            assert actions[-2:] == ["halt-all", "resume-all"]
+            assert audit.verify(store, agent).ok
+    finally:
+        store.dispose()
