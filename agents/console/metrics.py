@@ -9,6 +9,7 @@ functions `status` uses, so they are never stale and cost nothing between scrape
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -17,6 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
 from agents.agent import TickReport
+from chains.atomic.store import PlanStore
 from policies import control
 from policies.approvals import list_requests
 
@@ -104,7 +106,8 @@ class ConsoleMetrics:
 
 
 class _StoredState(Collector):
-    """Breaker state per agent and pending approvals, read from the store at scrape time."""
+    """Breaker state per agent, pending approvals and cross-chain plans by state, read
+    from the store at scrape time."""
 
     def __init__(self, store: Engine, agents: list[str]) -> None:
         self._store, self._agents = store, agents
@@ -126,7 +129,12 @@ class _StoredState(Collector):
         requests = list_requests(self._store, "pending")
         for agent in self._agents:
             pending.add_metric([agent], float(sum(r.agent == agent for r in requests)))
-        return [breaker, pending]
+        plans = GaugeMetricFamily(
+            "covenant_cross_chain_plans", "Cross-chain plans by state.", labels=["state"]
+        )
+        for state, count in sorted(Tally(p.state for p in PlanStore(self._store).plans()).items()):
+            plans.add_metric([state], float(count))
+        return [breaker, pending, plans]
 
     def describe(self) -> Iterable[Metric]:
         # Described without a store read, so registering does not query the database.

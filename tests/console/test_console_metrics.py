@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents import audit
+from chains.atomic.store import PlanStore
 from config.loader import load_deployment
 from config.store import open_store
 from policies import control
@@ -84,6 +85,13 @@ def test_metrics_show_the_counts_the_audit_log_shows(demo_daemon: DemoDaemon) ->
             labels = (("agent", agent), ("state", state))
             assert metrics[("covenant_breaker_state", labels)] == 1.0
         assert metrics[("covenant_tick_duration_seconds_count", (("agent", "maker"),))] >= 3
+        plans = Counter(plan.state for plan in PlanStore(store).plans())
+        shown = {
+            dict(labels)["state"]: int(value)
+            for (name, labels), value in _scrape(demo_daemon.url).items()
+            if name == "covenant_cross_chain_plans"
+        }
+        assert shown == dict(plans)
     finally:
         store.dispose()
 
