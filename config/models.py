@@ -318,6 +318,7 @@ WebhookEvent = Literal[
     "plan_refunded",
     "plan_failed",
     "rpc_unreachable",
+    "audit_broken",
 ]
 
 

@@ -62,7 +62,12 @@ async def _alerts_running(runtime: Runtime) -> AsyncIterator[None]:
         yield
         return
     chains = {name: adapter.height for name, adapter in runtime.adapters.items()}
-    alerts = Alerts(list(hooks), runtime.store, chains)
+    alerts = Alerts(
+        list(hooks),
+        runtime.store,
+        chains,
+        audits=lambda: [runtime.audit.verify(name) for name in runtime.agents],
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(alerts.run(stop))
     try:

@@ -1,7 +1,8 @@
 """Alerts: events read from the store and the chains, put in the outbox, POSTed signed.
 
 Each second the producer reads what the console reads (pending approvals, breakers,
-cross-chain plans) and, every `RPC_EVERY` seconds, asks each chain for its height; each
+cross-chain plans); every `RPC_EVERY` seconds it asks each chain for its height and every
+`AUDIT_EVERY` seconds it verifies every agent's audit log; each
 new event goes to the outbox for every receiver subscribed to it. The deliverer POSTs
 what is due. Every POST carries:
 
@@ -19,13 +20,14 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy.engine import Engine
 
+from agents.audit import AuditReport
 from agents.console import outbox
 from chains.atomic.store import PlanStore
 from config.clock import utc_now
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Covenant-Signature"
 RPC_EVERY = 30.0
+AUDIT_EVERY = 300.0
+"""Seconds between verifications of every agent's audit log (a full read of each)."""
 POST_TIMEOUT = 10.0
 
 Event = tuple[str, str, dict[str, Any]]
@@ -77,12 +81,15 @@ class Alerts:
         hooks: list[Webhook],
         store: Engine,
         chains: Mapping[str, Callable[[], Awaitable[object]]],
+        audits: Callable[[], Iterable[AuditReport]] = tuple,
     ) -> None:
-        self.hooks, self.store, self.chains = hooks, store, chains
+        self.hooks, self.store, self.chains, self.audits = hooks, store, chains, audits
         self._secrets = secrets_of(hooks)
         self._known = outbox.known(store)
         self._down: dict[str, datetime] = {}
         self._rpc_checked: datetime | None = None
+        self._audit_checked: datetime | None = None
+        self._broken: list[AuditReport] = []
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Produce and deliver until `stop` is set (a delivery in flight finishes)."""
@@ -91,6 +98,7 @@ class Alerts:
                 try:
                     now = utc_now()
                     await self._check_rpc(now)
+                    self._check_audit(now)
                     self.produce(now)
                     await self.deliver(client, now)
                 except Exception:  # an alert problem must never stop the daemon
@@ -131,6 +139,7 @@ class Alerts:
                 outbox.failed(self.store, row, utc_now(), error)
 
     def _events(self, now: datetime) -> Iterator[Event]:
+        data: dict[str, Any]
         for request in list_requests(self.store, "pending"):
             data = {
                 "approval": request.id,
@@ -150,6 +159,10 @@ class Alerts:
             if plan.state in ("refunded", "failed"):
                 data = {"plan": plan.plan_id, "agent": plan.agent, "reason": plan.reason or ""}
                 yield f"plan_{plan.state}", f"plan_{plan.state}:{plan.plan_id}", data
+        for report in self._broken:
+            first = report.problems[0]
+            data = {"agent": report.agent, "entry": first.seq, "problem": first.message}
+            yield "audit_broken", f"audit_broken:{report.agent}:{first.seq}:{first.kind}", data
         for chain, since in self._down.items():
             data = {"chain": chain, "since": since.isoformat()}
             yield "rpc_unreachable", f"rpc_unreachable:{chain}:{int(since.timestamp())}", data
@@ -164,6 +177,12 @@ class Alerts:
                 self._down.pop(name, None)
             except Exception:  # unreachable, whatever the library raised
                 self._down.setdefault(name, now)
+
+    def _check_audit(self, now: datetime) -> None:
+        if self._audit_checked and now - self._audit_checked < timedelta(seconds=AUDIT_EVERY):
+            return
+        self._audit_checked = now
+        self._broken = [report for report in self.audits() if not report.ok]
 
 
 def _due(hook: Webhook, event: str, data: Mapping[str, Any], now: datetime) -> bool:

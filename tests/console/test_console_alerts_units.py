@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from agents import log_context
 from agents.console import outbox
@@ -95,3 +96,29 @@ def test_json_lines_carry_the_agent_and_plan() -> None:
     assert (line["agent"], line["plan"], line["message"]) == ("maker", "maker-0123", "tick failed")
     assert line["error"] == "ValueError: bad amount"
     assert "Traceback" in line["traceback"]
+
+
+def test_an_edited_audit_entry_raises_one_audit_broken_alert(store, monkeypatch) -> None:
+    from agents.audit import append, verify
+    from tests.agents.conftest import make_signer
+
+    signer = make_signer()
+    for n in range(3):
+        append(store, "alice", signer, {"observation_digest": "0" * 64, "note": f"tick {n}"})
+    hook = Webhook(url=URL, events=["audit_broken"], secret_env="COVENANT_HOOK_TEST")
+    monkeypatch.setenv("COVENANT_HOOK_TEST", "s3")
+    alerts = Alerts([hook], store, {}, audits=lambda: [verify(store, "alice")])
+    alerts._check_audit(NOW)
+    assert alerts.produce(NOW) == 0  # negative control: an intact log raises nothing
+
+    with store.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE audit_entries SET body=replace(body, 'tick 1', 'tick X') WHERE seq=1")
+        )
+    alerts = Alerts([hook], store, {}, audits=lambda: [verify(store, "alice")])
+    alerts._check_audit(NOW)
+    assert alerts.produce(NOW) == 1
+    assert alerts.produce(NOW) == 0  # the same problem is one alert, not one per round
+    (row,) = outbox.due(store, NOW)
+    assert row.event_id == "audit_broken:alice:1:edited"
+    assert outbox.body_json(row)["data"]["agent"] == "alice"
