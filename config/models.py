@@ -317,6 +317,7 @@ WebhookEvent = Literal[
     "breaker_opened",
     "plan_refunded",
     "plan_failed",
+    "plan_stuck",
     "rpc_unreachable",
     "audit_broken",
 ]

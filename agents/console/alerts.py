@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 
 from agents.audit import AuditReport
 from agents.console import outbox
+from chains.atomic.base import Leg
 from chains.atomic.store import PlanStore
 from config.clock import utc_now
 from config.errors import ConfigError
@@ -156,9 +157,12 @@ class Alerts:
                 opened = int(row.opened_at.timestamp())
                 yield "breaker_opened", f"breaker_opened:{row.agent}:{opened}", data
         for plan in PlanStore(self.store).plans():
+            data = {"plan": plan.plan_id, "agent": plan.agent, "reason": plan.reason or ""}
             if plan.state in ("refunded", "failed"):
-                data = {"plan": plan.plan_id, "agent": plan.agent, "reason": plan.reason or ""}
                 yield f"plan_{plan.state}", f"plan_{plan.state}:{plan.plan_id}", data
+            elif not plan.terminal and _past_deadline(plan.legs, now):
+                # Wall clock, not chain time: an alert to look, not a judgement of the plan.
+                yield "plan_stuck", f"plan_stuck:{plan.plan_id}", {**data, "state": plan.state}
         for report in self._broken:
             first = report.problems[0]
             data = {"agent": report.agent, "entry": first.seq, "problem": first.message}
@@ -183,6 +187,12 @@ class Alerts:
             return
         self._audit_checked = now
         self._broken = [report for report in self.audits() if not report.ok]
+
+
+def _past_deadline(legs: Iterable[Leg], now: datetime) -> bool:
+    """Whether every leg's deadline has passed and the plan is still open."""
+    deadlines = [leg.deadline for leg in legs]
+    return bool(deadlines) and max(deadlines) < now.timestamp()
 
 
 def _due(hook: Webhook, event: str, data: Mapping[str, Any], now: datetime) -> bool:

@@ -122,3 +122,35 @@ def test_an_edited_audit_entry_raises_one_audit_broken_alert(store, monkeypatch)
     (row,) = outbox.due(store, NOW)
     assert row.event_id == "audit_broken:alice:1:edited"
     assert outbox.body_json(row)["data"]["agent"] == "alice"
+
+
+def test_an_open_plan_past_every_deadline_raises_plan_stuck(store, monkeypatch) -> None:
+    from chains.atomic import Leg, PlanRecord, PlanStore
+
+    def plan(plan_id: str, deadline: int) -> PlanRecord:
+        leg = Leg(
+            index=0,
+            chain="arbitrum-local",
+            sender="0x" + "11" * 20,
+            recipient="0x" + "22" * 20,
+            amount=5,
+            deadline=deadline,
+            locator="0x" + "ab" * 32,
+        )
+        return PlanRecord(
+            plan_id=plan_id,
+            agent="maker",
+            kind="plan",
+            state="locking",
+            hashlock=bytes(32),
+            preimage_journaled=True,
+            legs=(leg,),
+        )
+
+    now = int(NOW.timestamp())
+    PlanStore(store).create(plan("late", now - 60))
+    PlanStore(store).create(plan("on-time", now + 3600))  # negative control
+    hook = Webhook(url=URL, events=["plan_stuck"], secret_env="COVENANT_HOOK_TEST")
+    monkeypatch.setenv("COVENANT_HOOK_TEST", "s3")
+    assert Alerts([hook], store, {}).produce(NOW) == 1
+    assert [row.event_id for row in outbox.due(store, NOW)] == ["plan_stuck:late"]
