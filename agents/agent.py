@@ -8,12 +8,14 @@ including one whose plan was empty or malformed, leaves one signed audit entry.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from agents import log_context
 from agents.actions import kind_of
 from agents.actions.base import ActionResult, EscrowHandler, Executors
 from agents.observe import Observer
@@ -50,6 +52,11 @@ class TickReport:
     results: list[ActionResult] = field(default_factory=list)
     confidence: str = "0"
     errors: tuple[str, ...] = ()
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model_seconds: float = 0.0
+    """Wall time of the planner's call (for metrics; never part of any decision)."""
 
     def headline(self) -> str:
         """One line: what the plan held and what became of each action."""
@@ -95,6 +102,7 @@ class Agent:
         # Tasks the balance or a policy rules out are kept from the model (and recorded).
         observation = screened(observation, self.executor.engine.screen)
         self.last_observation = observation
+        started = time.perf_counter()
         try:
             result = await self.planner.plan(observation)
             planned = True
@@ -109,16 +117,22 @@ class Agent:
                 errors=(str(exc),),
             )
             planned = False
+        model_seconds = time.perf_counter() - started
         if self.on_planned is not None and result.plan.actions:
             # Durable before any action is taken. An empty plan replayed after a crash
             # does nothing, so it is not worth an fsync.
             self.on_planned()
         plan_id = f"{self.name}-{uuid.uuid4().hex[:16]}"
+        log_context.PLAN.set(plan_id)  # reset by the runtime when the tick ends
         report = TickReport(
             plan_id,
             len(result.plan.actions),
             confidence=str(result.evidence.score),
             errors=result.errors,
+            model_calls=result.model_calls,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            model_seconds=model_seconds,
         )
         report.results.extend(resumed)
         if planned:

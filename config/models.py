@@ -8,6 +8,7 @@ a counterparty) are checked in :mod:`config._references` once the whole file is 
 
 from __future__ import annotations
 
+import ipaddress
 from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -247,6 +248,98 @@ class Store(Model):
         return value
 
 
+_LOOPBACK_HOSTS = ("localhost", "::1")
+
+
+def _listen_parts(listen: str) -> tuple[str, int]:
+    """`host:port` (IPv6 in brackets, `[::1]:8787`) as host and port."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"console listen {listen!r} must be host:port, e.g. 127.0.0.1:8787")
+    return host.strip("[]"), int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in _LOOPBACK_HOSTS
+
+
+class ConsoleConfig(Model):
+    """The operator's console (web pages, approvals, `/metrics`) served by `run`. Off
+    unless this section is present. It listens on loopback unless TLS is configured or
+    `allow_plaintext_non_loopback` says, loudly, that plain HTTP on a network is wanted."""
+
+    listen: str = Field(
+        default="127.0.0.1:8787",
+        description="host:port to serve on; loopback by default.",
+    )
+    tls_cert: str | None = Field(default=None, description="PEM certificate file (HTTPS).")
+    tls_key: str | None = Field(default=None, description="PEM private key file of tls_cert.")
+    allow_plaintext_non_loopback: bool = Field(
+        default=False,
+        description="Serve plain HTTP on a non-loopback address: anyone on the path sees "
+        "the session cookie. Only behind a TLS-terminating proxy you control.",
+    )
+    session_lifetime: Duration = Field(
+        default=Decimal(8 * 3600), description="How long a login lasts, e.g. '8h'."
+    )
+
+    @model_validator(mode="after")
+    def _safe_listen(self) -> ConsoleConfig:
+        host, _port = _listen_parts(self.listen)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("console tls_cert and tls_key go together: set both or neither")
+        plaintext = self.tls_cert is None and not self.allow_plaintext_non_loopback
+        if plaintext and not _is_loopback(host):
+            raise ValueError(
+                f"console listen {self.listen!r} is not a loopback address and no TLS is "
+                "configured: set tls_cert and tls_key, listen on 127.0.0.1, or set "
+                "allow_plaintext_non_loopback: true if a TLS proxy you control is in front"
+            )
+        return self
+
+    @property
+    def host(self) -> str:
+        """The host part of `listen`."""
+        return _listen_parts(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port part of `listen`."""
+        return _listen_parts(self.listen)[1]
+
+
+WebhookEvent = Literal[
+    "approval_waiting",
+    "approval_expiring",
+    "breaker_opened",
+    "plan_refunded",
+    "plan_failed",
+    "plan_stuck",
+    "rpc_unreachable",
+    "audit_broken",
+]
+
+
+class Webhook(Model):
+    """An alert receiver: each chosen event is POSTed once as JSON, signed with
+    HMAC-SHA256 in `X-Covenant-Signature`, from a durable outbox (retried with backoff,
+    delivered once across restarts)."""
+
+    url: str = Field(pattern=r"^https?://", description="Where events are POSTed.")
+    events: list[WebhookEvent] = Field(min_length=1)
+    secret_env: str = Field(
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="Environment variable holding the HMAC secret (never the secret itself).",
+    )
+    expiring_within: Duration = Field(
+        default=Decimal(600),
+        description="approval_expiring fires when a request has less than this left.",
+    )
+
+
 class Deployment(Model):
     """A whole deployment file."""
 
@@ -265,6 +358,17 @@ class Deployment(Model):
     atomic: Margins = Field(
         default_factory=Margins,
         description="Timelock margins of all-or-nothing actions (HTLC deadlines).",
+    )
+    console: ConsoleConfig | None = Field(
+        default=None, description="The operator's web console and metrics; off if absent."
+    )
+    webhooks: list[Webhook] = Field(
+        default_factory=list, description="Alert receivers (signed JSON POSTs)."
+    )
+    log_format: Literal["text", "jsonl"] = Field(
+        default="text",
+        description="Format of <data_dir>/covenant.log: text lines, or JSON lines with the "
+        "agent and plan id on every record.",
     )
 
     @model_validator(mode="after")

@@ -27,6 +27,8 @@ SECTIONS: list[type[BaseModel]] = [
     models.IntervalSchedule,
     models.CronSchedule,
     models.Store,
+    models.ConsoleConfig,
+    models.Webhook,
     margins.Margins,
     margins.ChainMargin,
 ]

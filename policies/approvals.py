@@ -115,24 +115,43 @@ def list_requests(engine: Engine, status: Status | None = None) -> list[Approval
     return [_request(row) for row in PolicyStore(engine).read(query)]
 
 
-def decide(engine: Engine, request_id: str, *, approve: bool, now: datetime) -> ApprovalRequest:
-    """Approve or reject a pending, unexpired request."""
+def decide(
+    engine: Engine,
+    request_id: str,
+    *,
+    approve: bool,
+    now: datetime,
+    digest: str | None = None,
+    who: str | None = None,
+) -> ApprovalRequest:
+    """Approve or reject a pending, unexpired request.
+
+    `digest`, when given, is the transaction digest the person was shown: the decision
+    is refused unless the request is for exactly that transaction (checked in the same
+    transaction as the update). `who` is recorded as the decider (default: the OS user).
+    """
     try:
         with engine.begin() as connection:
             row = connection.execute(
                 sa.select(approvals).where(approvals.c.id == request_id)
             ).first()
             request = _check_decidable(request_id, row, now)
+            if digest is not None and digest != request.digest:
+                raise ApprovalError(
+                    f"approval request {request_id!r} is for transaction digest "
+                    f"{request.digest}, not the {digest} shown; reload and decide again"
+                )
             status: Status = "approved" if approve else "rejected"
+            decider = who or _who()
             connection.execute(
                 approvals.update()
                 .where(approvals.c.id == request_id)
-                .values(status=status, decided_at_us=to_us(now), decided_by=_who())
+                .values(status=status, decided_at_us=to_us(now), decided_by=decider)
             )
             bump_control(connection)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot record the decision on approval {request_id!r}: {exc}") from exc
-    return request.model_copy(update={"status": status, "decided_at": now})
+    return request.model_copy(update={"status": status, "decided_at": now, "decided_by": decider})
 
 
 def _check_decidable(request_id: str, row: sa.Row[object] | None, now: datetime) -> ApprovalRequest:

@@ -26,8 +26,10 @@ from rich.table import Table
 from agents import daemon_state
 from agents.app.commands.config import load_checked_deployment
 from agents.app.commands.swaps import add_command, swaps_group
+from agents.app.console import console_running
 from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
+from agents.log_context import JsonLines
 from chains.atomic.store import PlanStore
 from chains.devnet import manager as devnet
 from chains.families import FAMILIES
@@ -55,7 +57,9 @@ def run(
 ) -> None:
     """Run the agents of FILE on their schedules (Ctrl-C or SIGTERM stops gracefully)."""
     deployment = load_checked_deployment(file)
-    _configure_logging(Path(deployment.data_dir or ".") / "covenant.log")
+    _configure_logging(
+        Path(deployment.data_dir or ".") / "covenant.log", jsonl=deployment.log_format == "jsonl"
+    )
     if fresh:
         _wipe_local_state(deployment)
     passphrase = _passphrase(deployment, passphrase_file)
@@ -83,12 +87,13 @@ class _OneLine(logging.Formatter):
         return line
 
 
-def _configure_logging(log_file: Path) -> None:
+def _configure_logging(log_file: Path, *, jsonl: bool = False) -> None:
     """Warnings and errors to the terminal, one line each, and in full (tracebacks
-    included) to `log_file`, where an operator looks after the fact."""
+    included) to `log_file`, where an operator looks after the fact: as text, or with
+    `jsonl` one JSON object a line with the agent and plan id of each record."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     to_file = logging.FileHandler(log_file, encoding="utf-8")
-    to_file.setFormatter(logging.Formatter(_LOG_FORMAT))
+    to_file.setFormatter(JsonLines() if jsonl else logging.Formatter(_LOG_FORMAT))
     to_terminal = logging.StreamHandler()
     to_terminal.setFormatter(_OneLine(log_file))
     logging.basicConfig(level=logging.WARNING, handlers=[to_file, to_terminal], force=True)
@@ -146,7 +151,12 @@ def _local_chains(deployment: Deployment) -> Iterator[bool]:
 
 
 async def _run(deployment: Deployment, passphrase: str, ticks: int | None, *, fund: bool) -> None:
-    async with open_runtime(deployment, passphrase, fund_local_chains=fund) as runtime:
+    async with (
+        open_runtime(deployment, passphrase, fund_local_chains=fund) as runtime,
+        console_running(runtime) as console_url,
+    ):
+        if console_url is not None:
+            console.print(f"console: {console_url}", highlight=False)
         with Live(
             _live_table(runtime), console=console, refresh_per_second=2, transient=False
         ) as live:

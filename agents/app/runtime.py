@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine as SqlEngine
 
-from agents import daemon_state
-from agents.agent import Agent
+from agents import daemon_state, log_context
+from agents.agent import Agent, TickReport
 from agents.audit import AuditLog
 from agents.cross_chain import AtomicDesk
 from agents.held import HeldActions
@@ -56,6 +57,8 @@ from wallets.credentials import verify_credential
 from wallets.operator import OperatorWallets, open_wallets
 
 log = logging.getLogger(__name__)
+
+TickHook = Callable[[str, TickReport | None, float], None]
 
 HEARTBEAT_FLUSH = 1.0
 """Seconds between heartbeat writes."""
@@ -110,6 +113,9 @@ class Runtime:
     desk: AtomicDesk | None
     agents: dict[str, Agent]
     scheduler: AgentScheduler | None = None
+    tick_hooks: list[TickHook] = field(default_factory=list)
+    """Called after every tick with the agent's name, its report (None if the tick
+    raised) and its wall time in seconds: how the console's metrics are fed."""
     _beats: dict[str, daemon_state.Heartbeat] = field(default_factory=dict)
 
     async def recover(self) -> None:
@@ -178,14 +184,21 @@ class Runtime:
         async def tick() -> None:
             nonlocal failures
             last = "tick did not finish"
+            started, report = time.perf_counter(), None
+            context = log_context.AGENT.set(agent.name)
             try:
-                last = (await agent.tick()).headline()
+                report = await agent.tick()
+                last = report.headline()
             except Exception as exc:
                 failures += 1
                 last = f"tick failed: {type(exc).__name__}: {exc}"
                 raise
             finally:
                 self._beat(agent, failures, last)
+                for hook in self.tick_hooks:
+                    hook(agent.name, report, time.perf_counter() - started)
+                log_context.AGENT.reset(context)
+                log_context.PLAN.set(None)
 
         return tick
 

@@ -98,7 +98,8 @@ def show(
 def _panel(record: audit.AuditRecord) -> Panel:
     body = record.body
     facts = Table.grid(padding=(0, 2))
-    facts.add_row("observation", body["observation_digest"][:16] + "…")
+    if body.get("observation_digest"):  # console actions have none
+        facts.add_row("observation", body["observation_digest"][:16] + "…")
     if body.get("prompt_digest"):
         facts.add_row("prompt", body["prompt_digest"][:16] + "…")
     if body.get("evidence"):

@@ -1,0 +1,176 @@
+"""The console's Starlette application and its uvicorn server inside the daemon.
+
+:func:`serving` binds the socket first (a port in use is a clear error before any agent
+ticks), runs `uvicorn.Server.serve()` as a task of the daemon's own event loop and stops
+it when the daemon stops. The daemon keeps its own signal handling: the server's is
+switched off (:class:`_Server`), so SIGTERM still means "finish ticks, then stop".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from agents.audit import AuditLog
+from agents.console import auth
+from agents.console.metrics import CONTENT_TYPE, ConsoleMetrics
+from agents.console.pages import Pages
+from agents.console.views import Sources
+from config.errors import ConfigError
+from config.models import ConsoleConfig
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 5.0
+"""Seconds `/readyz` waits for the store and for each chain."""
+
+ChainCheck = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Console:
+    """What the console serves from: the read sources, the audit log it records
+    operator actions in, the metrics, and one reachability check per chain."""
+
+    config: ConsoleConfig
+    sources: Sources
+    audit: AuditLog
+    metrics: ConsoleMetrics
+    chains: Mapping[str, ChainCheck]
+    secret: str
+    """Signs session cookies; made at start-up and never stored."""
+
+
+def build_app(console: Console) -> Starlette:
+    """The ASGI application: pages, actions, `/metrics`, `/healthz`, `/readyz`."""
+    pages = Pages(console.sources, console.audit, console.metrics)
+
+    async def metrics(_request: Request) -> Response:
+        return Response(console.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_request: Request) -> Response:
+        checks = await _readiness(console)
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    static = StaticFiles(directory=str(Path(__file__).parent / "static"))
+    routes = [
+        Route("/metrics", metrics),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Mount("/static", static, name="static"),
+        *pages.routes(),
+    ]
+    middleware = [
+        Middleware(auth.SecurityHeaders),
+        Middleware(
+            SessionMiddleware,
+            secret_key=console.secret,
+            session_cookie=auth.SESSION_COOKIE,
+            max_age=int(console.config.session_lifetime),
+            same_site="strict",
+            https_only=console.config.tls_cert is not None,
+        ),
+    ]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+async def _readiness(console: Console) -> dict[str, str]:
+    """ "ok" or what failed, for the store and each chain."""
+    checks: dict[str, str] = {}
+    try:
+        with console.sources.store.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        checks["store"] = "ok"
+    except sa.exc.SQLAlchemyError as exc:
+        checks["store"] = f"unreachable: {type(exc).__name__}"
+    for name, check in console.chains.items():
+        try:
+            await asyncio.wait_for(check(), READY_TIMEOUT)
+            checks[f"chain {name}"] = "ok"
+        except Exception as exc:  # any failure means not ready; say which
+            checks[f"chain {name}"] = f"unreachable: {type(exc).__name__}: {exc}"[:200]
+    return checks
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: the daemon owns SIGTERM/SIGINT."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+
+def _bind(config: ConsoleConfig) -> socket.socket:
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"the console cannot listen on {config.listen}: {exc.strerror}; change "
+            "console.listen in the deployment file or stop what holds the port"
+        ) from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serving(console: Console) -> AsyncIterator[str]:
+    """Serve the console while the block runs; yields its base URL."""
+    sock = _bind(console.config)
+    tls = console.config.tls_cert is not None
+    server = _Server(
+        uvicorn.Config(
+            build_app(console),
+            log_config=None,  # the daemon configured logging; keep it
+            access_log=False,
+            ssl_certfile=console.config.tls_cert,
+            ssl_keyfile=console.config.tls_key,
+            lifespan="off",
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    url = f"{'https' if tls else 'http'}://{console.config.listen}"
+    try:
+        listening = asyncio.create_task(server.listening.wait())
+        await asyncio.wait([listening, task], return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        if task.done():
+            task.result()  # a server that failed to start raises here
+            raise ConfigError(f"the console at {url} stopped as it started; see the log")
+        log.info("console at %s", url)
+        yield url
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
