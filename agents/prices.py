@@ -78,12 +78,13 @@ class PriceReader:
             self.prices.record_failure(key, f"no connection to chain {feed.chain}", read_at)
             return
         address = feed_address(self.deployment, symbol, feed)
+        label = f"{feed.kind} {address} on {feed.chain}"
         family = family_of_chain(self.deployment.chain(feed.chain))
         self.reads += 1
         try:
             reading = await family.read_price(adapter, feed, address)
         except ChainError as exc:
-            log.warning("price of %s from %s: %s", symbol, feed.label(), exc)
-            self.prices.record_failure(key, str(exc), read_at)
+            log.warning("price of %s from %s: %s", symbol, label, exc)
+            self.prices.record_failure(key, str(exc), read_at, label)
             return
-        self.prices.record(key, reading, read_at)
+        self.prices.record(key, reading, read_at, label)

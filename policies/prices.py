@@ -21,6 +21,7 @@ from decimal import Decimal
 from config.clock import to_us
 from config.models import Deployment
 from config.prices import AssetPrice, FeedReading, FixedPrice, OnChainFeed, PriceFeed
+from config.types import plain_amount
 from policies.actions import Intent, ProposedAction
 from policies.base import Clock, Deny, PriceSource, SystemClock
 
@@ -58,6 +59,7 @@ class _Observed:
     reading: FeedReading | None
     error: str | None
     read_at: datetime
+    label: str
 
 
 def price_deny(problem: PriceProblem) -> Deny:
@@ -90,14 +92,19 @@ class FeedPrices(PriceSource):
         keys = [(p.symbol, s) for p in self._config.values() for s in p.sources]
         return [(symbol, s) for symbol, s in keys if not isinstance(s, FixedPrice)]
 
-    def record(self, key: FeedKey, reading: FeedReading, read_at: datetime) -> None:
-        """Keep what `key` showed when read at `read_at`."""
-        self._seen[key] = _Observed(reading, None, read_at)
+    def record(
+        self, key: FeedKey, reading: FeedReading, read_at: datetime, label: str | None = None
+    ) -> None:
+        """Keep what `key` showed when read at `read_at`; `label` names the feed as read
+        (a `local` feed's real address)."""
+        self._seen[key] = _Observed(reading, None, read_at, label or key[1].label())
 
-    def record_failure(self, key: FeedKey, error: str, read_at: datetime) -> None:
+    def record_failure(
+        self, key: FeedKey, error: str, read_at: datetime, label: str | None = None
+    ) -> None:
         """Keep why `key` could not be read (or was refused) at `read_at`: its last good
         reading is dropped, so a feed that turned bad is never judged by older data."""
-        self._seen[key] = _Observed(None, error, read_at)
+        self._seen[key] = _Observed(None, error, read_at, label or key[1].label())
 
     def read_at(self, key: FeedKey) -> datetime | None:
         """When `key` was last read, or None."""
@@ -125,10 +132,12 @@ class FeedPrices(PriceSource):
     def _judge(self, symbol: str, source: PriceFeed, now: datetime) -> SourcePrice | PriceProblem:
         if isinstance(source, FixedPrice):
             return SourcePrice(source.label(), source.usd, None)
-        where = f"price of {symbol} from {source.label()}"
         seen = self._seen.get((symbol, source))
         if seen is None:
-            return PriceProblem(f"{where}: not read yet; is the chain reachable?")
+            return PriceProblem(
+                f"price of {symbol} from {source.label()}: not read yet; is the chain reachable?"
+            )
+        where = f"price of {symbol} from {seen.label}"
         if seen.reading is None:
             return PriceProblem(f"{where}: refused at {seen.read_at:%H:%M:%S}: {seen.error}")
         reading = seen.reading
@@ -140,10 +149,10 @@ class FeedPrices(PriceSource):
         wide = band is not None and reading.confidence is not None
         if wide and reading.confidence > reading.usd * band:  # type: ignore[operator]
             return PriceProblem(
-                f"{where}: confidence ±{reading.confidence} is wider than {band} of "
-                f"{reading.usd} ({age} s old)"
+                f"{where}: confidence ±{plain_amount(reading.confidence)} is wider than "  # type: ignore[arg-type]
+                f"{band} of {plain_amount(reading.usd)} ({age} s old)"
             )
-        return SourcePrice(source.label(), reading.usd, age)
+        return SourcePrice(seen.label, reading.usd, age)
 
 
 def _agreed(config: AssetPrice, judged: list[SourcePrice]) -> Quote | PriceProblem:
@@ -153,8 +162,9 @@ def _agreed(config: AssetPrice, judged: list[SourcePrice]) -> Quote | PriceProbl
     if limit is not None and high.usd - low.usd > low.usd * limit:
         spread = (high.usd - low.usd) / low.usd
         return PriceProblem(
-            f"price of {config.symbol}: {high.source} says {high.usd} ({_age(high)}), "
-            f"{low.source} says {low.usd} ({_age(low)}): {spread:.2%} apart, max {limit:.2%}"
+            f"price of {config.symbol}: {high.source} says {plain_amount(high.usd)} "
+            f"({_age(high)}), {low.source} says {plain_amount(low.usd)} ({_age(low)}): "
+            f"{spread:.2%} apart, max {limit:.2%}"
         )
     return Quote(high.usd, tuple(judged))
 

@@ -17,6 +17,7 @@ answers.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from decimal import Decimal
@@ -115,21 +116,29 @@ async def set_local_chainlink(url: str, symbol: str, usd: Decimal, published_at:
         sent = await rpc(
             "eth_sendTransaction", [{"from": KEEPER, "to": address, "data": "0x" + data.hex()}]
         )
-        receipt = await client.post(
-            url,
-            json={
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "eth_getTransactionReceipt",
-                "params": [sent],
-            },
-        )
-        status = (receipt.json().get("result") or {}).get("status")
+        status = await _receipt_status(client, url, sent)
         if status != "0x1":
             raise ChainError(
                 f"updateRoundData on the local {symbol} feed at {url} failed ({status})"
             )
     return address
+
+
+async def _receipt_status(client: httpx.AsyncClient, url: str, sent: str) -> str | None:
+    # anvil mines each transaction at once, but may answer eth_sendTransaction before the
+    # block is sealed: ask a few times.
+    for _ in range(50):
+        request = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "eth_getTransactionReceipt",
+            "params": [sent],
+        }
+        receipt = (await client.post(url, json=request)).json().get("result")
+        if receipt is not None:
+            return str(receipt.get("status"))
+        await asyncio.sleep(0.02)
+    return None
 
 
 async def _install(rpc: Any, address: str, answer: int) -> None:
