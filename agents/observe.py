@@ -23,11 +23,13 @@ from decimal import Decimal
 from typing import Any
 
 from agents.planners.types import Balance, Observation, Outcome, PendingApproval, Price
+from agents.prices import PriceReader
 from agents.sources import Source, SourceError
 from agents.tasks import Task
 from chains.base import ChainAdapter
 from config.errors import ChainError
 from config.models import AgentConfig, Asset, Deployment
+from policies.prices import PriceProblem
 from wallets.operator import AgentWallet
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class Observer:
         *,
         sources: Sequence[Source[Any]] = (),
         balance_ttl: float = BALANCE_TTL,
+        prices: PriceReader | None = None,
     ) -> None:
         self.deployment = deployment
         self.agent = agent
@@ -66,6 +69,7 @@ class Observer:
         self.adapters = adapters
         self.balance_ttl = balance_ttl
         self.sources = tuple(sources)
+        self.prices = prices
         self.outcomes: deque[Outcome] = deque(maxlen=RECENT_OUTCOMES)
         self.settled: set[str] = set()
         """Tasks (``source/id``) this agent paid since it started: no longer open, so
@@ -91,11 +95,8 @@ class Observer:
         """The observation for this tick."""
         read = await asyncio.gather(*(self._cached_balance(asset) for asset in self._assets))
         tasks, problems = await self._tasks()
-        prices = [
-            Price(asset=f"{asset.symbol}@{asset.chain}", usd=asset.usd_price)
-            for asset in self._assets
-            if asset.usd_price is not None
-        ]
+        prices, price_problems = await self._prices()
+        problems += price_problems
         return Observation(
             agent=self.agent.name,
             at=datetime.now(UTC),
@@ -106,6 +107,27 @@ class Observer:
             recent_outcomes=(*self.outcomes, *problems),
             tasks=tasks,
         )
+
+    async def _prices(self) -> tuple[list[Price], list[Outcome]]:
+        """Each asset's judged price with its source and age, after refreshing the feeds
+        (without a reader: the fixed `usd_price` of each asset that sets one)."""
+        if self.prices is None:
+            fixed = [(a, a.usd_price) for a in self._assets if a.usd_price is not None]
+            return [Price(asset=f"{a.symbol}@{a.chain}", usd=usd) for a, usd in fixed], []
+        await self.prices.refresh(self._assets)
+        found, problems, now = [], [], self.prices.clock.now()
+        for asset in self._assets:
+            quote = self.prices.prices.quote(asset.chain, asset.symbol, now)
+            if isinstance(quote, PriceProblem):
+                problems.append(Outcome(at=now, summary=quote.reason[:300], ok=False))
+            elif quote is not None:
+                ages = [s.age for s in quote.sources if s.age is not None]
+                source = "; ".join(s.source for s in quote.sources)[:400]
+                name = f"{asset.symbol}@{asset.chain}"
+                found.append(
+                    Price(asset=name, usd=quote.usd, source=source, age=max(ages, default=None))
+                )
+        return found, problems
 
     async def _tasks(self) -> tuple[tuple[Task, ...], list[Outcome]]:
         """Every source's tasks, and an outcome for each problem (this tick only: a source

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from chains.families import FAMILIES, family
 
 if TYPE_CHECKING:
+    from config.chain_model import ChainModel
     from config.models import Deployment
 
 Path = tuple[str | int, ...]
@@ -58,6 +59,7 @@ def check_references(deployment: Deployment) -> None:
         _check_unique(section, [item.name for item in getattr(deployment, section)])
     _check_chain_ids(deployment)
     _check_assets(deployment)
+    _check_prices(deployment)
     _check_address_book(deployment)
     _check_agents(deployment)
     _check_margins(deployment)
@@ -92,6 +94,59 @@ def _check_assets(deployment: Deployment) -> None:
                 f"asset {asset.symbol} is defined twice on chain {asset.chain!r}",
             )
         seen.add((asset.symbol, asset.chain))
+
+
+def _check_prices(deployment: Deployment) -> None:
+    """Each symbol priced once, by assets that exist, from feeds on chains whose family
+    reads that kind of feed; `local` feeds only on local chains."""
+    symbols = {asset.symbol for asset in deployment.assets}
+    chains = {chain.name: chain for chain in deployment.chains}
+    seen: set[str] = set()
+    for index, entry in enumerate(deployment.prices):
+        if entry.symbol not in symbols:
+            raise _unknown(("prices", index, "symbol"), "asset symbol", entry.symbol, symbols)
+        if entry.symbol in seen:
+            raise ReferenceProblem(
+                ("prices", index, "symbol"), f"prices of {entry.symbol} are given twice"
+            )
+        seen.add(entry.symbol)
+        _check_fixed_twice(deployment, index, entry.symbol)
+        for position, source in enumerate(entry.sources):
+            _check_feed_chain(chains, ("prices", index, "sources", position), source)
+
+
+def _check_fixed_twice(deployment: Deployment, index: int, symbol: str) -> None:
+    for asset in deployment.assets:
+        if asset.symbol == symbol and asset.usd_price is not None:
+            raise ReferenceProblem(
+                ("prices", index, "symbol"),
+                f"asset {symbol} on {asset.chain} also sets usd_price; drop usd_price (or "
+                "add it here as a source `{kind: fixed, usd: ...}`)",
+            )
+
+
+def _check_feed_chain(chains: dict[str, ChainModel], path: Path, source: object) -> None:
+    chain_name = getattr(source, "chain", None)
+    if chain_name is None:
+        return  # a fixed price reads no chain
+    kind = getattr(source, "kind", "")
+    if chain_name not in chains:
+        raise _unknown((*path, "chain"), "chain", chain_name, chains)
+    chain = chains[chain_name]
+    readers = [f.label for f in FAMILIES if f.price_kind == kind]
+    if family(chain.family).price_kind != kind:
+        raise ReferenceProblem(
+            (*path, "chain"),
+            f"a {kind} feed is read on {' or '.join(readers)} chains; chain {chain_name!r} "
+            "is not one",
+        )
+    address_field = "address" if hasattr(source, "address") else "account"
+    if getattr(source, address_field) == "local" and chain.rpc != "local":
+        raise ReferenceProblem(
+            (*path, address_field),
+            f"`{address_field}: local` needs `rpc: local` (chain {chain_name!r} uses "
+            f"{chain.rpc}); give the feed's address on that network",
+        )
 
 
 def _check_address_book(deployment: Deployment) -> None:

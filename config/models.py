@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, Tag, field_validator, model_validato
 
 from config.chain_model import ChainModel, Model, key_tag
 from config.margins import Margins
+from config.prices import AssetPrice
 from config.types import (
     CronExpression,
     Duration,
@@ -67,7 +68,9 @@ class Asset(Model):
     erc20: EvmAddress | None = None
     spl_mint: SolanaAddress | None = None
     usd_price: PositiveAmount | None = Field(
-        default=None, description="Fixed USD price used by USD-normalised limits."
+        default=None,
+        description="Fixed USD price used by USD-normalised limits; the same as a `prices:` "
+        "entry with one `fixed` source. An asset priced in `prices:` must not set it.",
     )
 
     @model_validator(mode="after")
@@ -351,6 +354,10 @@ class Deployment(Model):
     operator: Operator
     chains: list[Chain] = Field(min_length=1)
     assets: list[Asset] = Field(default_factory=list)
+    prices: list[AssetPrice] = Field(
+        default_factory=list,
+        description="Where each asset's USD price comes from (Chainlink, Pyth, fixed).",
+    )
     address_book: list[Counterparty] = Field(default_factory=list)
     planners: list[Planner] = Field(min_length=1)
     agents: list[AgentConfig] = Field(default_factory=list)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from chains.families import FAMILIES
-from config import margins, models
+from config import margins, models, prices
 from config.chain_model import LocalChain
 
 SECTIONS: list[type[BaseModel]] = [
@@ -19,6 +19,10 @@ SECTIONS: list[type[BaseModel]] = [
     *(section for family in FAMILIES for section in family.config_sections),
     LocalChain,
     models.Asset,
+    prices.AssetPrice,
+    prices.ChainlinkFeed,
+    prices.PythFeed,
+    prices.FixedPrice,
     models.Counterparty,
     models.OllamaPlanner,
     models.EmbeddedPlanner,

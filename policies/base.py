@@ -41,6 +41,11 @@ class Deny(_Value):
 
     verdict: Literal["deny"] = "deny"
     reason: str = Field(min_length=1)
+    cause: Literal["policy", "price"] = Field(
+        default="policy",
+        description="`price`: no usable price for a USD figure (policies.prices.price_deny); "
+        "the engine then shows every policy of the agent the failure (on_price_failure).",
+    )
 
 
 class NeedsApproval(_Value):
@@ -117,6 +122,8 @@ class AuthorityClaims(_Value):
     assets: list[str] = Field(default_factory=list)
     per_transaction: dict[str, PositiveAmount] = Field(default_factory=dict)
     per_day: dict[str, PositiveAmount] = Field(default_factory=dict)
+    per_transaction_usd: PositiveAmount | None = None
+    per_day_usd: PositiveAmount | None = None
     not_before: datetime
     expires_at: datetime
 
@@ -265,6 +272,12 @@ class Policy(ABC):
 
     async def on_failed(self, action: ProposedAction, ctx: PolicyContext, reason: str) -> None:
         """The authorized transaction failed or was never sent."""
+        return None  # a documented no-op hook
+
+    async def on_price_failure(
+        self, action: ProposedAction, ctx: PolicyContext, reason: str
+    ) -> None:
+        """`action` was denied because a USD figure had no fresh, agreed price."""
         return None  # a documented no-op hook
 
 

@@ -49,11 +49,11 @@ from policies.base import (
     PolicyEnv,
     PriceSource,
     SimulationResult,
-    StaticPrices,
     SystemClock,
 )
 from policies.grants import PlanGrants
 from policies.ledger import Entry, SpendLedger
+from policies.prices import FeedPrices, usd_value
 from policies.registry import build_policies
 from wallets.authorization import (
     MAX_BATCH,
@@ -85,6 +85,7 @@ class Denied(_Outcome):
     verdict: Literal["denied"] = "denied"
     reason: str
     policy: str | None = None
+    cause: Literal["policy", "price"] = "policy"
 
 
 class Queued(_Outcome):
@@ -196,7 +197,7 @@ class PolicyEngine:
     ) -> None:
         self.deployment = deployment
         self.clock: Clock = clock or SystemClock()
-        self.prices: PriceSource = prices or StaticPrices.from_deployment(deployment)
+        self.prices: PriceSource = prices or FeedPrices(deployment, self.clock)
         self._store = PolicyStore(store) if store is not None else None
         if self._store is not None:
             # Before any state is loaded: whatever an older engine commits after this
@@ -286,7 +287,7 @@ class PolicyEngine:
                 approved = outcome if isinstance(outcome, ApprovalRequest) else None
                 self._grants.stage(action)
                 return await self._authorize(pending, writes, approved)
-            await self._decline(pending, writes)
+            await self._decline(pending, writes, outcome)
             return outcome
 
     def screen(self, intent: Intent) -> str | None:
@@ -400,8 +401,10 @@ class PolicyEngine:
         return None
 
     def _usd(self, action: ProposedAction) -> Decimal | None:
-        price = self.prices.usd_price(action.chain, action.asset)
-        return None if price is None else action.amount * price
+        # The ledger's USD value: a price the policies would refuse values nothing (they
+        # deny the action, and its reservation is released).
+        valued = usd_value(self.prices, action, self.clock.now())
+        return valued if isinstance(valued, Decimal) else None
 
     async def _ask_all(
         self, policies: Sequence[Policy], action: ProposedAction, ctx: PolicyContext
@@ -416,7 +419,10 @@ class PolicyEngine:
             if decision is not ALLOW:  # the shared ALLOW is the common answer: no checks
                 decision = _checked(policy, decision)
                 if isinstance(decision, Deny):
-                    return asked, Denied(reason=decision.reason, policy=policy.name)
+                    denied = Denied(
+                        reason=decision.reason, policy=policy.name, cause=decision.cause
+                    )
+                    return asked, denied
                 if isinstance(decision, NeedsApproval) and queued is None:
                     queued = self._queued(policy, decision)
             asked.append(policy)
@@ -464,12 +470,21 @@ class PolicyEngine:
             authorization=authorization, approval_id=approved.id if approved else None
         )
 
-    async def _decline(self, pending: _Pending, writes: WriteSet | None) -> None:
-        """Undo what this evaluation reserved: its ledger entry and each policy's state."""
+    async def _decline(
+        self, pending: _Pending, writes: WriteSet | None, outcome: Outcome | None = None
+    ) -> None:
+        """Undo what this evaluation reserved: its ledger entry and each policy's state.
+        A denial for want of a usable price is shown to every policy of the agent, asked
+        or not, as the failure it is (the breaker counts it)."""
         action = pending.action
         self.ledger.release(action.digest, persist=False, entry=pending.entry)
         for policy in pending.asked:
             await self._hook(policy, policy.on_declined(action, pending.ctx))
+        if isinstance(outcome, Denied) and outcome.cause == "price":
+            for policy in self._stacks[action.agent].policies:
+                await self._hook(
+                    policy, policy.on_price_failure(action, pending.ctx, outcome.reason)
+                )
         if writes is not None:
             await self._commit(writes, authorized=False)
 

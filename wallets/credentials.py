@@ -44,6 +44,8 @@ class AgentAuthority(BaseModel):
     assets: tuple[str, ...]
     per_transaction: dict[str, Decimal] = Field(default_factory=dict, alias="perTransaction")
     per_day: dict[str, Decimal] = Field(default_factory=dict, alias="perDay")
+    per_transaction_usd: Decimal | None = Field(default=None, alias="perTransactionUsd")
+    per_day_usd: Decimal | None = Field(default=None, alias="perDayUsd")
 
 
 class VerifiedCredential(BaseModel):
@@ -68,6 +70,8 @@ class VerifiedCredential(BaseModel):
             "assets": list(self.authority.assets),
             "per_transaction": dict(self.authority.per_transaction),
             "per_day": dict(self.authority.per_day),
+            "per_transaction_usd": self.authority.per_transaction_usd,
+            "per_day_usd": self.authority.per_day_usd,
             "not_before": self.valid_from,
             "expires_at": self.valid_until,
         }
@@ -88,7 +92,7 @@ def issue_credential(
             f"{valid_from.isoformat()}",
             reason="malformed",
         )
-    claims = authority.model_dump(mode="json", by_alias=True)
+    claims = authority.model_dump(mode="json", by_alias=True, exclude_none=True)
     credential = {
         "@context": [VC_CONTEXT],
         "id": f"urn:uuid:{uuid.uuid4()}",

@@ -303,7 +303,13 @@ def authority_from_config(deployment: Deployment, agent: str) -> AgentAuthority:
         assets=tuple(assets),
         per_transaction=_amounts(limits.get("per_transaction")),
         per_day=_amounts(limits.get("per_day")),
+        per_transaction_usd=_usd(limits.get("per_transaction_usd")),
+        per_day_usd=_usd(limits.get("per_day_usd")),
     )
+
+
+def _usd(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
 
 
 def _amounts(value: Any) -> dict[str, Decimal]:

@@ -34,6 +34,7 @@ from agents.payments import PaymentExecutor
 from agents.planners import Planner, build_planner
 from agents.planners.scripted import ScriptedPlanner
 from agents.planners.types import Observation, PendingApproval
+from agents.prices import PriceReader
 from agents.resolver import Resolver
 from agents.scheduler import AgentJob, AgentScheduler, TickFunction
 from agents.sources import build_sources
@@ -53,6 +54,7 @@ from config.types import plain_amount
 from policies.approvals import ApprovalRequest, list_requests
 from policies.base import AuthorityClaims
 from policies.engine import PolicyEngine
+from policies.prices import FeedPrices
 from wallets.credentials import verify_credential
 from wallets.operator import OperatorWallets, open_wallets
 
@@ -283,11 +285,15 @@ def build_runtime(
     escrows: dict[str, HtlcChain],
 ) -> Runtime:
     """Every part of a runtime, each built once and handed to what needs it."""
+    prices = FeedPrices(deployment)
     engine = PolicyEngine(
         deployment,
         store,
+        prices=prices,
         resolve_agent_address=lambda agent, chain: wallets.agent(agent).address(deployment, chain),
     )
+    # One reader for every agent: a feed may be on a chain the agent does not use.
+    reader = PriceReader(deployment, prices, adapters)
     held = HeldActions(store, engine.approvals_version)
     claims = {config.name: verified_claims(wallets, config) for config in deployment.agents}
     observers = {
@@ -297,6 +303,7 @@ def build_runtime(
             wallets.agent(config.name),
             {name: adapters[name] for name in config.chains},
             sources=build_sources(config),
+            prices=reader,
         )
         for config in deployment.agents
     }

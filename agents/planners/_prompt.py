@@ -23,7 +23,7 @@ from agents.actions.base import (
     allowed_chains,
     allowed_counterparties,
 )
-from agents.planners.types import Balance, ChatMessage, Observation, Outcome
+from agents.planners.types import Balance, ChatMessage, Observation, Outcome, Price
 from agents.tasks import OfferLeg, Task
 from config.models import Deployment
 from config.types import plain_amount
@@ -80,12 +80,17 @@ def _rules(names: AgentNames, agent_name: str) -> str:
     return RULES.format(agent=agent_name, shapes="\n".join(shapes) or "- none: return no actions")
 
 
+def _price(price: Price) -> str:
+    age = "fixed" if price.age is None else f"{price.age} s old"
+    return f"{price.asset}: {price.usd} ({age})"
+
+
 def _situation(deployment: Deployment, observation: Observation) -> str:
     sections = [
         f"Mandate from the operator:\n{observation.mandate.strip()}",
         _names(deployment, observation.agent),
         _section("Balances", [_balance(b) for b in observation.balances]),
-        _section("Prices (USD)", [f"{p.asset}: {p.usd}" for p in observation.prices]),
+        _section("Prices (USD)", [_price(p) for p in observation.prices]),
         _section(
             "Open swaps",
             [

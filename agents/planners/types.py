@@ -36,10 +36,16 @@ class Balance(_Model):
 
 
 class Price(_Model):
-    """A USD price of an asset (from configuration or a feed)."""
+    """A USD price of an asset, where it came from and how old it is."""
 
     asset: str
     usd: Decimal
+    source: str = Field(
+        default="fixed", max_length=400, description="Each source, e.g. `chainlink 0x… on arb`."
+    )
+    age: int | None = Field(
+        default=None, ge=0, description="Seconds since the oldest source published (None: fixed)."
+    )
 
 
 class OpenSwap(_Model):

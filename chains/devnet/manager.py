@@ -120,6 +120,9 @@ async def up(deployment: Deployment, *, fund: Sequence[str] = ()) -> DevnetState
         if chain.htlc == "local":
             await family_of_chain(chain).install_escrow(nodes[chain.name].url)
         await fund_url(chain, nodes[chain.name].url, fund)
+    from chains.devnet.prices import install_prices  # it imports this module
+
+    await install_prices(deployment)
     return state
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from chains.atomic.base import HtlcChain
     from chains.base import ChainAdapter, UnsignedTx
     from chains.devnet._fund import NodeCall
+    from config.prices import FeedReading, OnChainFeed
     from wallets.authorization import Authorization, AuthorizationVerifier
     from wallets.operator import AgentWallet
 
@@ -157,6 +159,23 @@ class ChainFamily(Protocol):
     def local_example(self) -> dict[str, Any]:
         """A local chain of this family as a deployment's `chains:` entry, named
         ``<family>-local`` (the chain the policy testing kit gives its agents)."""
+
+    # price feeds
+    price_kind: str
+    """The kind of `prices:` source this family reads (e.g. `chainlink`)."""
+
+    async def read_price(
+        self, adapter: ChainAdapter, feed: OnChainFeed, address: str
+    ) -> FeedReading:
+        """Read `feed` at `address` through `adapter` (its chain's one read path); raise
+        :class:`config.errors.ChainError` naming the feed when it cannot be trusted."""
+
+    def local_price_feed(self, symbol: str) -> str:
+        """Where `devnet up` installs the `local` feed of `symbol` (one per symbol)."""
+
+    async def set_local_price(self, url: str, symbol: str, usd: Decimal, published_at: int) -> str:
+        """Install (if needed) and move the local feed of `symbol` on the node at `url`
+        to `usd` published at `published_at` (Unix seconds); returns its address."""
 
     # doctor
     async def doctor_check(self, chain: ChainModel, rpc: Rpc) -> tuple[DoctorStatus, str]:

@@ -11,6 +11,7 @@ from config.models import AgentConfig, Deployment
 from config.types import Duration, PositiveAmount
 from policies.actions import ProposedAction
 from policies.base import ALLOW, Decision, NeedsApproval, Policy, PolicyContext, as_timedelta
+from policies.prices import PriceProblem, price_deny, usd_value
 
 
 class HumanApprovalParams(BaseModel):
@@ -57,10 +58,13 @@ class HumanApproval(Policy):
             return self._ask(f"{action.amount} {action.asset} is above {limit} {action.asset}")
         if self._above_usd is None:
             return ALLOW
-        price = ctx.prices.usd_price(action.chain, action.asset)
-        if price is None:
+        usd = usd_value(ctx.prices, action, ctx.clock.now())
+        if usd is None:
             return self._ask(f"no USD price for {action.asset} on {action.chain} to compare")
-        usd = action.amount * price
+        if isinstance(usd, PriceProblem):
+            # A price that is configured but cannot be trusted now is not a question for
+            # a person shown a made-up dollar figure: it is refused, like every USD limit.
+            return price_deny(usd)
         if usd > self._above_usd:
             return self._ask(f"${usd:.2f} is above ${self._above_usd}")
         return ALLOW

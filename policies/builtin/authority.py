@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from policies.actions import ProposedAction
 from policies.base import ALLOW, Decision, Deny, Policy, PolicyContext, PolicyEnv
+from policies.prices import PriceProblem, price_deny, usd_value
 
 _DAY = timedelta(days=1)
 
@@ -27,7 +28,7 @@ class Authority(Policy):
         if claims is None:
             return Deny(reason="no verified authority credential; issue one with the wallets CLI")
         now = ctx.clock.now()
-        problem = None
+        problem: str | PriceProblem | None = None
         if claims.agent != action.agent:
             problem = f"the credential is for agent {claims.agent!r}"
         elif not claims.not_before <= now < claims.expires_at:
@@ -40,7 +41,9 @@ class Authority(Policy):
         elif action.asset not in claims.assets:
             problem = f"asset {action.asset!r} is not granted (granted: {claims.assets})"
         else:
-            problem = self._over_limit(action, ctx)
+            problem = self._over_limit(action, ctx) or self._over_usd(action, ctx)
+        if isinstance(problem, PriceProblem):
+            return price_deny(problem)
         if problem is None:
             return ALLOW
         return Deny(reason=f"outside the agent's authority: {problem}")
@@ -56,4 +59,24 @@ class Authority(Policy):
             total = ctx.spend.window_total(action.agent, action.asset, ctx.clock.now(), _DAY)
             if total > per_day:
                 return f"{total} {action.asset} in 24h (with this one) is above per-day {per_day}"
+        return None
+
+    @staticmethod
+    def _over_usd(action: ProposedAction, ctx: PolicyContext) -> str | PriceProblem | None:
+        assert ctx.claims is not None
+        per_tx, per_day = ctx.claims.per_transaction_usd, ctx.claims.per_day_usd
+        if per_tx is None and per_day is None:
+            return None
+        now = ctx.clock.now()
+        usd = usd_value(ctx.prices, action, now)
+        if usd is None:
+            return f"the credential limits USD and {action.asset} has no price in `prices:`"
+        if isinstance(usd, PriceProblem):
+            return usd
+        if per_tx is not None and usd > per_tx:
+            return f"${usd:.2f} is above the per-transaction ${per_tx}"
+        if per_day is not None:
+            total = ctx.spend.window_total_usd(action.agent, now, _DAY)
+            if total > per_day:
+                return f"${total:.2f} in 24h (with this one) is above per-day ${per_day}"
         return None

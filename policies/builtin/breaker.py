@@ -178,6 +178,13 @@ class ConfidenceBreaker(Policy):
         else:
             self._save(always=True)
 
+    async def on_price_failure(
+        self, action: ProposedAction, ctx: PolicyContext, reason: str
+    ) -> None:
+        """No fresh, agreed price is a failure like a failed execution: an agent acting
+        on prices nobody can confirm is stopped after `max_failures` of them in a row."""
+        await self.on_failed(action, ctx, reason)
+
     def _cooled(self, now: datetime) -> bool:
         opened = self._s.opened_at
         if opened is not None and now < opened + self._cooldown:

@@ -13,6 +13,7 @@ from config.models import AgentConfig, Deployment
 from config.types import Duration, PositiveAmount
 from policies.actions import Intent, ProposedAction
 from policies.base import ALLOW, Decision, Deny, Policy, PolicyContext, PolicyEnv, as_timedelta
+from policies.prices import PriceProblem, price_deny, usd_value
 
 _DAY = timedelta(days=1)
 
@@ -68,8 +69,9 @@ class SpendLimit(Policy):
     """Deny an action that would take spending above a limit.
 
     Amounts are in asset units across all chains carrying that symbol; USD limits value
-    each action at the price source's price when it was authorized. An action whose
-    asset has no price is denied by a USD limit, since it cannot be shown to fit. An
+    each action at its price when it is evaluated, judged fresh and agreed by
+    :mod:`policies.prices`. An action whose asset has no price, or whose price is stale,
+    out of band or disputed, is denied by a USD limit, since it cannot be shown to fit. An
     asset that no limit covers (not named, and no USD limit) is denied unless the
     parameters say `unlisted: allow`: a forgotten limit must not mean no limit.
     """
@@ -113,13 +115,15 @@ class SpendLimit(Policy):
             return Deny(reason=self._unlisted(action))
         usd = None
         if self._needs_usd:
-            price = ctx.prices.usd_price(action.chain, action.asset)
-            if price is None:
+            valued = usd_value(ctx.prices, action, ctx.clock.now())
+            if valued is None:
                 return Deny(
-                    reason=f"no USD price for {action.asset} on {action.chain}; set "
-                    "assets[].usd_price or configure a price source for USD limits"
+                    reason=f"no USD price for {action.asset} on {action.chain}; add it to "
+                    "`prices:` (a chainlink, pyth or fixed source) for USD limits"
                 )
-            usd = action.amount * price
+            if isinstance(valued, PriceProblem):
+                return price_deny(valued)
+            usd = valued
         reason = self._per_transaction(action, usd) or self._rolling(action, usd, ctx)
         return ALLOW if reason is None else Deny(reason=reason)
 

@@ -223,6 +223,41 @@ CASES = [
         "COVENANT_TEST_UNSET_URL is not set",
         "COVENANT_TEST_UNSET_URL",
     ),
+    Case(
+        "pyth-feed-on-an-evm-chain",
+        "address_book:\n",
+        "prices:\n  - symbol: SOL\n    sources:\n      - {kind: pyth, chain: arb, "
+        'account: "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM", max_age: 60s}\naddress_book:\n',
+        "prices[0].sources[0].chain",
+        "a pyth feed is read on Solana chains; chain 'arb' is not one",
+        "{kind: pyth",
+    ),
+    Case(
+        "local-feed-on-a-remote-chain",
+        "address_book:\n",
+        "prices:\n  - symbol: SOL\n    sources:\n      - {kind: pyth, chain: sol, "
+        "account: local, max_age: 60s}\naddress_book:\n",
+        "prices[0].sources[0].account",
+        "`account: local` needs `rpc: local`",
+        "{kind: pyth",
+    ),
+    Case(
+        "two-sources-without-deviation",
+        "address_book:\n",
+        'prices:\n  - symbol: SOL\n    sources:\n      - {kind: fixed, usd: "150"}\n'
+        '      - {kind: fixed, usd: "151"}\naddress_book:\n',
+        "prices[0]",
+        "set max_deviation",
+        "  - symbol: SOL",
+    ),
+    Case(
+        "priced-twice",
+        "address_book:\n",
+        'prices:\n  - {symbol: ETH, sources: [{kind: fixed, usd: "3000"}]}\naddress_book:\n',
+        "prices[0].symbol",
+        "also sets usd_price",
+        "  - {symbol: ETH, sources",
+    ),
     Case("yaml-syntax", "chains: [arb]", "chains: [arb", "", "YAML syntax error", "chains: [arb\n"),
     Case("tab-indent", "  name: ops", "\tname: ops", "", "tabs", "\tname: ops"),
     Case(

@@ -1,8 +1,9 @@
-"""CLI: ``devnet up | down | status FILE`` for the deployment's `rpc: local` chains."""
+"""CLI: ``devnet up | down | status | price FILE`` for the deployment's `rpc: local` chains."""
 
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
@@ -72,6 +73,29 @@ def _agent_addresses(deployment: Deployment, passphrase_file: Path | None) -> li
             for chain in agent.chains
         }
     )
+
+
+@devnet_app.command("price")
+def price(
+    file: Path,
+    symbol: str,
+    value: str,
+    age: Annotated[
+        int, typer.Option(help="Publish the price as this many seconds old (0: now).")
+    ] = 0,
+) -> None:
+    """Move the local price feeds of SYMBOL in FILE to VALUE USD (a decimal, e.g. 3500)."""
+    from chains.devnet.prices import set_price
+    from config.clock import to_us, utc_now
+
+    try:
+        usd = Decimal(value)
+    except InvalidOperation:
+        raise typer.BadParameter(f"{value!r} is not a decimal price such as 3500.25") from None
+    deployment = load_deployment(file)
+    when = to_us(utc_now()) // 1_000_000 - age
+    for chain, address in asyncio.run(set_price(deployment, symbol, usd, when)):
+        console.print(f"{symbol} = ${usd} on {chain} ({address})")
 
 
 @devnet_app.command("down")

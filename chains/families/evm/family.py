@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from chains.base import ChainAdapter, UnsignedTx
     from chains.devnet._fund import NodeCall
     from config.margins import ChainMargin
+    from config.prices import FeedReading, OnChainFeed
     from wallets.authorization import Authorization, AuthorizationVerifier
     from wallets.operator import AgentWallet
 
@@ -190,6 +192,31 @@ class EvmFamily:
         from chains.families.evm.devnet import install_evm_htlc
 
         await install_evm_htlc(url)
+
+    # price feeds
+
+    price_kind = "chainlink"
+
+    async def read_price(
+        self, adapter: ChainAdapter, feed: OnChainFeed, address: str
+    ) -> FeedReading:
+        from chains.families.evm.adapter import EvmAdapter
+        from chains.families.evm.prices import read_chainlink
+        from config.prices import ChainlinkFeed
+
+        if not isinstance(adapter, EvmAdapter) or not isinstance(feed, ChainlinkFeed):
+            raise TypeError(f"{feed.label()} is not a Chainlink feed read by an EVM adapter")
+        return await read_chainlink(adapter, feed, address)
+
+    def local_price_feed(self, symbol: str) -> str:
+        from chains.families.evm.prices import local_feed_address
+
+        return local_feed_address(symbol)
+
+    async def set_local_price(self, url: str, symbol: str, usd: Decimal, published_at: int) -> str:
+        from chains.families.evm.prices import set_local_chainlink
+
+        return await set_local_chainlink(url, symbol, usd, published_at)
 
     def local_example(self) -> dict[str, Any]:
         return {"name": "evm-local", "family": self.name, "chain_id": 31337, "rpc": "local"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import subprocess
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from chains.devnet._fund import NodeCall
     from chains.families.solana.tx import SolanaUnsignedTx
     from config.margins import ChainMargin
+    from config.prices import FeedReading, OnChainFeed
     from wallets.authorization import Authorization, AuthorizationVerifier
     from wallets.operator import AgentWallet
 
@@ -191,6 +193,31 @@ class SolanaFamily:
     async def install_escrow(self, url: str) -> None:
         # The server loads the program when it starts (see `start_node`): nothing to do.
         return None
+
+    # price feeds
+
+    price_kind = "pyth"
+
+    async def read_price(
+        self, adapter: ChainAdapter, feed: OnChainFeed, address: str
+    ) -> FeedReading:
+        from chains.families.solana.adapter import SolanaAdapter
+        from chains.families.solana.prices import read_pyth
+        from config.prices import PythFeed
+
+        if not isinstance(adapter, SolanaAdapter) or not isinstance(feed, PythFeed):
+            raise TypeError(f"{feed.label()} is not a Pyth feed read by a Solana adapter")
+        return await read_pyth(adapter, feed, address)
+
+    def local_price_feed(self, symbol: str) -> str:
+        from chains.families.solana.prices import local_account
+
+        return local_account(symbol)
+
+    async def set_local_price(self, url: str, symbol: str, usd: Decimal, published_at: int) -> str:
+        from chains.families.solana.prices import set_local_pyth
+
+        return await set_local_pyth(url, symbol, usd, published_at)
 
     def local_example(self) -> dict[str, Any]:
         return {"name": "solana-local", "family": self.name, "cluster": "localnet", "rpc": "local"}
