@@ -125,6 +125,18 @@ class TxJournal:
         with self._engine.connect() as connection:
             return [_entry(row) for row in connection.execute(query)]
 
+    def confirmation_seconds(self) -> dict[str, list[float]]:
+        """Per chain, the seconds each final transaction took from journaling (the
+        durable write just before its broadcast) to the final mark."""
+        query = sa.select(journal.c.chain, journal.c.created_at, journal.c.updated_at).where(
+            journal.c.status == "final"
+        )
+        found: dict[str, list[float]] = {}
+        with self._engine.connect() as connection:
+            for chain, created, updated in connection.execute(query):
+                found.setdefault(chain, []).append((updated - created).total_seconds())
+        return found
+
 
 def _entry(row: sa.Row[tuple[object, ...]]) -> JournalEntry:
     return JournalEntry.model_validate(row._asdict())

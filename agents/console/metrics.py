@@ -1,10 +1,15 @@
 """Prometheus metrics of one daemon, in a registry of its own (two runtimes in one
 process, as in tests, never share counters).
 
-Counters are fed at the one place the numbers are produced: the runtime calls
-:meth:`ConsoleMetrics.observe_tick` after each tick with the tick's report. Gauges of
-stored state (breakers, pending approvals) are read at scrape time through the same
-functions `status` uses, so they are never stale and cost nothing between scrapes.
+Counters are fed at the one place the numbers are produced, through a narrow hook the
+console's wiring (`agents/app/console.py`) sets: the runtime calls
+:meth:`ConsoleMetrics.observe_tick` after each tick with the tick's report, every chain
+adapter's retry layer calls :meth:`observe_rpc_error` for each failed read, and the
+audit log calls :meth:`observe_audit_commit` for each entry it stored. Stored state
+(breakers, pending approvals, cross-chain plans, and confirmation latency from the
+transaction journal) is read at scrape time through the same tables `status` reads, so
+it is never stale, agrees with the store by construction and costs nothing between
+scrapes.
 """
 
 from __future__ import annotations
@@ -13,17 +18,22 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
 from agents.agent import TickReport
 from chains.atomic.store import PlanStore
+from chains.base import error_kind
+from chains.journal import TxJournal
+from config.errors import ChainError
 from policies import control
 from policies.approvals import list_requests
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "open", "half_open")
+CONFIRMATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
+AUDIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class ConsoleMetrics:
@@ -57,13 +67,34 @@ class ConsoleMetrics:
             registry=r,
         )
         self._model_metrics(r)
+        self._console_metrics(r)
+        self.rpc_errors = Counter(
+            "covenant_rpc_errors",
+            "Failed chain reads (each attempt), by chain and kind (unreachable, ...).",
+            ["chain", "kind"],
+            registry=r,
+        )
+        self.audit_commit_seconds = Histogram(
+            "covenant_audit_commit_seconds",
+            "Seconds from signing an audit entry to the group commit that stored it.",
+            buckets=AUDIT_BUCKETS,
+            registry=r,
+        )
+        r.register(_StoredState(store, list(agents)))
+
+    def _console_metrics(self, r: CollectorRegistry) -> None:
         self.console_actions = Counter(
             "covenant_console_actions",
             "Operator actions taken in the console.",
             ["action"],
             registry=r,
         )
-        r.register(_StoredState(store, list(agents)))
+        self.login_failures = Counter(
+            "covenant_console_login_failures",
+            "Logins refused (unknown or revoked token), by client address.",
+            ["source"],
+            registry=r,
+        )
 
     def _model_metrics(self, r: CollectorRegistry) -> None:
         self.model_calls = Counter(
@@ -100,6 +131,14 @@ class ConsoleMetrics:
             self.model_tokens.labels(agent, "completion").inc(report.completion_tokens)
             self.model_seconds.labels(agent).observe(report.model_seconds)
 
+    def observe_rpc_error(self, chain: str, error: ChainError) -> None:
+        """Count one failed read of `chain` (an adapter's `rpc_error_hook`)."""
+        self.rpc_errors.labels(chain, error_kind(error)).inc()
+
+    def observe_audit_commit(self, seconds: float) -> None:
+        """Time one stored audit entry (one of the audit log's `commit_hooks`)."""
+        self.audit_commit_seconds.observe(seconds)
+
     def render(self) -> bytes:
         """The text exposition of every metric."""
         return generate_latest(self.registry)
@@ -134,8 +173,23 @@ class _StoredState(Collector):
         )
         for state, count in sorted(Tally(p.state for p in PlanStore(self._store).plans()).items()):
             plans.add_metric([state], float(count))
-        return [breaker, pending, plans]
+        return [breaker, pending, plans, _confirmations(self._store)]
 
     def describe(self) -> Iterable[Metric]:
         # Described without a store read, so registering does not query the database.
         return []
+
+
+def _confirmations(store: Engine) -> HistogramMetricFamily:
+    """Seconds from journaling (the commit just before the broadcast) to the journal's
+    final mark, per chain, over every final transaction in the journal."""
+    family = HistogramMetricFamily(
+        "covenant_confirmation_latency_seconds",
+        "Seconds from a transaction's broadcast to its confirmation (final), by chain.",
+        labels=["chain"],
+    )
+    for chain, seconds in sorted(TxJournal(store).confirmation_seconds().items()):
+        buckets = [(str(le), float(sum(s <= le for s in seconds))) for le in CONFIRMATION_BUCKETS]
+        buckets.append(("+Inf", float(len(seconds))))
+        family.add_metric([chain], buckets, sum_value=sum(seconds))
+    return family
