@@ -6,16 +6,17 @@ console's wiring (`agents/app/console.py`) sets: the runtime calls
 :meth:`ConsoleMetrics.observe_tick` after each tick with the tick's report, every chain
 adapter's retry layer calls :meth:`observe_rpc_error` for each failed read, and the
 audit log calls :meth:`observe_audit_commit` for each entry it stored. Stored state
-(breakers, pending approvals, cross-chain plans, and confirmation latency from the
-transaction journal) is read at scrape time through the same tables `status` reads, so
-it is never stale, agrees with the store by construction and costs nothing between
-scrapes.
+(breakers, pending approvals, cross-chain plans) is read at scrape time through the
+same tables `status` reads, so it is never stale, agrees with the store by construction
+and costs nothing between scrapes; confirmation latency is read from the transaction
+journal the same way, but only what became final since the previous scrape.
 """
 
 from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -150,6 +151,7 @@ class _StoredState(Collector):
 
     def __init__(self, store: Engine, agents: list[str]) -> None:
         self._store, self._agents = store, agents
+        self._confirmations = _Confirmations(store)
 
     def collect(self) -> Iterable[Metric]:
         breaker = GaugeMetricFamily(
@@ -173,23 +175,49 @@ class _StoredState(Collector):
         )
         for state, count in sorted(Tally(p.state for p in PlanStore(self._store).plans()).items()):
             plans.add_metric([state], float(count))
-        return [breaker, pending, plans, _confirmations(self._store)]
+        return [breaker, pending, plans, self._confirmations.family()]
 
     def describe(self) -> Iterable[Metric]:
         # Described without a store read, so registering does not query the database.
         return []
 
 
-def _confirmations(store: Engine) -> HistogramMetricFamily:
-    """Seconds from journaling (the commit just before the broadcast) to the journal's
-    final mark, per chain, over every final transaction in the journal."""
-    family = HistogramMetricFamily(
-        "covenant_confirmation_latency_seconds",
-        "Seconds from a transaction's broadcast to its confirmation (final), by chain.",
-        labels=["chain"],
-    )
-    for chain, seconds in sorted(TxJournal(store).confirmation_seconds().items()):
-        buckets = [(str(le), float(sum(s <= le for s in seconds))) for le in CONFIRMATION_BUCKETS]
-        buckets.append(("+Inf", float(len(seconds))))
-        family.add_metric([chain], buckets, sum_value=sum(seconds))
-    return family
+class _Confirmations:
+    """Confirmation latency per chain, read incrementally: each scrape reads only what
+    the journal made final since the previous one (the first, all of it), so a scrape
+    costs what happened since, not the journal's whole history."""
+
+    def __init__(self, store: Engine) -> None:
+        self._journal = TxJournal(store)
+        self._mark: datetime | None = None
+        self._at_mark: set[str] = set()  # read already, final at exactly `_mark`
+        self._buckets: dict[str, list[int]] = {}
+        self._sums: dict[str, float] = {}
+
+    def family(self) -> HistogramMetricFamily:
+        for confirmed in self._journal.confirmed_since(self._mark):
+            if confirmed.at == self._mark and confirmed.tx_id in self._at_mark:
+                continue
+            if confirmed.at != self._mark:
+                self._mark, self._at_mark = confirmed.at, set()
+            self._at_mark.add(confirmed.tx_id)
+            self._observe(confirmed.chain, confirmed.seconds)
+        family = HistogramMetricFamily(
+            "covenant_confirmation_latency_seconds",
+            "Seconds from a transaction's broadcast to its confirmation (final), by chain.",
+            labels=["chain"],
+        )
+        for chain, counts in sorted(self._buckets.items()):
+            buckets = [
+                (str(le), float(n)) for le, n in zip(CONFIRMATION_BUCKETS, counts[:-1], strict=True)
+            ]
+            buckets.append(("+Inf", float(counts[-1])))
+            family.add_metric([chain], buckets, sum_value=self._sums[chain])
+        return family
+
+    def _observe(self, chain: str, seconds: float) -> None:
+        counts = self._buckets.setdefault(chain, [0] * (len(CONFIRMATION_BUCKETS) + 1))
+        for index, le in enumerate(CONFIRMATION_BUCKETS):
+            counts[index] += seconds <= le
+        counts[-1] += 1
+        self._sums[chain] = self._sums.get(chain, 0.0) + seconds

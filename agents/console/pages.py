@@ -37,6 +37,7 @@ class Pages:
 
     def __init__(self, src: views.Sources, audit: AuditLog, metrics: ConsoleMetrics) -> None:
         self.src, self.audit, self.metrics = src, audit, metrics
+        self.throttle = auth.LoginThrottle()
 
     def routes(self) -> list[Route]:
         """Every page and action route."""
@@ -109,9 +110,19 @@ class Pages:
             return refusal
         token = (await request.form()).get("token")
         source = request.client.host if request.client else "unknown"
+        wait = self.throttle.wait(source)
+        if wait > 0:  # counted, not audited: the log is not the flood's to fill
+            self.metrics.login_failures.labels(source).inc()
+            return self._render(
+                request,
+                "login.html",
+                status=429,
+                error=f"too many refused logins from {source}; try again in {wait:.0f} s",
+            )
         record = auth.log_in(request, self.src.store, token) if isinstance(token, str) else None
         everyone = list(self.src.agents)
         if record is None:
+            self.throttle.refused(source)
             self.metrics.login_failures.labels(source).inc()
             await self._record(everyone, {"action": "login-refused", "source": source})
             return self._render(
