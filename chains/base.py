@@ -8,15 +8,29 @@ adapter is as already signed bytes passed to :meth:`ChainAdapter.broadcast`.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from types import TracebackType
 from typing import Annotated, Any, Literal, NewType, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.chain_model import ChainModel
-from config.errors import BlockhashExpired, ChainError
+from config.errors import BlockhashExpired, ChainError, RpcUnreachable
 from config.models import Asset
+
+RpcErrorHook = Callable[[str, ChainError], None]
+"""Told (chain name, error) of every failed read; the console's metrics count them."""
+
+
+def error_kind(error: ChainError) -> str:
+    """A short label for `error`'s class: 'unreachable', 'chain_timeout', ..."""
+    if isinstance(error, RpcUnreachable):
+        return "unreachable"
+    name = type(error).__name__.removesuffix("Error") or "chain"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
 
 TxId = NewType("TxId", str)
 """A transaction hash (EVM, 0x hex) or first signature (Solana, base58)."""
@@ -151,6 +165,13 @@ class ChainAdapter(ABC):
     """Build, simulate, broadcast and track transactions on one chain. Never signs."""
 
     chain: ChainModel
+    rpc_error_hook: RpcErrorHook | None = None
+    """Set by whoever counts RPC errors (the console's metrics); None counts nothing."""
+
+    def rpc_error(self, error: ChainError) -> None:
+        """Report one failed read (the retry layer calls this for every attempt)."""
+        if self.rpc_error_hook is not None:
+            self.rpc_error_hook(self.chain.name, error)
 
     @abstractmethod
     async def balance(self, address: str, asset: Asset | str | None = None) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -124,6 +126,39 @@ class TxJournal:
         query = sa.select(journal).where(journal.c.chain == chain).order_by(journal.c.created_at)
         with self._engine.connect() as connection:
             return [_entry(row) for row in connection.execute(query)]
+
+    def confirmation_seconds(self) -> dict[str, list[float]]:
+        """Per chain, the seconds each final transaction took from journaling (the
+        durable write just before its broadcast) to the final mark."""
+        found: dict[str, list[float]] = {}
+        for confirmed in self.confirmed_since(None):
+            found.setdefault(confirmed.chain, []).append(confirmed.seconds)
+        return found
+
+    def confirmed_since(self, since: datetime | None) -> list[Confirmed]:
+        """The transactions marked final at or after `since` (None: all), in that order,
+        so a reader can go on from the last one it saw instead of rereading them all."""
+        query = sa.select(
+            journal.c.tx_id, journal.c.chain, journal.c.created_at, journal.c.updated_at
+        ).where(journal.c.status == "final")
+        if since is not None:
+            query = query.where(journal.c.updated_at >= since)
+        query = query.order_by(journal.c.updated_at)
+        with self._engine.connect() as connection:
+            return [
+                Confirmed(tx_id, chain, updated, (updated - created).total_seconds())
+                for tx_id, chain, created, updated in connection.execute(query)
+            ]
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """A final transaction: when it became final and how long it took from journaling."""
+
+    tx_id: str
+    chain: str
+    at: datetime
+    seconds: float
 
 
 def _entry(row: sa.Row[tuple[object, ...]]) -> JournalEntry:

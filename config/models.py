@@ -288,6 +288,17 @@ class ConsoleConfig(Model):
     session_lifetime: Duration = Field(
         default=Decimal(8 * 3600), description="How long a login lasts, e.g. '8h'."
     )
+    public_names: list[str] = Field(
+        default_factory=list,
+        description="Host names the console is reached by besides its listen host (and "
+        "localhost on loopback), e.g. the TLS proxy's name; any other Host header is "
+        "refused with 400, so a DNS-rebound page cannot talk to it.",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve /metrics without a login (for a scraper on this host). Off: "
+        "/metrics needs a console session like every page.",
+    )
 
     @model_validator(mode="after")
     def _safe_listen(self) -> ConsoleConfig:
@@ -307,6 +318,15 @@ class ConsoleConfig(Model):
     def host(self) -> str:
         """The host part of `listen`."""
         return _listen_parts(self.listen)[0]
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """The Host header values (without port) the console answers."""
+        names = [self.host, *self.public_names]
+        if _is_loopback(self.host):
+            names += ["localhost", "127.0.0.1", "::1"]
+        # An IPv6 literal arrives in brackets (`Host: [::1]:8787`).
+        return sorted({f"[{n}]" if ":" in n else n for n in (n.lower() for n in names)})
 
     @property
     def port(self) -> int:

@@ -18,12 +18,16 @@ from agents.console.views import Sources
 
 def console_of(runtime: Runtime) -> Console | None:
     """The console of `runtime`'s deployment (None if it configures none); its metrics
-    are fed by the runtime's tick hook from here on."""
+    are fed from here on by the runtime's tick hook, each adapter's RPC error hook and
+    the audit log's commit hook."""
     config = runtime.deployment.console
     if config is None:
         return None
     metrics = ConsoleMetrics(runtime.store, [a.name for a in runtime.deployment.agents])
     runtime.tick_hooks.append(metrics.observe_tick)
+    runtime.audit.commit_hooks.append(metrics.observe_audit_commit)
+    for adapter in runtime.adapters.values():
+        adapter.rpc_error_hook = metrics.observe_rpc_error
 
     sources = Sources(
         deployment=runtime.deployment,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -84,6 +85,9 @@ class AuditLog:
         self.engine = engine
         self.signers = dict(signers)
         self._heads: dict[str, tuple[int, str]] = {}
+        self.commit_hooks: list[Callable[[float], None]] = []
+        """Each told, per stored entry, the seconds from signing it to its commit (the
+        console's metrics observe the group commit's latency here)."""
         self._committer: GroupCommitter[_Staged] = GroupCommitter(
             engine,
             self._insert,
@@ -98,17 +102,28 @@ class AuditLog:
     ) -> AuditRecord:
         """Sign and store `entry` as `agent`'s next entry, durable when this returns
         (with any entries :meth:`record` has waiting, in the same transaction)."""
-        item = self._stage(agent, entry, at)
+        item, started = self._stage(agent, entry, at), time.perf_counter()
         self._committer.commit_now(item)
+        self._committed(started)
         return item.record
 
     async def record(self, agent: str, entry: AuditEntry | Mapping[str, Any]) -> AuditRecord:
         """Sign `entry` as `agent`'s next entry now; return once it is committed, in one
         transaction with the other agents' entries that were waiting for a commit."""
-        item = self._stage(agent, entry, None)
+        item, started = self._stage(agent, entry, None), time.perf_counter()
+        written = self._committer.submit(item)
+        # Timed by the future, not by this caller: a cancelled tick's entry still counts.
+        written.add_done_callback(
+            lambda done: None if done.cancelled() or done.exception() else self._committed(started)
+        )
         # Shielded: a cancelled tick does not unmake its entry, which is already chained.
-        await asyncio.shield(self._committer.submit(item))
+        await asyncio.shield(written)
         return item.record
+
+    def _committed(self, started: float) -> None:
+        seconds = time.perf_counter() - started
+        for hook in self.commit_hooks:
+            hook(seconds)
 
     async def drain(self) -> None:
         """Wait until every entry handed to :meth:`record` is written (shutdown calls it,

@@ -21,6 +21,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -60,7 +61,14 @@ def build_app(console: Console) -> Starlette:
     """The ASGI application: pages, actions, `/metrics`, `/healthz`, `/readyz`."""
     pages = Pages(console.sources, console.audit, console.metrics)
 
-    async def metrics(_request: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        public = console.config.metrics_public
+        if not public and auth.operator(request, console.sources.store) is None:
+            return PlainTextResponse(
+                "log in first (/login), or set console.metrics_public: true in the "
+                "deployment file for a scraper on this host",
+                status_code=401,
+            )
         return Response(console.metrics.render(), media_type=CONTENT_TYPE)
 
     async def healthz(_request: Request) -> Response:
@@ -81,6 +89,9 @@ def build_app(console: Console) -> Starlette:
     ]
     middleware = [
         Middleware(auth.SecurityHeaders),
+        # Before anything reads the request: a page on another name that DNS rebinding
+        # pointed at this address sends its own Host, and is refused (400) here.
+        Middleware(TrustedHostMiddleware, allowed_hosts=console.config.allowed_hosts),
         Middleware(
             SessionMiddleware,
             secret_key=console.secret,

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -112,3 +114,32 @@ def operator(request: Request, engine: Engine) -> str | None:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class LoginThrottle:
+    """Refused logins allowed per client address within a window; past that, the address
+    is answered 429 until the window has moved on. Each refused login is an audit entry
+    in every agent's log, so without this anyone who can reach the form could flood the
+    logs. Console tokens are 256-bit random, so this is about the logs, not guessing."""
+
+    def __init__(self, limit: int = 5, window: float = 60.0) -> None:
+        self.limit, self.window = limit, window
+        self._refused: dict[str, deque[float]] = {}
+
+    def wait(self, source: str, now: float | None = None) -> float:
+        """Seconds `source` must wait before its next login attempt (0: it may try)."""
+        now = time.monotonic() if now is None else now
+        times = self._refused.get(source)
+        if times is None:
+            return 0.0
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._refused[source]
+            return 0.0
+        return max(0.0, times[0] + self.window - now) if len(times) >= self.limit else 0.0
+
+    def refused(self, source: str, now: float | None = None) -> None:
+        """Count one refused login of `source`."""
+        now = time.monotonic() if now is None else now
+        self._refused.setdefault(source, deque()).append(now)

@@ -5,6 +5,10 @@ for approvals, `policies.control` for halts and breaker resets), then is recorde
 audit log of every agent it touched, signed by that agent's DID like its ticks, and
 counted in `/metrics`. Approve and reject carry the transaction digest the page showed
 and `decide` refuses them if the request is for another.
+
+Logins, refused logins and logouts are recorded in every agent's log (a session can
+act on any agent): the token's id and the client's address, never the token typed.
+Refused logins are also counted per client address in `/metrics`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class Pages:
 
     def __init__(self, src: views.Sources, audit: AuditLog, metrics: ConsoleMetrics) -> None:
         self.src, self.audit, self.metrics = src, audit, metrics
+        self.throttle = auth.LoginThrottle()
 
     def routes(self) -> list[Route]:
         """Every page and action route."""
@@ -104,17 +109,35 @@ class Pages:
         if refusal is not None:
             return refusal
         token = (await request.form()).get("token")
-        if not isinstance(token, str) or auth.log_in(request, self.src.store, token) is None:
+        source = request.client.host if request.client else "unknown"
+        wait = self.throttle.wait(source)
+        if wait > 0:  # counted, not audited: the log is not the flood's to fill
+            self.metrics.login_failures.labels(source).inc()
+            return self._render(
+                request,
+                "login.html",
+                status=429,
+                error=f"too many refused logins from {source}; try again in {wait:.0f} s",
+            )
+        record = auth.log_in(request, self.src.store, token) if isinstance(token, str) else None
+        everyone = list(self.src.agents)
+        if record is None:
+            self.throttle.refused(source)
+            self.metrics.login_failures.labels(source).inc()
+            await self._record(everyone, {"action": "login-refused", "source": source})
             return self._render(
                 request,
                 "login.html",
                 status=401,
                 error="unknown or revoked token; create one with `console token create FILE`",
             )
+        by = f"console token {record.id}"
+        await self._record(everyone, {"action": "login", "by": by, "source": source})
         return RedirectResponse("/", status_code=303)
 
-    async def logout(self, request: Request, _who: str) -> Response:
+    async def logout(self, request: Request, who: str) -> Response:
         """End the session."""
+        await self._record(list(self.src.agents), {"action": "logout", "by": who})
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 

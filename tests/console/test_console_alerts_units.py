@@ -154,3 +154,69 @@ def test_an_open_plan_past_every_deadline_raises_plan_stuck(store, monkeypatch) 
     monkeypatch.setenv("COVENANT_HOOK_TEST", "s3")
     assert Alerts([hook], store, {}).produce(NOW) == 1
     assert [row.event_id for row in outbox.due(store, NOW)] == ["plan_stuck:late"]
+
+
+def _pending_request(store, request_id: str, expires_at: datetime) -> None:
+    from config.clock import to_us
+    from policies._tables import approvals
+
+    row = {
+        "id": request_id,
+        "agent": "maker",
+        "digest": "ab" * 32,
+        "fingerprint": request_id * 8,
+        "summary": "transfer 0.2 ETH to taker",
+        "reason": "above the approval threshold",
+        "action_json": "{}",
+        "status": "pending",
+        "requested_at_us": to_us(NOW),
+        "expires_at_us": to_us(expires_at),
+    }
+    with store.begin() as connection:
+        connection.execute(approvals.insert().values(row))
+
+
+def test_an_approval_about_to_expire_raises_approval_expiring_once(store, monkeypatch) -> None:
+    _pending_request(store, "soon", NOW + timedelta(minutes=5))
+    _pending_request(store, "later", NOW + timedelta(hours=2))  # negative control
+    hook = Webhook(
+        url=URL,
+        events=["approval_expiring"],
+        secret_env="COVENANT_HOOK_TEST",
+        expiring_within="10m",
+    )
+    monkeypatch.setenv("COVENANT_HOOK_TEST", "s3")
+    alerts = Alerts([hook], store, {})
+    assert alerts.produce(NOW) == 1
+    assert alerts.produce(NOW) == 0  # once, not once per round
+    assert [row.event_id for row in outbox.due(store, NOW)] == ["approval_expiring:soon"]
+    # The later one fires when it, too, has less than ten minutes left.
+    assert alerts.produce(NOW + timedelta(hours=1, minutes=51)) == 1
+    assert outbox.known(store) >= {("approval_expiring:later", URL)}
+
+
+async def test_an_unreachable_chain_raises_rpc_unreachable_and_a_reachable_one_none(
+    store, monkeypatch
+) -> None:
+    import httpx
+
+    from tests.console.conftest import _free_port
+
+    async def reachable() -> int:
+        return 1
+
+    async def closed_port() -> None:
+        async with httpx.AsyncClient() as client:  # a real refused connection
+            await client.get(f"http://127.0.0.1:{_free_port()}/", timeout=2)
+
+    hook = Webhook(url=URL, events=["rpc_unreachable"], secret_env="COVENANT_HOOK_TEST")
+    monkeypatch.setenv("COVENANT_HOOK_TEST", "s3")
+    alerts = Alerts([hook], store, {"arbitrum-local": reachable, "solana-local": closed_port})
+    await alerts._check_rpc(NOW)
+    assert alerts.produce(NOW) == 1
+    (row,) = outbox.due(store, NOW)
+    assert row.event_id == f"rpc_unreachable:solana-local:{int(NOW.timestamp())}"
+    assert outbox.body_json(row)["data"]["chain"] == "solana-local"
+    # Still down at the next check: the same outage, not a second alert.
+    await alerts._check_rpc(NOW + timedelta(minutes=1))
+    assert alerts.produce(NOW + timedelta(minutes=1)) == 0

@@ -79,3 +79,26 @@ def test_malformed_console_settings_say_what_to_write(
 ) -> None:
     with pytest.raises(ConfigError, match=phrase):
         load_deployment(_demo_with(tmp_path, console))
+
+
+def test_metrics_are_private_unless_the_deployment_says_public(tmp_path: Path) -> None:
+    console = load_deployment(DEMO).console
+    assert console is not None
+    assert console.metrics_public is False
+    file = _demo_with(tmp_path, "console:\n  listen: '127.0.0.1:8787'\n  metrics_public: true")
+    public = load_deployment(file).console
+    assert public is not None
+    assert public.metrics_public is True
+
+
+def test_the_allowed_hosts_are_the_listen_host_loopback_names_and_public_names(
+    tmp_path: Path,
+) -> None:
+    ipv6 = load_deployment(_demo_with(tmp_path, "console:\n  listen: '[::1]:9000'")).console
+    assert ipv6 is not None
+    assert ipv6.allowed_hosts == ["127.0.0.1", "[::1]", "localhost"]  # as Host headers say
+    tls = "  tls_cert: c.pem\n  tls_key: k.pem\n  public_names: [Console.Example]"
+    file = _demo_with(tmp_path, f"console:\n  listen: '10.0.0.5:8443'\n{tls}")
+    remote = load_deployment(file).console
+    assert remote is not None
+    assert remote.allowed_hosts == ["10.0.0.5", "console.example"]  # no loopback names

@@ -5,8 +5,12 @@ Each refusal has its negative control: the same request done right succeeds.
 
 from __future__ import annotations
 
+import json
+import secrets
+
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from agents import audit
 from agents.console.auth import CSP
@@ -117,6 +121,54 @@ def test_halt_all_and_resume_all_reach_every_agent_and_every_log(demo_daemon: De
                 if "console" in r.body
             ]
             assert actions[-2:] == ["halt-all", "resume-all"]
+            assert audit.verify(store, agent).ok
+    finally:
+        store.dispose()
+
+
+def _login_failures(client: httpx.Client) -> float:
+    text = client.get("/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "covenant_console_login_failures_total"
+        and sample.labels == {"source": "127.0.0.1"}
+    )
+
+
+def test_logins_refused_logins_and_logouts_are_in_every_log_without_the_token(
+    demo_daemon: DemoDaemon,
+) -> None:
+    store = open_store(load_deployment(demo_daemon.file).store.url or "")
+    wrong = "cvt_" + secrets.token_urlsafe(24)
+    try:
+        with logged_in(demo_daemon.url, demo_daemon.token) as watcher:
+            failures = _login_failures(watcher)
+            with httpx.Client(base_url=demo_daemon.url) as client:
+                csrf = csrf_of(client.get("/login").text)
+                refused = client.post("/login", data={"csrf": csrf, "token": wrong})
+                assert refused.status_code == 401
+                assert _login_failures(watcher) == failures + 1
+                right = client.post("/login", data={"csrf": csrf, "token": demo_daemon.token})
+                assert right.status_code == 303
+                assert _login_failures(watcher) == failures + 1  # a login is no failure
+                csrf = csrf_of(client.get("/").text)
+                assert client.post("/logout", data={"csrf": csrf}).status_code == 303
+                assert client.get("/approvals").status_code == 303  # logged out
+        for agent in ("payer", "maker", "taker"):
+            bodies = [r.body for r in audit.entries(store, agent)]
+            console = [b["console"] for b in bodies if "console" in b]
+            # The watcher's login, then the second client's three actions.
+            actions = [e["action"] for e in console][-4:]
+            assert actions == ["login", "login-refused", "login", "logout"]
+            _watcher, refused_entry, login, logout = console[-4:]
+            assert refused_entry == {"action": "login-refused", "source": "127.0.0.1"}
+            assert login["by"].startswith("console token ")
+            assert (login["source"], logout["by"]) == ("127.0.0.1", login["by"])
+            written = json.dumps(bodies)
+            assert wrong not in written
+            assert demo_daemon.token not in written
             assert audit.verify(store, agent).ok
     finally:
         store.dispose()

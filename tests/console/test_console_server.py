@@ -156,3 +156,54 @@ def test_the_cli_prints_a_token_once_that_logs_in(tmp_path: Path, capsys) -> Non
         assert token not in listed
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "127.0.0.2"])
+async def test_a_foreign_host_header_is_refused(served: tuple[Console, str], host: str) -> None:
+    # What a DNS-rebound page sends: its own name, resolved to this loopback address.
+    async with httpx.AsyncClient(base_url=served[1]) as client:
+        for path in ("/healthz", "/login", "/metrics"):
+            reply = await client.get(path, headers={"host": host})
+            assert reply.status_code == 400, path
+            assert reply.headers["x-frame-options"] == "DENY"  # still every header
+
+
+async def test_the_listen_host_localhost_and_public_names_are_answered(tmp_path: Path) -> None:
+    console = _console(tmp_path, {}, port=_free_port())
+    config = console.config.model_copy(update={"public_names": ["console.example"]})
+    public = Console(config, console.sources, console.audit, console.metrics, {}, "s")
+    port = console.config.port
+    async with serving(public) as url, httpx.AsyncClient(base_url=url) as client:
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "console.example", "LOCALHOST"):
+            assert (await client.get("/healthz", headers={"host": host})).status_code == 200
+        assert (await client.get("/healthz", headers={"host": "other.example"})).status_code == 400
+    console.sources.store.dispose()
+
+
+async def test_metrics_need_a_login_by_default(served: tuple[Console, str]) -> None:
+    console, url = served
+    _record, token = tokens.create_token(console.sources.store, "ops")
+    async with httpx.AsyncClient(base_url=url) as client:
+        refused = await client.get("/metrics")
+        assert refused.status_code == 401
+        assert "metrics_public" in refused.text
+        assert "covenant_" not in refused.text
+        csrf = csrf_of((await client.get("/login")).text)
+        assert (await client.post("/login", data={"csrf": csrf, "token": token})).is_redirect
+        # Negative control: the same request with a session is served.
+        served_metrics = await client.get("/metrics")
+    assert served_metrics.status_code == 200
+    assert "covenant_ticks" in served_metrics.text
+
+
+async def test_metrics_public_serves_them_without_a_login(tmp_path: Path) -> None:
+    console = _console(tmp_path, {}, port=_free_port())
+    config = console.config.model_copy(update={"metrics_public": True})
+    public = Console(config, console.sources, console.audit, console.metrics, {}, "s")
+    async with serving(public) as url, httpx.AsyncClient(base_url=url) as client:
+        reply = await client.get("/metrics")
+        page = await client.get("/approvals")  # only /metrics: pages still need a login
+    console.sources.store.dispose()
+    assert reply.status_code == 200
+    assert "covenant_ticks" in reply.text
+    assert page.status_code == 303

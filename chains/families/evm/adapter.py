@@ -162,7 +162,7 @@ class EvmAdapter(ChainAdapter):
             except Exception as exc:
                 raise map_error(exc, f"{self._where} {what}", abi) from exc
 
-        return await _retry.read(once)
+        return await _retry.read(once, on_error=self.rpc_error)
 
     # -- reads -------------------------------------------------------------------------
 

@@ -46,6 +46,9 @@ class SigStatus(NamedTuple):
 class SolanaBackend(ABC):
     """The RPC methods the Solana adapter needs."""
 
+    on_error: _retry.ErrorHook | None = None
+    """Told of every failed read; the adapter sets its own :meth:`rpc_error` here."""
+
     @abstractmethod
     async def genesis_hash(self) -> str: ...
 
@@ -103,7 +106,7 @@ class RpcBackend(SolanaBackend):
         self._client = _JsonRpc(url, timeout)
 
     async def _read(self, method: str, params: list[Any]) -> Any:
-        return await _retry.read(lambda: self._client.call(method, params))
+        return await _retry.read(lambda: self._client.call(method, params), on_error=self.on_error)
 
     async def read(self, method: str, params: list[Any]) -> Any:
         return await self._read(method, params)

@@ -80,6 +80,7 @@ class SolanaAdapter(ChainAdapter):
     ) -> None:
         self.chain = chain
         self._backend = backend
+        backend.on_error = self.rpc_error  # its reads are this chain's reads
         self._where = where
         self._rent: dict[int, int] = {}
         self._blockhash_ttl = blockhash_ttl
