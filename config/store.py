@@ -7,7 +7,10 @@ new table is one new revision file in the package that uses it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import fcntl
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,42 @@ def open_store(url: str) -> Engine:
             "and that the database is reachable and writable"
         ) from exc
     return engine
+
+
+@contextmanager
+def one_daemon(url: str) -> Iterator[None]:
+    """Hold the store for one daemon while the block runs; StoreError if another daemon
+    holds it already. A SQLite store is one file on this machine: the lock is an `flock`
+    on a file beside it, which the kernel releases when the holder exits however it
+    exits (SIGKILL included), so a crashed daemon never leaves a stale lock. Two daemons
+    on one store would both mint authorizations against the same limits and nonces.
+    PostgreSQL stores are shared by design (cluster mode, with leases in the database,
+    is where they are guarded); nothing is held for them here."""
+    database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+    if not database or database == ":memory:":
+        yield
+        return
+    path = Path(f"{database}.daemon-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise StoreError(
+                f"another daemon (pid {holder}) is running on the store {_safe(url)}; stop "
+                "it first (one daemon per SQLite store), or give this deployment its own "
+                "`store: {url: ...}` or `data_dir`"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _create_engine(url: str) -> Engine:

@@ -36,7 +36,7 @@ from chains.families import FAMILIES
 from config.errors import ConfigError
 from config.loader import load_deployment
 from config.models import Deployment
-from config.store import open_store
+from config.store import one_daemon, open_store
 from policies import control
 from policies.approvals import list_requests
 from wallets.operator import ensure_demo_keystore
@@ -60,11 +60,13 @@ def run(
     _configure_logging(
         Path(deployment.data_dir or ".") / "covenant.log", jsonl=deployment.log_format == "jsonl"
     )
-    if fresh:
-        _wipe_local_state(deployment)
-    passphrase = _passphrase(deployment, passphrase_file)
-    with _local_chains(deployment) as started:
-        asyncio.run(_run(deployment, passphrase, ticks, fund=started))
+    # Held before anything is touched: a second daemon must not even wipe (--fresh).
+    with one_daemon(deployment.store.url or ""):
+        if fresh:
+            _wipe_local_state(deployment)
+        passphrase = _passphrase(deployment, passphrase_file)
+        with _local_chains(deployment) as started:
+            asyncio.run(_run(deployment, passphrase, ticks, fund=started))
 
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
