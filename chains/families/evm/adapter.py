@@ -9,6 +9,7 @@ time and simulated with ``eth_call`` again before it is sent. Nonces come from t
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from decimal import Decimal
 from typing import Any, cast
@@ -119,6 +120,13 @@ class EvmAdapter(ChainAdapter):
             provider = AsyncHTTPProvider(
                 url, request_kwargs={"timeout": 10}, exception_retry_configuration=None
             )
+            # web3 8.0.0 takes one threading.Lock, a class attribute of HTTPSessionManager
+            # shared by every provider of the process, around each request (through
+            # `async_lock` in web3/_utils/async_caching.py). A request cancelled while
+            # its executor thread waits for that lock leaves it held for good, and every
+            # later request of every provider then waits forever. A lock of its own
+            # keeps such a leak inside the one adapter whose request was cancelled.
+            provider._request_session_manager._lock = threading.Lock()
         # No default middleware: it re-reads eth_chainId on every call, while we check
         # the chain id once here and build complete EIP-1559 dicts ourselves.
         w3 = AsyncWeb3(provider, middleware=[])
