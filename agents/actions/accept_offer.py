@@ -22,6 +22,7 @@ from agents.actions.base import (
     Kind,
     PlanChecker,
     PlanModel,
+    check_named_task,
     object_schema,
     through_escrow,
 )
@@ -89,19 +90,9 @@ class AcceptOfferKind(Kind[AcceptOffer]):
         return f"accept swap offer {action.task}"
 
     def check(self, action: AcceptOffer, where: str, checker: PlanChecker) -> None:
-        tasks = checker.names.tasks
-        if tasks is None:  # a scripted plan, checked before any task is seen
-            return
-        task = tasks.get(action.task)
-        if task is None:
-            listed = ", ".join(t.id for t in tasks.values() if t.kind == "offer") or "none"
-            checker.problems.append(
-                f"{where}.task: no open offer {action.task!r}; open ones: {listed}"
-            )
-            return
-        reason = why_unacceptable(task, checker.names)
-        if reason is not None:
-            checker.problems.append(f"{where}.task: {reason}")
+        check_named_task(
+            action.task, where, checker, "offer", why_unacceptable, listed_kind="offer"
+        )
 
     async def execute(
         self, action: AcceptOffer, plan_id: str, evidence: ConfidenceEvidence, executors: Executors

@@ -13,7 +13,7 @@ an address.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
@@ -351,6 +351,33 @@ def plan_lock(
         address=resolver.address(counterparty, leg.chain),
         evidence=evidence,
     )
+
+
+def check_named_task(
+    task_id: str,
+    where: str,
+    checker: PlanChecker,
+    what: str,
+    why_not: Callable[[Task, AgentNames], str | None],
+    *,
+    listed_kind: str | None = None,
+) -> None:
+    """The shared check of an action naming a task by id (pay_invoice, accept_offer): the
+    task must be open in this observation, and `why_not` must find nothing against it.
+    `listed_kind` narrows the open ones the problem lists (None: every task)."""
+    tasks = checker.names.tasks
+    if tasks is None:  # a scripted plan, checked before any task is seen
+        return
+    task = tasks.get(task_id)
+    if task is None:
+        ids = [t.id for t in tasks.values() if listed_kind is None or t.kind == listed_kind]
+        checker.problems.append(
+            f"{where}.task: no open {what} {task_id!r}; open ones: {', '.join(ids) or 'none'}"
+        )
+        return
+    reason = why_not(task, checker.names)
+    if reason is not None:
+        checker.problems.append(f"{where}.task: {reason}")
 
 
 # -- the kind interface ---------------------------------------------------------------------

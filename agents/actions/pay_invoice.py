@@ -22,6 +22,7 @@ from agents.actions.base import (
     Payment,
     PlanChecker,
     PlanModel,
+    check_named_task,
     object_schema,
 )
 from agents.actions.transfer import propose
@@ -85,19 +86,7 @@ class PayInvoiceKind(Kind[PayInvoice]):
         return f"pay invoice {action.task}"
 
     def check(self, action: PayInvoice, where: str, checker: PlanChecker) -> None:
-        tasks = checker.names.tasks
-        if tasks is None:  # a scripted plan, checked before any task is seen
-            return
-        task = tasks.get(action.task)
-        if task is None:
-            listed = ", ".join(tasks) or "none"
-            checker.problems.append(
-                f"{where}.task: no open invoice {action.task!r}; open ones: {listed}"
-            )
-            return
-        reason = why_unpayable(task, checker.names)
-        if reason is not None:
-            checker.problems.append(f"{where}.task: {reason}")
+        check_named_task(action.task, where, checker, "invoice", why_unpayable)
 
     async def execute(
         self, action: PayInvoice, plan_id: str, evidence: ConfidenceEvidence, executors: Executors
