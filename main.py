@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agents.app.commands import COMMAND_GROUPS
 from config.errors import CovenantError
@@ -35,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         # exiting, and lets our own errors through to be printed below.
         result = app(args=argv, standalone_mode=False)
     except CovenantError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # Printed as written: "did:key:" is no emoji and "[::1]" no markup.
+        message = f"[red]error:[/] {escape(str(exc))}"
+        Console(stderr=True, emoji=False).print(message, highlight=False, soft_wrap=True)
         return 1
     except typer.Exit as exc:
         return exc.exit_code

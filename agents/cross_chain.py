@@ -32,14 +32,15 @@ from agents.planners.types import Observation, OpenSwap
 from agents.resolver import Resolver
 from agents.tasks import OfferLeg, Task
 from chains.atomic import Coordinator, Counterparty, Leg, Payment, PlanRecord, SwapSide
-from chains.atomic.base import Purpose
+from chains.atomic.base import Purpose, normalized
 from chains.atomic.swap import accept_offer, make_offer, offer_of, on_acceptance
 from chains.atomic.wallet import WalletParty
 from chains.atomic.watchtower import Watchtower
 from chains.base import UnsignedTx
 from chains.families import FAMILIES
+from config import fencing
 from config.errors import AtomicityError, CovenantError, PolicyViolation
-from config.models import Deployment
+from config.models import Asset, Deployment
 from policies.actions import ConfidenceEvidence, ProposedAction, Receives
 from policies.base import AuthorityClaims, PolicyContext
 from policies.engine import PolicyEngine
@@ -61,8 +62,8 @@ class _Offer:
     maker: str
     taker: str
     token: str
-    give: tuple[str, int]  # what the maker gives: (chain, base units)
-    take: tuple[str, int]
+    give: SwapSide  # what the maker gives
+    take: SwapSide
 
 
 @dataclass
@@ -85,6 +86,9 @@ class AtomicDesk:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     # One sweep at a time: two passes over one plan at once could both send its lock.
     _sweeping: asyncio.Lock = field(default_factory=asyncio.Lock)
+    owned: Callable[[str], bool] | None = None
+    """Cluster mode: whether this daemon acts for an agent now. The watchtower then drives
+    only those agents' plans, each attributed to its agent for the lease fence."""
 
     # -- actions -------------------------------------------------------------------------
 
@@ -141,7 +145,12 @@ class AtomicDesk:
         for index, lock in enumerate(pay_many.propose(action, evidence, self.resolver)):
             self._locks[(agent, plan_id, index)] = lock
             payments.append(
-                Payment(chain=lock.chain, recipient=lock.address, amount=lock.base_units)
+                Payment(
+                    chain=lock.chain,
+                    recipient=lock.address,
+                    amount=lock.base_units,
+                    asset=lock.token,
+                )
             )
         await coordinator.create_plan(plan_id, payments)
         return self._begun(agent, plan_id, f"paying {len(payments)} legs all-or-nothing")
@@ -162,17 +171,16 @@ class AtomicDesk:
         if offer is not None:
             return await self._accept(agent, offer, give)
         self._locks[(agent, plan_id, 0)] = give
+        gives = _side_of(give)
         token = await make_offer(
             self._coordinator(agent),
             plan_id,
-            give=SwapSide(chain=give.chain, amount=give.base_units),
+            give=gives,
             take=take,
             taker=self._as_counterparty(counterparty),
             credential=None,
         )
-        self._offers.append(
-            _Offer(plan_id, agent, counterparty, token, (give.chain, give.base_units), _pair(take))
-        )
+        self._offers.append(_Offer(plan_id, agent, counterparty, token, gives, take))
         return self._begun(
             agent,
             plan_id,
@@ -199,7 +207,7 @@ class AtomicDesk:
     ) -> _Offer | None:
         """An open offer by `maker` to `taker` that is the mirror image of this swap."""
         for offer in self._offers:
-            mirrored = offer.give == _pair(take) and offer.take == (give.chain, give.base_units)
+            mirrored = offer.give == take and offer.take == _side_of(give)
             if offer.maker == maker and offer.taker == taker and mirrored:
                 return offer
         return None
@@ -209,9 +217,13 @@ class AtomicDesk:
     async def authorize(
         self, agent: str, unsigned: UnsignedTx, purpose: Purpose, plan_id: str, leg: Leg
     ) -> Authorization:
-        """The coordinators' ``authorize``: locks through the policies, settlement of
-        authorized plans through the engine's grant."""
-        if purpose != "lock":
+        """The coordinators' ``authorize``. A leg's first commitment goes through the
+        policies: its lock, or the approval that lets an ERC-20 lock take exactly the
+        leg's amount (judged as the lock, since it commits the same tokens). Everything
+        after it (that lock, claims, refunds, revokes) settles a plan the engine
+        allowed, through its grant."""
+        judged = (agent, plan_id, leg.index) in self._spent
+        if purpose not in ("approve", "lock") or (purpose == "lock" and judged):
             return authorize_settlement(self.engine, agent, plan_id, unsigned)
         lock = self._locks.get((agent, plan_id, leg.index))
         if lock is None:
@@ -219,10 +231,11 @@ class AtomicDesk:
                 f"lock of leg {leg.index} of plan {plan_id} has no planned action behind it "
                 "(planned before a restart?); nothing is locked and the plan winds down"
             )
-        if (leg.chain, leg.amount, leg.recipient.lower()) != (
+        if (leg.chain, leg.amount, leg.recipient.lower(), normalized(leg.asset)) != (
             lock.chain,
             lock.base_units,
             lock.address.lower(),
+            normalized(lock.token),
         ):
             raise PolicyViolation(f"lock of plan {plan_id} differs from the planned action")
         action = lock.propose(agent, plan_id, unsigned.digest)
@@ -251,10 +264,25 @@ class AtomicDesk:
     async def sweep(self) -> list[PlanRecord]:
         """Drive every open plan once; report finished plans; the plans still open."""
         async with self._sweeping:
-            still_open = await Watchtower(list(self.coordinators.values())).sweep()
+            if self.owned is None:
+                still_open = await Watchtower(list(self.coordinators.values())).sweep()
+            else:
+                mine = [agent for agent in self.coordinators if self.owned(agent)]
+                swept = await asyncio.gather(*(self._sweep_agent(agent) for agent in mine))
+                still_open = [plan for plans in swept for plan in plans]
             await self._report_finished()
             self._drop_dead_offers()
         return still_open
+
+    async def take_over(self, agent: str) -> list[PlanRecord]:
+        """Cluster mode: drive `agent`'s open plans once from their state on chain (and
+        send what a crash left journaled), before the agent plans anything here."""
+        async with self._sweeping:
+            return await self._sweep_agent(agent)
+
+    async def _sweep_agent(self, agent: str) -> list[PlanRecord]:
+        with fencing.writing_for(agent):  # the tasks gather makes inherit it
+            return await Watchtower([self.coordinators[agent]]).sweep()
 
     async def run(self, stop: asyncio.Event, *, interval: float) -> None:
         """Sweep now, then every `interval` seconds or as soon as a plan starts."""
@@ -290,11 +318,14 @@ class AtomicDesk:
 
     async def _report_finished(self) -> None:
         for agent, plan_id in list(self._started):
+            if self.owned is not None and not self.owned(agent):
+                continue  # another daemon drives it now
             plan = self._coordinator(agent).store.get(plan_id)
             if not plan.terminal:
                 continue
             summary = self._started.pop((agent, plan_id))
-            await self._settle_spend(agent, plan)
+            with fencing.writing_for(agent):
+                await self._settle_spend(agent, plan)
             ok = plan.state == "claimed"
             reason = f": {plan.reason}" if plan.reason else ""
             log.info("agent %s: plan %s %s%s", agent, plan_id, plan.state, reason)
@@ -393,24 +424,26 @@ class AtomicDesk:
 
     def _side(self, leg: PlannedLeg) -> SwapSide:
         asset = self.resolver.asset(leg.chain, leg.asset)
-        return SwapSide(chain=leg.chain, amount=self.resolver.base_units(leg.amount, asset))
+        amount = self.resolver.base_units(leg.amount, asset)
+        return SwapSide(chain=leg.chain, amount=amount, asset=asset.token)
 
-    def _native(self, chain: str) -> tuple[str, int]:
-        # Legs escrow the native coin only (the coordinator refuses token legs).
+    def _asset(self, chain: str, token: str | None) -> Asset:
+        """The deployment's asset on `chain` with `token` (None: the native coin)."""
         for asset in self.deployment.assets:
-            if asset.chain == chain and asset.native:
-                return asset.symbol, asset.decimals
-        raise AtomicityError(f"chain {chain!r} has no native asset in the deployment")
+            if asset.chain == chain and normalized(asset.token) == normalized(token):
+                return asset
+        what = f"token {token}" if token else "native asset"
+        raise AtomicityError(f"chain {chain!r} has no {what} in the deployment's assets")
 
-    def _leg_of(self, side: tuple[str, int]) -> OfferLeg:
-        symbol, decimals = self._native(side[0])
-        return OfferLeg(chain=side[0], asset=symbol, amount=Decimal(side[1]).scaleb(-decimals))
+    def _leg_of(self, side: SwapSide) -> OfferLeg:
+        asset = self._asset(side.chain, side.asset)
+        amount = Decimal(side.amount).scaleb(-asset.decimals)
+        return OfferLeg(chain=side.chain, asset=asset.symbol, amount=amount)
 
     def _observed(self, leg: Leg) -> PlannedLeg:
-        symbol, decimals = self._native(leg.chain)
-        return PlannedLeg(
-            chain=leg.chain, asset=symbol, amount=Decimal(leg.amount).scaleb(-decimals)
-        )
+        asset = self._asset(leg.chain, leg.asset)
+        amount = Decimal(leg.amount).scaleb(-asset.decimals)
+        return PlannedLeg(chain=leg.chain, asset=asset.symbol, amount=amount)
 
     def _name_of(self, did: str) -> str | None:
         for name, wallet in self.wallets.agents.items():
@@ -423,5 +456,5 @@ class AtomicDesk:
         return party.name if party is not None else agent
 
 
-def _pair(side: SwapSide) -> tuple[str, int]:
-    return side.chain, side.amount
+def _side_of(lock: EscrowLock) -> SwapSide:
+    return SwapSide(chain=lock.chain, amount=lock.base_units, asset=lock.token)

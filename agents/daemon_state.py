@@ -43,6 +43,18 @@ def load_cursor(engine: SqlEngine, agent: str) -> int:
     return int(row[0]) if row else 0
 
 
+def load_cursors(engine: SqlEngine, agents: list[str]) -> dict[str, int]:
+    """Where each of `agents`' scripted planners stopped (0 if it never ran), in one read."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(planner_cursors.c.agent, planner_cursors.c.position).where(
+                planner_cursors.c.agent.in_(agents)
+            )
+        ).all()
+    found = {row.agent: int(row.position) for row in rows}
+    return {agent: found.get(agent, 0) for agent in agents}
+
+
 def save_cursor(engine: SqlEngine, agent: str, position: int) -> None:
     """Record that `agent`'s scripted planner has taken its plans up to `position`."""
     with engine.begin() as connection:

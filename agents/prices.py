@@ -5,8 +5,9 @@ time it was read and the feed's own timestamp.
 Policies evaluate synchronously and never wait on a chain: the observer refreshes the
 readings of an agent's assets at the start of its tick, and the policies judge them at
 evaluation time against their clock. A feed read less than :data:`REUSE` ago is not read
-again (a block or slot rarely moves faster), so agents ticking together cost one read
-per feed. A read that fails or is refused replaces the last good reading, so a feed that
+again (a block or slot rarely moves faster), and agents that find a feed due while a
+read of it is in flight share that read, so agents ticking together cost one read per
+feed. A read that fails or is refused replaces the last good reading, so a feed that
 turned bad is never judged by older data.
 """
 
@@ -58,17 +59,28 @@ class PriceReader:
         self.reuse = reuse
         self.reads = 0
         """Feed reads sent so far (reused readings not counted)."""
+        self._reading: dict[FeedKey, asyncio.Task[None]] = {}
 
     async def refresh(self, assets: Iterable[Asset] | None = None) -> None:
         """Read every feed pricing `assets` (default: all) unless read within `reuse`."""
         wanted = None if assets is None else {a.symbol for a in assets}
         now = self.clock.now()
-        due = []
+        due: list[asyncio.Future[None]] = []
         for key in self.prices.feeds():
             last = self.prices.read_at(key)
             if (wanted is None or key[0] in wanted) and (last is None or now - last >= self.reuse):
-                due.append(key)
-        await asyncio.gather(*(self._read(key) for key in due))
+                # Shielded: one agent's tick cancelled must not cancel the others' read.
+                due.append(asyncio.shield(self._read_once(key)))
+        await asyncio.gather(*due)
+
+    def _read_once(self, key: FeedKey) -> asyncio.Task[None]:
+        # Agents ticking together all find a feed due before the first read returns:
+        # they share the read in flight instead of each sending one.
+        task = self._reading.get(key)
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._read(key))
+            self._reading[key] = task
+        return task
 
     async def _read(self, key: FeedKey) -> None:
         symbol, feed = key

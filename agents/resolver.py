@@ -7,19 +7,26 @@ address, so nothing a planner writes can choose where funds go.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from chains.base import Intent, NativeTransfer, TokenTransfer
 from config.errors import ChainError
 from config.models import Asset, Deployment
 from wallets.operator import OperatorWallets
 
+if TYPE_CHECKING:
+    from agents.a2a.peers import PeerBook
+
 
 class Resolver:
     """Address-book names and asset symbols to addresses, decimals and base units."""
 
-    def __init__(self, deployment: Deployment, wallets: OperatorWallets) -> None:
+    def __init__(
+        self, deployment: Deployment, wallets: OperatorWallets, peers: PeerBook | None = None
+    ) -> None:
         self.deployment = deployment
         self.wallets = wallets
+        self.peers = peers
 
     def asset(self, chain: str, symbol: str) -> Asset:
         """The asset `symbol` on `chain`; ChainError if the deployment has none."""
@@ -35,6 +42,10 @@ class Resolver:
             raise ChainError(f"{counterparty!r} is not in the address book")
         if party.agent is not None:
             return self.wallets.agent(party.agent).address(self.deployment, chain)
+        if party.remote:  # another operator's agent: only its verified card says where
+            if self.peers is None:
+                raise ChainError(f"{counterparty!r} is another operator's agent; not loaded")
+            return self.peers.address(counterparty, self.deployment.chain(chain))
         if chain not in party.addresses:
             raise ChainError(f"{counterparty!r} has no address on chain {chain!r}")
         return party.addresses[chain]
@@ -54,6 +65,5 @@ def intent_for(asset: Asset, to: str, amount: int) -> Intent:
     """A native or token transfer intent."""
     if asset.native:
         return NativeTransfer(to=to, amount=amount)
-    token = asset.erc20 or asset.spl_mint
-    assert token is not None  # the config model guarantees exactly one kind
-    return TokenTransfer(token=token, to=to, amount=amount)
+    assert asset.token is not None  # the config model guarantees exactly one kind
+    return TokenTransfer(token=asset.token, to=to, amount=amount)

@@ -58,9 +58,15 @@ class AgentScheduler:
     """Runs every agent's tick on its schedule until stopped, or until each has ticked
     `max_ticks` times."""
 
-    def __init__(self, jobs: list[AgentJob], *, max_ticks: int | None = None) -> None:
+    def __init__(
+        self, jobs: list[AgentJob], *, max_ticks: int | None = None, paused: bool = False
+    ) -> None:
+        """With `paused` (cluster mode) every agent starts paused: :meth:`resume` starts
+        the ones this daemon holds, :meth:`pause` stops those it lost, so a daemon fires
+        only its own agents' jobs, not every agent's to skip most of them."""
         self.jobs = {job.agent.name: job for job in jobs}
         self.max_ticks = max_ticks
+        self._paused = paused
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._stopped = asyncio.Event()
         self._in_flight: set[asyncio.Future[None]] = set()
@@ -76,7 +82,11 @@ class AgentScheduler:
         for name, job in self.jobs.items():
             # With a tick budget (demo, tests) start at once rather than after one
             # period. (Passing next_run_time=None would add the job paused.)
-            start = {"next_run_time": now} if self.max_ticks is not None else {}
+            start: dict[str, datetime | None] = {}
+            if self.max_ticks is not None:
+                start = {"next_run_time": now}
+            if self._paused:
+                start = {"next_run_time": None}  # added paused
             self._scheduler.add_job(
                 self._run_tick,
                 trigger_for(job.agent),
@@ -94,6 +104,16 @@ class AgentScheduler:
             await self._stopped.wait()
         finally:
             await self._shutdown()
+
+    def pause(self, agent: str) -> None:
+        """Fire no more ticks of `agent` (one in flight finishes)."""
+        if self._scheduler.get_job(agent) is not None:
+            self._scheduler.pause_job(agent)
+
+    def resume(self, agent: str) -> None:
+        """Tick `agent` on its schedule again."""
+        if self._scheduler.get_job(agent) is not None:
+            self._scheduler.resume_job(agent)
 
     def stop(self) -> None:
         """Ask the daemon to stop: no new ticks; ticks in flight finish."""

@@ -6,7 +6,9 @@ It starts one anvil per EVM chain and the LiteSVM JSON-RPC server (with the HTLC
 program) as separate processes, then runs, with the test margins:
 
 * a swap of 2 SOL for 0.5 ETH between two agents, each with its own store;
-* a single agent's plan paying two recipients on two anvil chains.
+* a single agent's plan paying two recipients on two anvil chains;
+* an ERC-20 leg (the local USDC) claimed, and one refunded: gas of approve, lock, claim
+  and refund.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from eth_account import Account
 
 from chains.atomic import Coordinator, Payment
 from chains.atomic.swap import SwapSide
+from chains.families.evm.devnet import install_local_token, top_up_local_token
 from chains.htlc.solana.litesvm_harness import measure_compute_units
 from config.store import open_store
 from tests.atomic._env import (
@@ -38,6 +41,9 @@ from tests.atomic._env import (
     start_solana_node,
 )
 from tests.atomic._swap import ETH, SOL, close, make_side, open_swap, run_both, trusting
+
+USDC = 10**6
+TOKEN = "0x" + "c5" * 20
 
 
 async def bench_swap(tmp: Path, arb, sol) -> None:
@@ -99,6 +105,39 @@ async def bench_plan(tmp: Path, nodes) -> None:
         await chain.adapter.close()
 
 
+async def bench_token_plan(tmp: Path, nodes) -> None:
+    """Gas of an ERC-20 leg's steps: approve, lock and claim of a plan that settles, and
+    approve, lock and refund of one whose other leg cannot lock."""
+    arb, base = nodes["arb"], nodes["base"]
+    wallet, authorizer = make_wallet("usdc-payer"), Authorizer()
+    arb.fund(wallet.evm_address, 10 * ETH)
+    base.fund(wallet.evm_address, ETH // 1000)  # too little for the refund plan's base leg
+    await install_local_token(arb.url, TOKEN)
+    await top_up_local_token(arb.url, TOKEN, wallet.evm_address, 1_000 * USDC)
+    chains = {name: await evm_htlc(node) for name, node in nodes.items()}
+    engine = open_store(f"sqlite:///{tmp / 'token.db'}")
+    coordinator = Coordinator(
+        engine, party(wallet, authorizer), chains, authorizer, margins=TEST_MARGINS, poll=0.05
+    )
+    usdc = Payment(chain="arb", recipient=Account.create().address, amount=25 * USDC, asset=TOKEN)
+    await coordinator.create_plan("bench-usdc", [usdc])
+    claimed = await coordinator.run("bench-usdc", timeout=60)
+    short = usdc.model_copy(update={"deadline": await chains["arb"].now() + 30})
+    too_much = Payment(chain="base", recipient=Account.create().address, amount=ETH)
+    await coordinator.create_plan("bench-usdc-refund", [short, too_much])
+    await coordinator.run("bench-usdc-refund", timeout=10)  # the base lock fails
+    arb.advance(40)
+    refunded = await coordinator.run("bench-usdc-refund", timeout=60)
+    print(f"ERC-20 leg (local USDC, OpenZeppelin 5.7.0): {claimed.state}, {refunded.state}")
+    for plan_id in ("bench-usdc", "bench-usdc-refund"):
+        for step in coordinator.store.steps(plan_id, 0):
+            if step.tx_id is not None and step.status == "final":
+                print(f"  {step.purpose:<7} {_gas(arb, step.tx_id):>7} gas  ({plan_id})")
+    for chain in chains.values():
+        await chain.close()
+        await chain.adapter.close()
+
+
 def _gas(node, tx_id: str | None) -> int:
     return int(node.w3.eth.get_transaction_receipt(tx_id)["gasUsed"])
 
@@ -112,6 +151,7 @@ def main() -> None:
         try:
             asyncio.run(bench_swap(tmp, nodes["arb"], sol))
             asyncio.run(bench_plan(tmp, nodes))
+            asyncio.run(bench_token_plan(tmp, nodes))
         finally:
             for process in [node.process for node in nodes.values()] + [sol.process]:
                 if process is not None:

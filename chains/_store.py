@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,6 +150,17 @@ class NonceStore:
                     (reservations.c.chain == chain)
                     & (reservations.c.address == address)
                     & (reservations.c.nonce == nonce)
+                )
+            )
+
+    def release_all(self, chain: str, addresses: Collection[str]) -> None:
+        """Drop every reservation of `addresses` on `chain`. Cluster mode calls it when
+        their agents' leases change owner: the old owner's builds can no longer be
+        journaled (fenced), so their nonces are free, even if that process is alive."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                reservations.delete().where(
+                    (reservations.c.chain == chain) & reservations.c.address.in_(list(addresses))
                 )
             )
 

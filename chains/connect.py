@@ -53,15 +53,25 @@ def _in_process(chain: ChainModel) -> object:
 
 
 async def fund_local(
-    chain: ChainModel, addresses: Sequence[str], *, data_dir: str | Path | None
+    chain: ChainModel,
+    addresses: Sequence[str],
+    *,
+    data_dir: str | Path | None,
+    tokens: Sequence[str] = (),
 ) -> None:
-    """Give `addresses` `local.fund_agents` coins on a local chain (devnet or in-process)."""
+    """Give `addresses` `local.fund_agents` coins on a local chain (devnet or in-process),
+    and `local.fund_tokens` of each local token in `tokens` (devnet only)."""
     if chain.rpc != "local":
         raise ChainError(f"chain {chain.name} is not local (rpc {chain.rpc}); fund it yourself")
     url = resolve_url(chain, data_dir)
     if url is not None:
-        await fund_url(chain, url, addresses)
+        await fund_url(chain, url, addresses, tokens)
         return
+    if tokens:
+        raise ChainError(
+            f"chain {chain.name} runs in-process, which has no local tokens ({', '.join(tokens)}); "
+            "run scripts/setup.sh so `run` starts real local nodes"
+        )
     family, backend, amount = family_of_chain(chain), _in_process(chain), amount_for(chain)
     for address in addresses_for(chain, addresses):
         family.fund_in_process(backend, address, amount)

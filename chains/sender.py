@@ -147,11 +147,19 @@ async def _check_expiry(adapter: ChainAdapter, store: TxJournal, entry: JournalE
 
 
 async def reconcile(
-    adapter: ChainAdapter, store: TxJournal, *, timeout: float = 60, poll: float = 0.2
+    adapter: ChainAdapter,
+    store: TxJournal,
+    *,
+    timeout: float = 60,
+    poll: float = 0.2,
+    senders: frozenset[str] | None = None,
 ) -> list[TxStatus | ChainError]:
-    """Settle every open journal entry of this chain; returns each outcome in order."""
+    """Settle every open journal entry of this chain (of `senders` only, if given: a
+    cluster daemon that won an agent settles that agent's); returns each outcome."""
     outcomes: list[TxStatus | ChainError] = []
     for entry in store.open_entries(adapter.chain.name):
+        if senders is not None and entry.sender not in senders:
+            continue
         try:
             if entry.status == "signed":  # crashed between journal and broadcast
                 await _broadcast(adapter, store, TxId(entry.tx_id), entry.raw)

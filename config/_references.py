@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -78,6 +78,33 @@ def _check_chain_ids(deployment: Deployment) -> None:
                 raise ReferenceProblem(("chains", index, field), message)
 
 
+_FAMILY_NAMES = {each.name for each in FAMILIES}
+
+
+def resolve_local_tokens(data: Any) -> Any:
+    """`data` (a deployment as parsed) with each asset's token field `local`, on a chain
+    with `rpc: local`, replaced by the family's local token address of that symbol.
+    Anything malformed is left for validation to report."""
+    if not isinstance(data, dict) or not isinstance(data.get("assets"), list):
+        return data
+    chains = {
+        chain.get("name"): chain for chain in data.get("chains") or [] if isinstance(chain, dict)
+    }
+    assets = []
+    for asset in data["assets"]:
+        chain = chains.get(asset.get("chain")) if isinstance(asset, dict) else None
+        if chain is None or chain.get("rpc") != "local" or chain.get("family") not in _FAMILY_NAMES:
+            assets.append(asset)
+            continue
+        token_field = family(chain["family"]).asset_field
+        if asset.get(token_field) != "local":
+            assets.append(asset)
+            continue
+        local = family(chain["family"]).local_token(str(asset.get("symbol")))
+        assets.append({**asset, token_field: local})
+    return {**data, "assets": assets}
+
+
 def _check_assets(deployment: Deployment) -> None:
     families = {chain.name: chain.family for chain in deployment.chains}
     seen: set[tuple[str, str]] = set()
@@ -88,12 +115,26 @@ def _check_assets(deployment: Deployment) -> None:
             token = other.asset_field
             if other.name != families[asset.chain] and getattr(asset, token) is not None:
                 raise ReferenceProblem(("assets", index, token), other.misplaced_token(asset.chain))
+        _check_local_token(deployment, index)
         if (asset.symbol, asset.chain) in seen:
             raise ReferenceProblem(
                 ("assets", index, "symbol"),
                 f"asset {asset.symbol} is defined twice on chain {asset.chain!r}",
             )
         seen.add((asset.symbol, asset.chain))
+
+
+def _check_local_token(deployment: Deployment, index: int) -> None:
+    asset = deployment.assets[index]
+    chain_family = family(deployment.chain(asset.chain).family)
+    token = getattr(asset, chain_family.asset_field)
+    local = token is not None and token == chain_family.local_token(asset.symbol)
+    if local and asset.decimals != chain_family.local_token_decimals:
+        raise ReferenceProblem(
+            ("assets", index, "decimals"),
+            f"the local token {asset.symbol} has {chain_family.local_token_decimals} "
+            f"decimals, not {asset.decimals}",
+        )
 
 
 def _check_prices(deployment: Deployment) -> None:

@@ -45,6 +45,11 @@ class LocalChain(Model):
     fund_agents: NonNegativeAmount = Field(
         default=Decimal(100), description="Native coins given to each agent at start."
     )
+    fund_tokens: NonNegativeAmount = Field(
+        default=Decimal(10_000),
+        description="Whole tokens of each `local` token (erc20/spl_mint `local`) each agent "
+        "holds at start: topped up to this, never taken away.",
+    )
 
 
 class ChainModel(Model):

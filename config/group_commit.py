@@ -14,8 +14,12 @@ running. The rules, which the audit log and the policy store both rely on:
   :meth:`GroupCommitter.commit_now` first writes what is waiting (even a batch the
   writer has taken but not yet written), in the same transaction.
 * **Checked in one place.** Every transaction runs the owner's `checks` first (the
-  policy store's epoch fence; cluster mode adds its own there): a check that raises
-  fails the transaction like any other error.
+  policy store's epoch fence): a check that raises fails the transaction like any
+  other error. On an engine that carries a cluster fence (`config/fencing.py`) each
+  request remembers the agents it was submitted for, and the transaction first asks
+  the fence which of them this daemon still holds: the requests of the others fail with
+  :class:`~config.fencing.Fenced`, unwritten, and the rest are written in the same
+  transaction, under the lease locks the fence took.
 * **Failure is as narrow as the owner says.** Without a `key`, a failed transaction
   fails every request in it: nothing of the batch is stored. With a `key` (the audit
   log's agent), the batch is written again as one transaction per key, in order of first
@@ -40,6 +44,8 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
+from config import fencing
+
 RequestT = TypeVar("RequestT")
 
 Check = Callable[[Connection], None]
@@ -55,6 +61,8 @@ class _Waiting(Generic[RequestT]):
     error: Exception | None = None
     dependent: bool = False
     """Failed unwritten because an earlier request of its key failed."""
+    agents: tuple[str, ...] = field(default_factory=fencing.current)
+    """Whom the request writes for (the submitter's context), for the cluster fence."""
 
 
 @dataclass(eq=False, slots=True)
@@ -182,7 +190,7 @@ class GroupCommitter(Generic[RequestT]):
     def _write_batch(self, batch: _Batch[RequestT]) -> None:
         batch.written = True
         items = self._without_dependents(batch.items)
-        error = self._transaction(items) if items else None
+        error = self._transaction(batch, items) if items else None
         if error is None:
             return
         groups = self._groups(items)
@@ -190,7 +198,7 @@ class GroupCommitter(Generic[RequestT]):
             self._mark_failed(batch, items, error)
             return
         for group in groups:
-            group_error = self._transaction(group)
+            group_error = self._transaction(batch, group)
             if group_error is not None:
                 self._mark_failed(batch, group, group_error)
 
@@ -232,19 +240,40 @@ class GroupCommitter(Generic[RequestT]):
             groups.setdefault(self._key(item.request), []).append(item)
         return list(groups.values())
 
-    def _transaction(self, items: list[_Waiting[RequestT]]) -> Exception | None:
+    def _transaction(
+        self, batch: _Batch[RequestT], items: list[_Waiting[RequestT]]
+    ) -> Exception | None:
         requests = [item.request for item in items]
         try:
-            with self.engine.begin() as connection:
+            # The writer thread runs in the first submitter's context: who each request
+            # writes for is its own `agents`, checked here, not that context's.
+            with fencing.writing_for(), self.engine.begin() as connection:
+                requests = self._unfenced(batch, connection, items)
                 for check in self.checks:
                     check(connection)
-                self._write(connection, requests)
+                if requests:
+                    self._write(connection, requests)
         except Exception as exc:
             described = self._describe(exc, requests)
             if described is not exc and described.__cause__ is None:
                 described.__cause__ = exc
             return described
         return None
+
+    def _unfenced(
+        self, batch: _Batch[RequestT], connection: Connection, items: list[_Waiting[RequestT]]
+    ) -> list[RequestT]:
+        """The requests to write: those of agents the engine's fence (if any) says this
+        daemon still holds. The others fail now with the fence's error, unwritten."""
+        fence = fencing.fence_of(self.engine)
+        agents = {agent for item in items for agent in item.agents}
+        if fence is None or not agents:
+            return [item.request for item in items]
+        kept = fencing.held(connection, agents)
+        refused = [item for item in items if not kept.issuperset(item.agents)]
+        for item in refused:
+            self._mark_failed(batch, [item], fence.refusal(set(item.agents) - kept))
+        return [item.request for item in items if kept.issuperset(item.agents)]
 
     def _settle(self, batch: _Batch[RequestT]) -> None:
         batch.settled = True

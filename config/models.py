@@ -58,6 +58,9 @@ else:
     Chain = _chain_union()
 
 
+LOCAL_TOKEN = "local"  # noqa: S105 - the word that names a local token, not a secret
+
+
 class Asset(Model):
     """A coin or token on one chain. Exactly one of native, erc20, spl_mint is set."""
 
@@ -65,13 +68,38 @@ class Asset(Model):
     chain: Name
     decimals: int = Field(ge=0, le=36)
     native: bool = False
-    erc20: EvmAddress | None = None
-    spl_mint: SolanaAddress | None = None
+    erc20: EvmAddress | None = Field(
+        default=None,
+        description="The token contract; `local` on a chain with `rpc: local` names the "
+        "6-decimal local USDC `devnet up` installs and funds the agents with.",
+    )
+    spl_mint: SolanaAddress | None = Field(
+        default=None,
+        description="The SPL mint; `local` on a chain with `rpc: local` names the "
+        "6-decimal local mint `devnet up` installs and funds the agents with.",
+    )
     usd_price: PositiveAmount | None = Field(
         default=None,
         description="Fixed USD price used by USD-normalised limits; the same as a `prices:` "
         "entry with one `fixed` source. An asset priced in `prices:` must not set it.",
     )
+
+    @property
+    def token(self) -> str | None:
+        """The token contract or mint; None for the native coin."""
+        return self.erc20 or self.spl_mint
+
+    @field_validator("erc20", "spl_mint", mode="before")
+    @classmethod
+    def _local_needs_local_chain(cls, value: object) -> object:
+        # A deployment resolves `local` on its local chains before assets are validated
+        # (Deployment._local_tokens); one left here is on a chain that is not local.
+        if value == LOCAL_TOKEN:
+            raise ValueError(
+                "`local` names the token `devnet up` installs, so it needs a chain with "
+                "`rpc: local`; give the token's address on this network"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> Asset:
@@ -84,20 +112,41 @@ class Asset(Model):
 
 
 class Counterparty(Model):
-    """A named recipient: fixed addresses per chain, or another agent of this deployment."""
+    """A named recipient: fixed addresses per chain, another agent of this deployment, or
+    another operator's agent (its DID and Agent Card URL: its addresses come only from
+    the card, verified as signed by that DID)."""
 
     name: Name
     addresses: dict[Name, str] = Field(default_factory=dict)
     agent: Name | None = None
+    did: str | None = Field(
+        default=None,
+        pattern=r"^did:key:z[1-9A-HJ-NP-Za-km-z]+$",
+        description="Another operator's agent: its did:key (the card must be signed by it).",
+    )
+    card: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="That agent's A2A URL (or its Agent Card's URL), with `did`.",
+    )
     note: str = Field(default="", max_length=500)
 
     @model_validator(mode="after")
     def _addresses_or_agent(self) -> Counterparty:
-        if bool(self.addresses) == (self.agent is not None):
+        kinds = [bool(self.addresses), self.agent is not None, self.card is not None]
+        if sum(kinds) != 1:
             raise ValueError(
-                f"counterparty {self.name} must set either addresses (per chain) or agent"
+                f"counterparty {self.name} must set exactly one of addresses (per chain), "
+                "agent (of this deployment), or card with did (another operator's agent)"
             )
+        if (self.card is None) != (self.did is None):
+            raise ValueError(f"counterparty {self.name}: card and did go together")
         return self
+
+    @property
+    def remote(self) -> bool:
+        """Another operator's agent, known by its DID and card."""
+        return self.card is not None
 
 
 class OllamaPlanner(Model):
@@ -258,7 +307,7 @@ def _listen_parts(listen: str) -> tuple[str, int]:
     """`host:port` (IPv6 in brackets, `[::1]:8787`) as host and port."""
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"console listen {listen!r} must be host:port, e.g. 127.0.0.1:8787")
+        raise ValueError(f"listen {listen!r} must be host:port, e.g. 127.0.0.1:8787")
     return host.strip("[]"), int(port)
 
 
@@ -267,6 +316,62 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host in _LOOPBACK_HOSTS
+
+
+class A2aConfig(Model):
+    """The agent-to-agent endpoint served by `run`: one signed A2A Agent Card per hosted
+    agent and JSON-RPC messages to it. Off unless this section is present; loopback
+    unless `allow_non_loopback` says other operators' daemons should reach it."""
+
+    listen: str = Field(
+        default="127.0.0.1:8788", description="host:port to serve on; loopback by default."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The base URL other daemons reach this one at, written into the cards "
+        "(e.g. behind a TLS proxy: https://agents.example.com); default http://<listen>.",
+    )
+    allow_non_loopback: bool = Field(
+        default=False,
+        description="Listen on a non-loopback address. Every message is signed, but the "
+        "endpoint is then open to the network: put a TLS proxy in front.",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=1024 * 1024, description="Largest request body; 413 above."
+    )
+    requests_per_minute: int = Field(
+        default=120,
+        ge=1,
+        description="Requests per client address per minute; 429 above. Behind a proxy every "
+        "client has the proxy's address: set the proxy's own per-client limit instead.",
+    )
+
+    @model_validator(mode="after")
+    def _safe_listen(self) -> A2aConfig:
+        host, _port = _listen_parts(self.listen)
+        if not self.allow_non_loopback and not _is_loopback(host):
+            raise ValueError(
+                f"a2a listen {self.listen!r} is not a loopback address: listen on "
+                "127.0.0.1, or set allow_non_loopback: true behind a TLS proxy"
+            )
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError(f"a2a public_url {self.public_url!r} must be an http(s):// URL")
+        return self
+
+    @property
+    def host(self) -> str:
+        """The host part of `listen`."""
+        return _listen_parts(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port part of `listen`."""
+        return _listen_parts(self.listen)[1]
+
+    @property
+    def base_url(self) -> str:
+        """`public_url`, or the listen address over plain HTTP."""
+        return (self.public_url or f"http://{self.listen}").rstrip("/")
 
 
 class ConsoleConfig(Model):
@@ -363,6 +468,35 @@ class Webhook(Model):
     )
 
 
+class ClusterConfig(Model):
+    """Cluster mode: any number of daemons started with this file and one PostgreSQL
+    store share the deployment. Each agent is ticked by one daemon at a time, through a
+    lease in the store (owner, epoch, expiry judged by the database clock) that every
+    state write of the agent checks in its own transaction. Off unless present."""
+
+    lease_ttl: Duration = Field(
+        default=Decimal(15),
+        description="Seconds a lease lasts unless renewed (renewed every third of it). "
+        "A daemon that stops for longer loses its agents to the others; take-over takes "
+        "about this long, so keep it far below the HTLC margins (`atomic:`).",
+    )
+    daemon_id: str | None = Field(
+        default=None,
+        max_length=120,
+        description="This daemon's name in the lease table; default <host>-<pid>. Two "
+        "live daemons must never share one.",
+    )
+
+    @field_validator("lease_ttl")
+    @classmethod
+    def _sane_ttl(cls, value: Decimal) -> Decimal:
+        # Below a second the renewals (every third) would compete with the ticks; above
+        # an hour a dead daemon's agents would stand still for that long.
+        if not Decimal(1) <= value <= Decimal(3600):
+            raise ValueError(f"cluster lease_ttl {value}s must be between 1s and 1h")
+        return value
+
+
 class Deployment(Model):
     """A whole deployment file."""
 
@@ -389,8 +523,18 @@ class Deployment(Model):
     console: ConsoleConfig | None = Field(
         default=None, description="The operator's web console and metrics; off if absent."
     )
+    a2a: A2aConfig | None = Field(
+        default=None,
+        description="The agent-to-agent endpoint (signed Agent Cards, A2A JSON-RPC); off "
+        "if absent.",
+    )
     webhooks: list[Webhook] = Field(
         default_factory=list, description="Alert receivers (signed JSON POSTs)."
+    )
+    cluster: ClusterConfig | None = Field(
+        default=None,
+        description="Several daemons sharing this deployment on a PostgreSQL store; "
+        "off (one daemon) if absent.",
     )
     log_format: Literal["text", "jsonl"] = Field(
         default="text",
@@ -398,11 +542,57 @@ class Deployment(Model):
         "agent and plan id on every record.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _local_tokens(cls, data: Any) -> Any:
+        """Resolve `erc20: local` / `spl_mint: local` of assets on local chains to where
+        the chain's family installs its local token (see config._references)."""
+        from config._references import resolve_local_tokens
+
+        return resolve_local_tokens(data)
+
     @model_validator(mode="after")
     def _references(self) -> Deployment:
         from config._references import check_references
 
         check_references(self)
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_store(self) -> Deployment:
+        if self.cluster is None:
+            return self
+        url = self.store.url
+        if url is None or not url.startswith("postgresql"):
+            where = f"store url {url!r}" if url else "the default SQLite file in data_dir"
+            raise ValueError(
+                f"cluster mode needs a PostgreSQL store, and this deployment's store is "
+                f"{where}: a SQLite file cannot be shared by daemons on several machines "
+                "(one daemon per SQLite store). Set `store: {url: postgresql+psycopg://...}` "
+                "or remove `cluster:` to run one daemon"
+            )
+        handover = self.cluster.lease_ttl * 4 / 3
+        escrows = any(getattr(chain, "htlc", None) is not None for chain in self.chains)
+        if escrows and handover > self.atomic.watcher_interval:
+            # The HTLC margins budget one watcher interval for noticing anything; a dead
+            # daemon's plans wait up to a TTL plus a renewal period for their new owner.
+            raise ValueError(
+                f"cluster lease_ttl {self.cluster.lease_ttl}s hands a dead daemon's agents "
+                f"over within about {handover:.0f}s, more than atomic.watcher_interval "
+                f"({self.atomic.watcher_interval}s) that the HTLC margins allow for noticing "
+                "anything; lower lease_ttl or raise atomic.watcher_interval"
+            )
+        for agent in self.agents:
+            for spec in agent.policies:
+                for name, params in spec.items():
+                    scope = params.get("scope") if isinstance(params, dict) else None
+                    if name == "SpendLimit" and scope == "deployment":
+                        raise ValueError(
+                            f"agent {agent.name}: a SpendLimit of scope deployment is not "
+                            "enforced across daemons yet (each daemon counts only what it "
+                            "authorized); in cluster mode give each agent its own limit "
+                            "(scope agent) or run one daemon"
+                        )
         return self
 
     def chain(self, name: str) -> ChainModel:

@@ -32,6 +32,7 @@ SECTIONS: list[type[BaseModel]] = [
     models.CronSchedule,
     models.Store,
     models.ConsoleConfig,
+    models.ClusterConfig,
     models.Webhook,
     margins.Margins,
     margins.ChainMargin,

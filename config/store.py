@@ -20,7 +20,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from config.errors import StoreError
 
@@ -40,10 +40,11 @@ agent_identities = sa.Table(
 removing agents in YAML never changes which keys an agent holds."""
 
 
-def open_store(url: str) -> Engine:
-    """Open the store at `url` and apply every pending migration."""
+def open_store(url: str, *, settings: dict[str, str] | None = None) -> Engine:
+    """Open the store at `url` and apply every pending migration. `settings` are server
+    settings every PostgreSQL connection starts with (cluster mode's timeouts)."""
     try:
-        engine = _create_engine(url)
+        engine = _create_engine(url, settings)
     except ImportError as exc:
         raise StoreError(
             f"no database driver for {_safe(url)} ({exc.name} is not installed); for "
@@ -99,7 +100,7 @@ def one_daemon(url: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, settings: dict[str, str] | None = None) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
@@ -107,6 +108,9 @@ def _create_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if settings:
+        options = " ".join(f"-c {name}={value}" for name, value in settings.items())
+        return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": options})
     return sa.create_engine(url, pool_pre_ping=True)
 
 
@@ -135,6 +139,11 @@ def _migrate(url: str, store: Engine) -> None:
 
 def _upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Daemons of one cluster may start at once on a new database: one migrates,
+            # the others wait and then find nothing to do. Transaction-scoped, so a
+            # crashed migrator holds nothing.
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7320311)")
         alembic_config = _alembic_config()
         alembic_config.attributes["connection"] = connection
         command.upgrade(alembic_config, "heads")
@@ -174,6 +183,14 @@ def _safe(url: str) -> str:
 def agent_indices(engine: Engine, names: Iterable[str]) -> dict[str, int]:
     """The HD index of each agent, assigning the next free index to new names."""
     wanted = list(names)
+    try:
+        return _agent_indices(engine, wanted)
+    except IntegrityError:
+        # Another daemon of a cluster assigned them at the same moment: read theirs.
+        return _agent_indices(engine, wanted)
+
+
+def _agent_indices(engine: Engine, wanted: list[str]) -> dict[str, int]:
     with engine.begin() as connection:
         rows = connection.execute(sa.select(agent_identities.c.name, agent_identities.c.hd_index))
         known = {row.name: row.hd_index for row in rows}

@@ -199,6 +199,9 @@ class PolicyEnv:
     ledger: SpendLedger
     store: PolicyStore | None = None
     resolve_agent_address: AddressResolver | None = None
+    resolve_peer_address: AddressResolver | None = None
+    """(address-book name of another operator's agent, chain) -> the address its verified
+    card lists; raises if the card did not verify."""
     _reloaders: list[Callable[[], None]] = field(default_factory=list)
 
     def persist(self, statement: Any, params: dict[str, Any], *, always: bool = False) -> None:

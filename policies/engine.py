@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -60,6 +60,7 @@ from wallets.authorization import (
     Authorization,
     AuthorizationMint,
     AuthorizationVerifier,
+    LeaseEpochs,
 )
 
 logger = logging.getLogger("covenant.policies")
@@ -191,28 +192,36 @@ class PolicyEngine:
         clock: Clock | None = None,
         prices: PriceSource | None = None,
         resolve_agent_address: AddressResolver | None = None,
+        resolve_peer_address: AddressResolver | None = None,
         authorization_ttl: timedelta = timedelta(minutes=2),
         control_poll: timedelta = timedelta(seconds=1),
         policies: dict[str, Sequence[Policy]] | None = None,
+        lease_epochs: LeaseEpochs | None = None,
     ) -> None:
+        """With `lease_epochs` (cluster mode) the engine shares its store with other
+        daemons' engines: it does not claim the whole store (each agent's lease fences
+        its writes instead, `config/fencing.py`), authorizations carry the agent's lease
+        epoch, and :meth:`reload_agents` reads agents' state again when they are won."""
         self.deployment = deployment
         self.clock: Clock = clock or SystemClock()
         self.prices: PriceSource = prices or FeedPrices(deployment, self.clock)
         self._store = PolicyStore(store) if store is not None else None
-        if self._store is not None:
+        if self._store is not None and lease_epochs is None:
             # Before any state is loaded: whatever an older engine commits after this
             # point fails, so what the loads below read is final (see policies._store).
             self._store.claim(self.clock.now())
         self._approvals = Approvals(self._store) if self._store is not None else None
         self.ledger = SpendLedger(self._store)
         self._grants = PlanGrants(self._store, self.clock)
-        self._mint = AuthorizationMint()
+        self._mint = AuthorizationMint(epochs=lease_epochs)
         self._ttl = authorization_ttl
         self._batch_mint = _BatchMint(self._mint, authorization_ttl)
         if self._store is not None:
             self._store.on_commit = self._batch_mint.seal
         self._poll_every = control_poll.total_seconds()
         self._decimals = {(a.chain, a.symbol): a.decimals for a in deployment.assets}
+        self._resolve_peer = resolve_peer_address
+        self._resolve, self._overrides = resolve_agent_address, policies
         self._stacks = {
             agent.name: self._stack(agent.name, resolve_agent_address, policies)
             for agent in deployment.agents
@@ -290,6 +299,17 @@ class PolicyEngine:
             await self._decline(pending, writes, outcome)
             return outcome
 
+    def reload_agents(self, agents: Collection[str]) -> None:
+        """Cluster mode: forget `agents`' policy state and read it from the store again
+        (their spend entries, and their policies attached afresh: breaker, rate and
+        duplicate windows), because another daemon held them and wrote meanwhile. Call
+        before anything is evaluated for them after they were won."""
+        if not agents:
+            return
+        self.ledger.reload_agents(agents, self.clock.now())
+        for agent in agents:
+            self._stacks[agent] = self._stack(agent, self._resolve, self._overrides)
+
     def screen(self, intent: Intent) -> str | None:
         """Why `intent` would be denied whatever transaction carried it ("Policy: reason"),
         or None if the agent's policies might allow it. Nothing is reserved or recorded."""
@@ -366,6 +386,7 @@ class PolicyEngine:
             ledger=self.ledger,
             store=self._store,
             resolve_agent_address=resolve,
+            resolve_peer_address=self._resolve_peer,
         )
         for policy in policies:
             policy.attach(env)

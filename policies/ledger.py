@@ -12,6 +12,7 @@ check costs the same with ten or ten million entries in the window.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -81,15 +82,62 @@ class SpendLedger:
 
     def load(self, now: datetime) -> None:
         """Rebuild memory from the store: live entries within the longest window."""
+        for entry, digest in self._stored(now):
+            self._add(entry, digest)
+            if entry.status == "settled":
+                self._remember(entry)
+
+    def reload_agents(self, agents: Collection[str], now: datetime) -> None:
+        """Replace what memory holds of `agents` by what the store holds (cluster mode:
+        they were won from another daemon, which spent meanwhile). The other agents'
+        entries stay as they are, reservations in flight included; every window is
+        rebuilt in time order so expiry and release keep working."""
         if self._store is None:
             return
+        gone = set(agents)
+        since = now - max(self._lengths)
+        seen: dict[int, Entry] = {}
+        for windows in self._windows.values():
+            for window in windows.values():
+                for entry in window.entries:
+                    if entry.agent not in gone and entry.at > since:
+                        seen[id(entry)] = entry
+        stored = self._stored(now, agents=sorted(gone))
+        entries = sorted([*seen.values(), *(entry for entry, _ in stored)], key=_order)
+        self._windows = {}
+        self._by_digest = {
+            digest: kept
+            for digest, live in self._by_digest.items()
+            if (kept := [entry for entry in live if entry.agent not in gone])
+        }
+        self._settled = {
+            key: amounts for key, amounts in self._settled.items() if key[0] not in gone
+        }
+        digests = {id(entry): digest for entry, digest in stored}
+        for entry in entries:
+            entry.seq = self._next_seq()
+            if id(entry) in digests:
+                self._add(entry, digests[id(entry)])
+                if entry.status == "settled":
+                    self._remember(entry)
+            else:
+                self._count(entry)
+
+    def _stored(
+        self, now: datetime, *, agents: list[str] | None = None
+    ) -> list[tuple[Entry, bytes]]:
+        if self._store is None:
+            return []
         since = to_us(now - max(self._lengths))
-        rows = self._store.read(
+        query = (
             sa.select(spend_ledger)
             .where(spend_ledger.c.at_us >= since, spend_ledger.c.status != "released")
             .order_by(spend_ledger.c.at_us)
         )
-        for row in rows:
+        if agents is not None:
+            query = query.where(spend_ledger.c.agent.in_(agents))
+        found = []
+        for row in self._store.read(query):
             usd = Decimal(row.usd) if row.usd is not None else None
             entry = Entry(
                 id=row.id,
@@ -102,9 +150,8 @@ class SpendLedger:
                 at=from_us(row.at_us),
                 status=row.status,
             )
-            self._add(entry, bytes.fromhex(row.digest))
-            if entry.status == "settled":
-                self._remember(entry)
+            found.append((entry, bytes.fromhex(row.digest)))
+        return found
 
     def reserve(self, action: ProposedAction, usd: Decimal | None, now: datetime) -> Entry:
         """Count `action` against every window; the row is staged for the engine's commit."""
@@ -181,23 +228,28 @@ class SpendLedger:
         return self._seq
 
     def _add(self, entry: Entry, digest: bytes) -> None:
-        # On every evaluation's path: one pass, no helper calls per key.
-        counts = [((entry.agent, entry.asset), entry.amount), ((None, entry.asset), entry.amount)]
-        if entry.usd is not None:
-            counts += [((entry.agent, USD), entry.usd), ((None, USD), entry.usd)]
-        for key, value in counts:
-            windows = self._windows.get(key)
-            if windows is None:
-                windows = self._windows[key] = {n: _Window(n) for n in self._lengths}
-            for window in windows.values():
-                window.entries.append(entry)
-                window.total += value
+        self._count(entry)
         if entry.status == "reserved":
             live = self._by_digest.get(digest)
             if live is None:
                 self._by_digest[digest] = [entry]
             else:
                 live.append(entry)
+
+    def _count(self, entry: Entry) -> None:
+        # On every evaluation's path: one pass, no helper calls per key.
+        counts = [((entry.agent, entry.asset), entry.amount), ((None, entry.asset), entry.amount)]
+        if entry.usd is not None:
+            counts += [((entry.agent, USD), entry.usd), ((None, USD), entry.usd)]
+        released = entry.status == "released"
+        for key, value in counts:
+            windows = self._windows.get(key)
+            if windows is None:
+                windows = self._windows[key] = {n: _Window(n) for n in self._lengths}
+            for window in windows.values():
+                window.entries.append(entry)
+                if not released:
+                    window.total += value
 
     def _pop(self, digest: bytes, entry: Entry | None = None) -> Entry | None:
         live = self._by_digest.get(digest)
@@ -243,3 +295,7 @@ class SpendLedger:
             "at_us": to_us(entry.at),
             "status": entry.status,
         }
+
+
+def _order(entry: Entry) -> tuple[datetime, int]:
+    return entry.at, entry.seq

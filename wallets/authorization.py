@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn
 
@@ -55,6 +55,10 @@ MAX_BATCH = 4096
 """The most authorizations under one signature (keeps proofs at 12 hashes or fewer)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+LeaseEpochs = Callable[[str], int | None]
+"""Cluster mode: the lease epoch this daemon holds an agent at, or None if it may not
+act for the agent now (lease lost, or its deadline passed on this daemon's clock)."""
+
 
 class Authorization(BaseModel):
     """Permission for `agent` to sign exactly `digest` until `expires_at`.
@@ -75,11 +79,20 @@ class Authorization(BaseModel):
     )
     position: int = Field(default=0, ge=0, description="Bit i: the i-th sibling is left.")
     signature: bytes = Field(min_length=64, max_length=64, description="Over the root.")
+    epoch: int = Field(
+        default=0,
+        ge=0,
+        description="The agent's lease epoch when minted (cluster mode; 0 without it).",
+    )
 
     def signed_bytes(self) -> bytes:
         """The canonical encoding of this authorization: domain, length-prefixed fields."""
         return _encode(
-            _agent_field(self.agent), self.digest, _expiry_field(self.expires_at), self.nonce
+            _agent_field(self.agent),
+            self.digest,
+            _expiry_field(self.expires_at),
+            self.nonce,
+            self.epoch,
         )
 
     def root(self) -> bytes:
@@ -97,9 +110,12 @@ def _hash(prefix: bytes, data: bytes) -> bytes:
     return hashlib.sha256(prefix + data).digest()
 
 
-def _encode(agent_field: bytes, digest: bytes, expiry_field: bytes, nonce: bytes) -> bytes:
+def _encode(
+    agent_field: bytes, digest: bytes, expiry_field: bytes, nonce: bytes, epoch: int
+) -> bytes:
     # Takes the encoded agent and expiry so a batch encodes the ones it shares once.
-    return b"".join((agent_field, digest, expiry_field, nonce))
+    # The epoch is signed too: a copy moved to a newer epoch would not verify.
+    return b"".join((agent_field, digest, expiry_field, nonce, struct.pack(">Q", epoch)))
 
 
 def _agent_field(agent: str) -> bytes:
@@ -124,15 +140,18 @@ class AuthorizationVerifier:
     arbitrary public key, so no one can pair a home-made key with a signer.
     """
 
-    __slots__ = ("_public_key",)
+    __slots__ = ("_epochs", "_public_key")
 
-    def __init__(self, public_key: bytes, *, _from_mint: object = None) -> None:
+    def __init__(
+        self, public_key: bytes, *, _from_mint: object = None, epochs: LeaseEpochs | None = None
+    ) -> None:
         if _from_mint is not _FROM_MINT:
             raise SignerError(
                 "an AuthorizationVerifier comes only from AuthorizationMint.verifier (the "
                 "policy engine's mint); it cannot be built from a public key"
             )
         self._public_key = Ed25519PublicKey.from_public_bytes(public_key)
+        self._epochs = epochs
 
     @property
     def public_key(self) -> bytes:
@@ -160,6 +179,25 @@ class AuthorizationVerifier:
                 "this runtime's policy engine"
             ) from None
         _check_fields(authorization, agent=agent, digest=digest, now=now or datetime.now(UTC))
+        if self._epochs is not None:
+            _check_epoch(authorization, self._epochs(agent))
+
+
+def _check_epoch(auth: Authorization, held: int | None) -> None:
+    """Cluster mode: sign only under the lease epoch the authorization was minted at, and
+    only while this daemon holds the agent (an authorization minted before the agent was
+    lost and won back must not outlive the epochs in between)."""
+    if held is None:
+        raise SignerError(
+            f"refused to sign for agent {auth.agent!r}: this daemon does not hold the "
+            "agent's lease now (lost, or its deadline passed on this daemon's clock)"
+        )
+    if auth.epoch != held:
+        raise SignerError(
+            f"refused to sign for agent {auth.agent!r}: the authorization was minted under "
+            f"lease epoch {auth.epoch} and the agent is now at epoch {held}; ask the policy "
+            "engine again"
+        )
 
 
 def _check_fields(auth: Authorization, *, agent: str, digest: bytes, now: datetime) -> None:
@@ -185,12 +223,16 @@ class AuthorizationMint:
     Only the policy engine constructs one; everything else gets its ``verifier``.
     """
 
-    __slots__ = ("__key", "_verifier")
+    __slots__ = ("__key", "_epochs", "_verifier")
 
-    def __init__(self) -> None:
+    def __init__(self, *, epochs: LeaseEpochs | None = None) -> None:
+        """With `epochs` (cluster mode) each authorization carries its agent's lease
+        epoch, none is minted for an agent this daemon may not act for, and the verifier
+        refuses one whose epoch is not the agent's epoch at signing."""
         self.__key = Ed25519PrivateKey.generate()
         raw = self.__key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._verifier = AuthorizationVerifier(raw, _from_mint=_FROM_MINT)
+        self._epochs = epochs
+        self._verifier = AuthorizationVerifier(raw, _from_mint=_FROM_MINT, epochs=epochs)
 
     @property
     def verifier(self) -> AuthorizationVerifier:
@@ -213,11 +255,13 @@ class AuthorizationMint:
         expires_at = datetime.now(UTC) + ttl
         # The fields a batch shares are encoded once (a batch is mostly a few agents).
         expiry = _expiry_field(expires_at)
-        agent_fields = {agent: _agent_field(agent) for agent in {agent for agent, _ in grants}}
+        names = {agent for agent, _ in grants}
+        agent_fields = {agent: _agent_field(agent) for agent in names}
+        epochs = {agent: self._epoch(agent) for agent in names}
         randomness = os.urandom(16 * len(grants))
         nonces = [randomness[at : at + 16] for at in range(0, len(randomness), 16)]
         leaves = [
-            _hash(_LEAF, _encode(agent_fields[agent], digest, expiry, nonce))
+            _hash(_LEAF, _encode(agent_fields[agent], digest, expiry, nonce, epochs[agent]))
             for (agent, digest), nonce in zip(grants, nonces, strict=True)
         ]
         root, proofs, positions = _merkle(leaves)
@@ -231,11 +275,26 @@ class AuthorizationMint:
                 proof=tuple(proof),
                 position=position,
                 signature=signature,
+                epoch=epochs[agent],
             )
             for (agent, digest), nonce, proof, position in zip(
                 grants, nonces, proofs, positions, strict=True
             )
         ]
+
+    def _epoch(self, agent: str) -> int:
+        if self._epochs is None:
+            return 0
+        epoch = self._epochs(agent)
+        if epoch is None:
+            # The local guard: the lease deadline passed on this daemon's monotonic
+            # clock (or the lease is gone), so nothing more is minted for the agent
+            # even before the database would refuse its writes.
+            raise SignerError(
+                f"not minting for agent {agent!r}: this daemon does not hold its lease "
+                "now (lost, or its deadline passed on this daemon's clock)"
+            )
+        return epoch
 
     def __repr__(self) -> str:
         return "AuthorizationMint(<in-memory key>)"

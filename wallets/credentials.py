@@ -222,16 +222,19 @@ class RevocationList:
         """Add `credential_id` to the list at `path` and re-sign it with the operator key."""
         current = RevocationList.load(path, issuer=operator.did)
         revoked = sorted(current.revoked | {credential_id})
-        payload = {
-            "issuer": operator.did,
-            "updated": _iso(datetime.now(UTC)),
-            "revoked": [{"id": item} for item in revoked],
-        }
-        write_file(
-            path, operator.sign_json(payload, typ="revocation-list+jwt").encode(), mode=0o644
-        )
+        write_file(path, signed_list(operator, revoked).encode(), mode=0o644)
         log.info("revoked credential %s (list %s)", credential_id, path)
         return RevocationList(revoked)
+
+
+def signed_list(operator: JwsSigner, revoked: Iterable[str]) -> str:
+    """The revocation list of `operator` naming `revoked`, as the JWS others fetch."""
+    payload = {
+        "issuer": operator.did,
+        "updated": _iso(datetime.now(UTC)),
+        "revoked": [{"id": item} for item in sorted(revoked)],
+    }
+    return operator.sign_json(payload, typ="revocation-list+jwt")
 
 
 def _iso(moment: datetime) -> str:

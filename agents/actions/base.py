@@ -160,9 +160,11 @@ class AgentNames:
         return not self.kinds or kind in self.kinds
 
     def can_receive(self, party_name: str, chain: str) -> bool:
-        """Whether the address-book entry has an address on `chain` (agents have all)."""
+        """Whether the address-book entry has an address on `chain`: agents of this
+        deployment have all; another operator's agent has what its verified card lists,
+        which only the run knows (an unverified one gets nothing at execution)."""
         party = next(p for p in self.deployment.address_book if p.name == party_name)
-        return party.agent is not None or chain in party.addresses
+        return party.agent is not None or party.remote or chain in party.addresses
 
     def leg_fields(self) -> list[dict[str, Any]]:
         """Per (chain, asset) the agent may use: the narrowed chain, asset and amount."""
@@ -314,6 +316,8 @@ class EscrowLock:
     counterparty: str
     address: str
     evidence: ConfidenceEvidence
+    token: str | None = None
+    """The asset's token contract or mint; None for the native coin."""
     task: str | None = None
     """The task it settles (an accepted offer, `source/id`), for DuplicateGuard."""
     receives: Receives | None = None
@@ -350,6 +354,7 @@ def plan_lock(
         counterparty=counterparty,
         address=resolver.address(counterparty, leg.chain),
         evidence=evidence,
+        token=asset.token,
     )
 
 

@@ -24,11 +24,13 @@ from rich.live import Live
 from rich.table import Table
 
 from agents import daemon_state
+from agents.app.a2a import a2a_running
 from agents.app.commands.config import load_checked_deployment
 from agents.app.commands.swaps import add_command, swaps_group
 from agents.app.console import console_running
 from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
+from agents.cluster import status as cluster_status
 from agents.log_context import JsonLines
 from chains.atomic.store import PlanStore
 from chains.devnet import manager as devnet
@@ -42,7 +44,7 @@ from policies.approvals import list_requests
 from wallets.operator import ensure_demo_keystore
 from wallets.passphrase import ENV_VAR, is_all_local, resolve_passphrase
 
-console = Console()
+console = Console(emoji=False)  # "did:key:" must print as written, not as an emoji
 log = logging.getLogger(__name__)
 
 Ticks = Annotated[int | None, typer.Option("--ticks", help="Stop after N ticks per agent.")]
@@ -156,9 +158,12 @@ async def _run(deployment: Deployment, passphrase: str, ticks: int | None, *, fu
     async with (
         open_runtime(deployment, passphrase, fund_local_chains=fund) as runtime,
         console_running(runtime) as console_url,
+        a2a_running(runtime) as a2a_url,
     ):
         if console_url is not None:
             console.print(f"console: {console_url}", highlight=False)
+        if a2a_url is not None:
+            console.print(f"A2A endpoint: {a2a_url}/agents/<name>", highlight=False)
         with Live(
             _live_table(runtime), console=console, refresh_per_second=2, transient=False
         ) as live:
@@ -279,28 +284,25 @@ def status(file: Path) -> None:
     try:
         beats = daemon_state.heartbeats(store)
         breakers = {row.agent: row for row in control.breakers(store)}
-        table = Table(
-            "agent",
-            "ticks",
-            "last tick",
-            "next tick",
-            "breaker",
-            "balances",
-            "last result",
-            title=f"status · {deployment.name}",
-        )
+        leases = cluster_status.leases(store) if deployment.cluster is not None else None
+        columns = ["agent", "ticks", "last tick", "next tick", "breaker", "balances"]
+        if leases is not None:  # cluster mode: who ticks each agent, and until when
+            columns += ["owner", "epoch", "lease until"]
+        table = Table(*columns, "last result", title=f"status · {deployment.name}")
         for agent in deployment.agents:
             beat = beats.get(agent.name)
             breaker = breakers.get(agent.name)
-            table.add_row(
+            cells = [
                 agent.name,
                 str(beat.ticks if beat else 0),
                 _when(beat.last_tick_at if beat else None),
                 _when(beat.next_tick_at if beat else None),
                 breaker.state if breaker else "closed",
                 (beat.balances if beat else "") or "-",
-                (beat.last_result if beat else "never ticked")[:120],
-            )
+            ]
+            if leases is not None:
+                cells += _lease_cells(leases.get(agent.name))
+            table.add_row(*cells, (beat.last_result if beat else "never ticked")[:120])
         console.print(table)
         for request in list_requests(store, "pending"):
             console.print(
@@ -319,6 +321,13 @@ def status(file: Path) -> None:
         store.dispose()
 
 
+def _lease_cells(lease: cluster_status.Lease | None) -> list[str]:
+    if lease is None or lease.owner is None:
+        return ["-", str(lease.epoch) if lease else "-", "never held"]
+    until = _when(lease.expires_at) + ("" if lease.live else " (expired)")
+    return [lease.owner, str(lease.epoch), until]
+
+
 def _when(moment: datetime | None) -> str:
     if moment is None:
         return "-"
@@ -331,6 +340,12 @@ def recover(file: Path, passphrase_file: PassphraseFile = None) -> None:
     """Drive every open cross-chain plan of FILE's agents once: claim what can be
     claimed, refund what is past its deadline (what the daemon's watchtower does)."""
     deployment = load_checked_deployment(file)
+    if deployment.cluster is not None:
+        raise ConfigError(
+            f"{file}: in cluster mode each agent's plans are driven by the daemon that holds "
+            "its lease (its watchtower, and the take-over when a daemon dies); `cluster "
+            "status FILE` shows who holds what. Start a daemon with `run` instead"
+        )
     passphrase = _passphrase(deployment, passphrase_file)
     with _local_chains(deployment):
         still_open = asyncio.run(_recover(deployment, passphrase))

@@ -25,8 +25,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine as SqlEngine
 
 from agents import daemon_state, log_context
+from agents.a2a.peers import PeerBook
 from agents.agent import Agent, TickReport
 from agents.audit import AuditLog
+from agents.cluster.node import ClusterNode
 from agents.cross_chain import AtomicDesk
 from agents.held import HeldActions
 from agents.observe import Observer
@@ -38,16 +40,19 @@ from agents.prices import PriceReader
 from agents.resolver import Resolver
 from agents.scheduler import AgentJob, AgentScheduler, TickFunction
 from agents.sources import build_sources
+from chains._store import NonceStore
 from chains.atomic.base import HtlcChain
 from chains.atomic.coordinator import Coordinator
 from chains.atomic.runtime import htlc_chains
 from chains.base import ChainAdapter
 from chains.connect import connect, fund_local, resolve_url
 from chains.devnet import manager as devnet
+from chains.devnet._fund import local_tokens
 from chains.devnet._htlc import htlc_address
 from chains.journal import TxJournal
 from chains.sender import reconcile
-from config.errors import ChainError, CredentialError
+from config import fencing
+from config.errors import ChainError, CredentialError, StoreError
 from config.models import AgentConfig, Deployment
 from config.store import open_store
 from config.types import plain_amount
@@ -118,7 +123,65 @@ class Runtime:
     tick_hooks: list[TickHook] = field(default_factory=list)
     """Called after every tick with the agent's name, its report (None if the tick
     raised) and its wall time in seconds: how the console's metrics are fed."""
+    cluster: ClusterNode | None = None
+    """Cluster mode: this daemon's leases; only the agents it holds tick here."""
     _beats: dict[str, daemon_state.Heartbeat] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        cluster = self.cluster
+        if cluster is None:
+            return
+        cluster.on_gained = self.take_over
+        cluster.busy = self._ticking
+        cluster.on_ready = lambda agents: self._schedule(agents, ticking=True)
+        cluster.on_lost = lambda agents: self._schedule(agents, ticking=False)
+        if self.desk is not None:
+            self.desk.owned = cluster.ready
+
+    def _schedule(self, agents: set[str], *, ticking: bool) -> None:
+        scheduler = self.scheduler
+        if scheduler is None:
+            return
+        for agent in agents:
+            if ticking:
+                scheduler.resume(agent)
+            else:
+                scheduler.pause(agent)
+
+    def _ticking(self, agent: str) -> bool:
+        job = self.scheduler.jobs.get(agent) if self.scheduler else None
+        return bool(job and job.running)
+
+    async def take_over(self, agents: dict[str, int], inherited: set[str]) -> None:
+        """Cluster mode: make `agents`, just won (at these epochs), ready to tick here.
+        The state of those another daemon held (`inherited`) is read again from the
+        store (policies); every agent's audit head and scripted cursor are read, its
+        old owner's nonce reservations dropped, its journal reconciled with the chains
+        (unsent bytes sent, the rest tracked, nothing signed anew) and its cross-chain
+        plans driven from their state on chain, all before it plans anything new. One
+        batch for every agent won in a lease cycle: one reconciliation per chain, not
+        one per agent. Every write is fenced under the new epochs."""
+        names = sorted(agents)
+        with fencing.writing_for(*names):
+            self.engine.reload_agents(sorted(inherited))
+            cursors = daemon_state.load_cursors(self.store, names)
+            senders: dict[str, set[str]] = {}
+            for agent in names:
+                self.audit.forget(agent)
+                planner = self.agents[agent].planner
+                if isinstance(planner, ScriptedPlanner):
+                    planner.position = cursors[agent]
+                wallet = self.wallets.agent(agent)
+                for chain in self.deployment.agent(agent).chains:
+                    senders.setdefault(chain, set()).add(wallet.address(self.deployment, chain))
+            nonces = NonceStore(self.store)
+            for chain, addresses in senders.items():
+                nonces.release_all(chain, addresses)
+                await reconcile(self.adapters[chain], self.journal, senders=frozenset(addresses))
+            if self.desk is not None:
+                for agent in names:
+                    await self.desk.take_over(agent)
+        log.info("cluster: took over %d agent(s) (%d read again)", len(names), len(inherited))
 
     async def recover(self) -> None:
         """Settle what a previous run journaled but did not see through."""
@@ -140,12 +203,15 @@ class Runtime:
         awaited before it returns, whatever ended the run."""
         jobs = [AgentJob(agent.config, self._ticker(agent)) for agent in self.agents.values()]
         freeze_startup_heap()
-        self.scheduler = AgentScheduler(jobs, max_ticks=max_ticks)
+        # A cluster daemon fires only the jobs of agents it holds and has taken over.
+        self.scheduler = AgentScheduler(jobs, max_ticks=max_ticks, paused=self.cluster is not None)
         stop = asyncio.Event()
         background = [
             asyncio.create_task(self._flush_heartbeats_until(stop)),
             asyncio.create_task(self._watch_plans(stop)),
         ]
+        if self.cluster is not None:
+            background.append(asyncio.create_task(self.cluster.run(stop)))
         try:
             await self.scheduler.run()
             stop.set()
@@ -158,6 +224,11 @@ class Runtime:
             stop.set()
             await asyncio.gather(*background)
             self.flush_heartbeats()
+            if self.cluster is not None:
+                # Hand the agents back only once their writes are in: a write after the
+                # release would be fenced.
+                await self.drain()
+                self.cluster.leave()
 
     async def drain(self) -> None:
         """Wait for the writes the engine and the audit log still have in flight."""
@@ -178,12 +249,27 @@ class Runtime:
     def flush_heartbeats(self) -> None:
         """Write the heartbeats gathered since the last flush (one transaction)."""
         beats, self._beats = list(self._beats.values()), {}
-        daemon_state.beat(self.store, *beats)
+        if self.cluster is None:
+            daemon_state.beat(self.store, *beats)
+            return
+        # Only the agents still held here, each fenced by its lease.
+        beats = [beat for beat in beats if self.cluster.table.holds(beat.agent)]
+        try:
+            with fencing.writing_for(*(beat.agent for beat in beats)):
+                daemon_state.beat(self.store, *beats)
+        except StoreError as exc:  # a heartbeat is for people; the next flush retries
+            log.warning("heartbeats not written: %s", exc)
 
     def _ticker(self, agent: Agent) -> TickFunction:
         failures = 0
 
         async def tick() -> None:
+            if self.cluster is not None and not self.cluster.ready(agent.name):
+                return  # another daemon ticks it (or it is being taken over)
+            with fencing.writing_for(agent.name):  # every write of the tick is fenced
+                await attempt()
+
+        async def attempt() -> None:
             nonlocal failures
             last = "tick did not finish"
             started, report = time.perf_counter(), None
@@ -242,14 +328,16 @@ async def _connect_all(deployment: Deployment, store: SqlEngine) -> dict[str, Ch
 
 
 async def _fund_local_agents(deployment: Deployment, wallets: OperatorWallets) -> None:
-    """Give every agent its `local.fund_agents` coins on each local chain."""
+    """Give every agent its `local.fund_agents` coins, and `local.fund_tokens` of each
+    local token, on each local chain."""
     for chain in devnet.local_chains(deployment):
         addresses = [
             wallets.agent(a.name).address(deployment, chain.name)
             for a in deployment.agents
             if chain.name in a.chains
         ]
-        await fund_local(chain, addresses, data_dir=deployment.data_dir)
+        tokens = local_tokens(deployment, chain)
+        await fund_local(chain, addresses, data_dir=deployment.data_dir, tokens=tokens)
 
 
 @asynccontextmanager
@@ -260,8 +348,15 @@ async def open_runtime(
     run. On exit, in reverse: drain the writers, close the escrow clients and adapters,
     dispose of the store."""
     async with contextlib.AsyncExitStack() as stack:
-        store = open_store(deployment.store.url or "")
+        cluster = ClusterNode(deployment) if deployment.cluster is not None else None
+        if cluster is not None:
+            stack.callback(cluster.close)
+        settings = cluster.settings if cluster is not None else None
+        store = open_store(deployment.store.url or "", settings=settings)
         stack.callback(store.dispose)
+        if cluster is not None:
+            fencing.install(store, cluster.fence)
+            cluster.register()
         wallets = open_wallets(deployment, store, passphrase)
         adapters = await _connect_all(deployment, store)
         for adapter in adapters.values():
@@ -271,9 +366,14 @@ async def open_runtime(
         escrows = _htlc_chains(deployment, adapters)
         for escrow in escrows.values():
             stack.push_async_callback(escrow.close)
-        runtime = build_runtime(deployment, store, wallets, adapters, escrows)
+        peers = PeerBook(deployment)
+        await peers.load()  # other operators' agents: addresses only from verified cards
+        runtime = build_runtime(
+            deployment, store, wallets, adapters, escrows, cluster=cluster, peers=peers
+        )
         stack.push_async_callback(runtime.drain)
-        await runtime.recover()
+        if cluster is None:  # a cluster daemon recovers each agent as it wins it
+            await runtime.recover()
         yield runtime
 
 
@@ -283,6 +383,9 @@ def build_runtime(
     wallets: OperatorWallets,
     adapters: dict[str, ChainAdapter],
     escrows: dict[str, HtlcChain],
+    *,
+    cluster: ClusterNode | None = None,
+    peers: PeerBook | None = None,
 ) -> Runtime:
     """Every part of a runtime, each built once and handed to what needs it."""
     prices = FeedPrices(deployment)
@@ -291,6 +394,12 @@ def build_runtime(
         store,
         prices=prices,
         resolve_agent_address=lambda agent, chain: wallets.agent(agent).address(deployment, chain),
+        resolve_peer_address=(
+            (lambda name, chain: peers.address(name, deployment.chain(chain)))
+            if peers is not None
+            else None
+        ),
+        lease_epochs=cluster.epoch if cluster is not None else None,
     )
     # One reader for every agent: a feed may be on a chain the agent does not use.
     reader = PriceReader(deployment, prices, adapters)
@@ -320,7 +429,7 @@ def build_runtime(
         escrows=escrows,
         remember=remember,
     )
-    parts = _Parts(deployment, store, wallets, adapters, engine, held, claims, desk)
+    parts = _Parts(deployment, store, wallets, adapters, engine, held, claims, desk, peers)
     audit = AuditLog(store, {name: wallets.agent(name).jws_signer() for name in wallets.agents})
     pending = PendingApprovals(store, engine, held)
     agents = {
@@ -328,7 +437,17 @@ def build_runtime(
         for config in deployment.agents
     }
     return Runtime(
-        deployment, store, wallets, adapters, engine, parts.journal, audit, pending, desk, agents
+        deployment,
+        store,
+        wallets,
+        adapters,
+        engine,
+        parts.journal,
+        audit,
+        pending,
+        desk,
+        agents,
+        cluster=cluster,
     )
 
 
@@ -344,6 +463,7 @@ class _Parts:
     held: HeldActions
     claims: dict[str, AuthorityClaims | None]
     desk: AtomicDesk | None
+    peers: PeerBook | None = None
     journal: TxJournal = field(init=False)
 
     def __post_init__(self) -> None:
@@ -364,7 +484,7 @@ def _agent(
         parts.engine,
         {name: parts.adapters[name] for name in config.chains},
         parts.journal,
-        Resolver(parts.deployment, parts.wallets),
+        Resolver(parts.deployment, parts.wallets, parts.peers),
         parts.held,
         claims=parts.claims[config.name],
     )

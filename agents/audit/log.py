@@ -176,6 +176,11 @@ class AuditLog:
         signature = self.signers[item.agent].sign(payload, typ=HEAD_TYP)
         return {"agent": item.agent, "seq": seq, "hash": hash_, "signature": signature}
 
+    def forget(self, agent: str) -> None:
+        """Read `agent`'s head from the store again at its next entry (cluster mode: the
+        agent was won from another daemon, which appended meanwhile)."""
+        self._heads.pop(agent, None)
+
     def _forget_heads(self, failed: Sequence[_Staged]) -> None:
         # The cached heads name entries that never reached the store: the next entry of
         # these agents reads its head from the store again.

@@ -3,7 +3,7 @@
 :func:`serving` binds the socket first (a port in use is a clear error before any agent
 ticks), runs `uvicorn.Server.serve()` as a task of the daemon's own event loop and stops
 it when the daemon stops. The daemon keeps its own signal handling: the server's is
-switched off (:class:`_Server`), so SIGTERM still means "finish ticks, then stop".
+switched off (:mod:`agents.http_serving`), so SIGTERM still means "finish ticks, then stop".
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -32,7 +30,7 @@ from agents.console import auth
 from agents.console.metrics import CONTENT_TYPE, ConsoleMetrics
 from agents.console.pages import Pages
 from agents.console.views import Sources
-from config.errors import ConfigError
+from agents.http_serving import bind, serving_app
 from config.models import ConsoleConfig
 
 log = logging.getLogger(__name__)
@@ -122,66 +120,18 @@ async def _readiness(console: Console) -> dict[str, str]:
     return checks
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server without its signal handlers: the daemon owns SIGTERM/SIGINT."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.listening.set()
-
-
-def _bind(config: ConsoleConfig) -> socket.socket:
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((config.host, config.port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"the console cannot listen on {config.listen}: {exc.strerror}; change "
-            "console.listen in the deployment file or stop what holds the port"
-        ) from exc
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
 @contextlib.asynccontextmanager
 async def serving(console: Console) -> AsyncIterator[str]:
     """Serve the console while the block runs; yields its base URL."""
-    sock = _bind(console.config)
-    tls = console.config.tls_cert is not None
-    server = _Server(
-        uvicorn.Config(
-            build_app(console),
-            log_config=None,  # the daemon configured logging; keep it
-            access_log=False,
-            ssl_certfile=console.config.tls_cert,
-            ssl_keyfile=console.config.tls_key,
-            lifespan="off",
-        )
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    url = f"{'https' if tls else 'http'}://{console.config.listen}"
-    try:
-        listening = asyncio.create_task(server.listening.wait())
-        await asyncio.wait([listening, task], return_when=asyncio.FIRST_COMPLETED)
-        listening.cancel()
-        if task.done():
-            task.result()  # a server that failed to start raises here
-            raise ConfigError(f"the console at {url} stopped as it started; see the log")
-        log.info("console at %s", url)
-        yield url
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    config = console.config
+    sock = bind(config.host, config.port, what="console", setting="console.listen")
+    url = f"{'https' if config.tls_cert is not None else 'http'}://{config.listen}"
+    async with serving_app(
+        build_app(console),
+        sock,
+        url=url,
+        what="console",
+        tls_cert=config.tls_cert,
+        tls_key=config.tls_key,
+    ) as served:
+        yield served

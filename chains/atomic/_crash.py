@@ -10,6 +10,9 @@ import signal
 ENV_VAR = "COVENANT_CRASH_AT"
 BOUNDARIES = (
     "plan_journaled",
+    "approve_intent",
+    "approve_signed",
+    "approve_final",
     "lock_intent",
     "lock_signed",
     "lock_final",
@@ -20,6 +23,9 @@ BOUNDARIES = (
     "refund_intent",
     "refund_signed",
     "refund_final",
+    "revoke_intent",
+    "revoke_signed",
+    "revoke_final",
 )
 _hits: dict[str, int] = {}
 

@@ -23,7 +23,9 @@ from config.errors import AtomicityError
 from config.margins import ChainMargin
 from wallets.authorization import Authorization
 
-Purpose = Literal["lock", "claim", "refund"]
+Purpose = Literal["approve", "lock", "claim", "refund", "revoke"]
+"""What a step of a leg sends: `approve` lets the escrow take exactly the leg's tokens
+before its `lock` (an ERC-20 leg), `revoke` withdraws an approval a lock never used."""
 PLAN_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{2,62}$"
 
 
@@ -39,7 +41,8 @@ class Leg(_Value):
     """One hash-time-locked transfer: `sender` locks `amount` for `recipient` on `chain`.
 
     `locator` names the escrow on chain: the 32-byte HTLC id (hex) on EVM, the escrow
-    account (base58) on Solana. `asset` is the ERC-20 address, or None for the native coin.
+    account (base58) on Solana. `asset` is the ERC-20 address or the SPL mint (base58), or
+    None for the native coin.
     """
 
     index: int = Field(ge=0, lt=16)
@@ -76,18 +79,18 @@ class OnChainLock(_Value):
     def mismatch(self, leg: Leg, hashlock: bytes) -> str | None:
         """Why this escrow is not the lock `leg` describes, or None if it is."""
         expected = {
-            "sender": _norm(leg.sender),
-            "recipient": _norm(leg.recipient),
+            "sender": normalized(leg.sender),
+            "recipient": normalized(leg.recipient),
             "amount": leg.amount,
-            "asset": _norm(leg.asset),
+            "asset": normalized(leg.asset),
             "hashlock": hashlock,
             "deadline": leg.deadline,
         }
         actual = {
-            "sender": _norm(self.sender),
-            "recipient": _norm(self.recipient),
+            "sender": normalized(self.sender),
+            "recipient": normalized(self.recipient),
             "amount": self.amount,
-            "asset": _norm(self.asset),
+            "asset": normalized(self.asset),
             "hashlock": self.hashlock,
             "deadline": self.deadline,
         }
@@ -99,8 +102,9 @@ class OnChainLock(_Value):
         )
 
 
-def _norm(value: str | None) -> str | None:
-    # EVM hex compares case-insensitively and the zero address means "native coin".
+def normalized(value: str | None) -> str | None:
+    """An address or token as compared: EVM hex case-insensitively, the zero address as
+    None ("native coin"), base58 (Solana) as written, since it is case-sensitive."""
     if not value:
         return None
     if value.startswith("0x"):
@@ -180,6 +184,17 @@ class HtlcChain(ABC):
     async def read(self, leg: Leg, *, final: bool = False) -> OnChainLock:
         """The escrow `leg.locator` as the chain records it (at the final head if `final`)."""
 
+    async def why_not_asset(self, asset: str | None) -> str | None:
+        """Why this escrow cannot hold `asset` (None: the native coin), or None if it can.
+        By default it holds the native coin and tokens alike."""
+        return None
+
+    async def allowance(self, leg: Leg) -> int | None:
+        """How much of `leg.asset` the escrow may take from `leg.sender` now; None where a
+        lock needs no approval first (the native coin, or a chain whose lock the sender
+        signs as the token's owner). By default none does."""
+        return None
+
     def why_not_locked(self, leg: Leg) -> str | None:
         """Why the last :meth:`read` of `leg` found something at the escrow that is not a
         valid lock (a forged or short account), or None. By default nothing is."""
@@ -195,7 +210,8 @@ class HtlcChain(ABC):
         preimage: bytes = b"",
         payer: str,
     ) -> UnsignedTx:
-        """An unsigned lock, claim or refund of `leg`, paid by `payer`."""
+        """An unsigned step of `leg` (see :data:`Purpose`), paid by `payer`. Only a chain
+        whose :meth:`allowance` can be short builds `approve` and `revoke`."""
 
     @abstractmethod
     def co_signers(self, purpose: Purpose, leg: Leg, party: Party, plan_id: str) -> list[bytes]:
@@ -239,14 +255,11 @@ def hashlock_of(preimage: bytes) -> bytes:
     return hashlib.sha256(preimage).digest()
 
 
-def native_only(chain: str, asset: str | None) -> None:
-    """Refuse token legs up front: an ERC-20 lock needs an `approve` step first, which
-    the coordinator does not journal yet, so the lock would only fail on chain."""
-    if asset is not None:
-        raise PlanRefused(
-            f"leg on {chain} escrows token {asset}; only the native coin is "
-            "supported by the coordinator so far (ERC-20 needs an approve step)"
-        )
+async def supported_asset(chain: HtlcChain, asset: str | None) -> None:
+    """Refuse, before anything is sent, a leg whose asset `chain`'s escrow cannot hold."""
+    reason = await chain.why_not_asset(asset)
+    if reason is not None:
+        raise PlanRefused(f"leg on {chain.name} cannot escrow {asset}: {reason}")
 
 
 def check_plan_id(plan_id: str) -> None:

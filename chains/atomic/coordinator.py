@@ -1,6 +1,8 @@
 """The coordinator: drives plans of hash-time-locked legs to all claimed or all refunded.
 
-Phase 1 locks every leg under one hashlock; once every lock is final, phase 2 claims
+Phase 1 locks every leg under one hashlock (an ERC-20 leg's lock is preceded by an
+approval of exactly its amount, journaled as a step of its own); once every lock is
+final, phase 2 claims
 every leg (the leg with the shortest deadline first, which reveals the preimage) while
 its chain leaves time for that claim to be included; otherwise every lock is
 refunded after its deadline. Each lock, claim and refund is journaled as a step
@@ -36,7 +38,7 @@ from chains.atomic.base import (
     Purpose,
     check_plan_id,
     hashlock_of,
-    native_only,
+    supported_asset,
 )
 from chains.atomic.store import PlanRecord, PlanStore, StepRecord
 from chains.base import TxId, UnsignedTx
@@ -109,6 +111,8 @@ class Coordinator:
             return self.store.get(plan_id)
         if not payments:
             raise PlanRefused(f"plan {plan_id} has no payments; give at least one")
+        for payment in payments:
+            await supported_asset(self.chain(payment.chain), payment.asset)
         hashlock = hashlock_of(self.party.derive_secret(plan_id))
         deadlines = await self._deadlines(payments)
         legs = tuple(
@@ -129,7 +133,6 @@ class Coordinator:
         return self.store.get(plan_id)
 
     def _own_leg(self, plan_id: str, index: int, payment: Payment, deadline: int) -> Leg:
-        native_only(payment.chain, payment.asset)
         chain = self.chain(payment.chain)
         return Leg(
             index=index,
@@ -385,9 +388,89 @@ class Coordinator:
         latest = leg.deadline - self.margins.claim_time(chain.margin)
         if await self.clock(chain) + self.margins.lock_time(chain.margin) >= latest:
             return "failed", f"too late to lock leg {leg.index} before deadline {leg.deadline}"
+        approved, reason = await self.ensure_approved(plan, leg)
+        if approved != "done":
+            return approved, reason
         if await self._send(plan, leg, "lock", hashlock=plan.hashlock) == "abandoned":
             return "pending", None
         return await self.ensure_locked(plan, leg)
+
+    async def ensure_approved(self, plan: PlanRecord, leg: Leg) -> tuple[LegOutcome, str | None]:
+        """Let the escrow take `leg`'s tokens where its chain needs that (an ERC-20 leg):
+        ('done', None) once the allowance covers the amount, after an approval of exactly
+        the amount if it fell short.
+
+        ``approve`` sets an allowance, it does not add to one, so an agent keeps at most
+        one approval in flight per token and chain: a leg whose token another open plan
+        has approved and not yet locked waits ('pending') until that lock or its revoke.
+        An agent's plans are driven one after another (``Watchtower``), so the check and
+        the approval cannot interleave with another plan's.
+        """
+        chain = self.chain(leg.chain)
+        await self._settle(plan, leg, "approve")
+        allowance = await chain.allowance(leg)
+        if allowance is None or allowance >= leg.amount:
+            return "done", None
+        steps = self.store.steps(plan.plan_id, leg.index, "approve")
+        failed = [step for step in steps if step.status == "failed"]
+        if failed:
+            return "failed", f"approval of leg {leg.index} failed: {failed[-1].reason}"
+        if self._approval_holder(plan, leg) is not None:
+            return "pending", None
+        if any(step.status == "final" for step in steps):
+            # Our approval is final and nobody else's replaced it: the token ignores it.
+            return "failed", (
+                f"token {leg.asset} on {leg.chain} shows an allowance of {allowance} after "
+                f"approving {leg.amount}; it does not behave as an ERC-20"
+            )
+        if await self._send(plan, leg, "approve") == "abandoned":
+            return "pending", None
+        return await self.ensure_approved(plan, leg)
+
+    def _approval_holder(self, plan: PlanRecord, leg: Leg) -> str | None:
+        """Another open plan of this agent whose approval of `leg`'s token on `leg`'s
+        chain its lock has not used yet (nor a revoke withdrawn), if there is one."""
+        for other in self.store.plans(open_only=True):
+            if other.plan_id == plan.plan_id:
+                continue
+            for each in other.legs:
+                same = each.ours and each.chain == leg.chain and each.asset == leg.asset
+                if same and self._holds_approval(other, each):
+                    return other.plan_id
+        return None
+
+    def _holds_approval(self, plan: PlanRecord, leg: Leg) -> bool:
+        steps = self.store.steps(plan.plan_id, leg.index)
+        done = {step.purpose for step in steps if step.status == "final"}
+        return "approve" in done and not done & {"lock", "revoke"}
+
+    async def _withdraw_approval(self, plan: PlanRecord, leg: Leg) -> bool:
+        """Revoke what this plan approved for `leg` and no lock used (a plan winding down
+        before its lock landed), so nothing stays approved after the plan ends; False
+        while a revoke is still on its way. A revoke that fails three times is logged
+        and given up: the plan must still end."""
+        if not self._holds_approval(plan, leg):
+            return True
+        await self._settle(plan, leg, "revoke")
+        if not self._holds_approval(plan, leg):  # a revoke in flight became final
+            return True
+        if not await self.chain(leg.chain).allowance(leg):
+            return True
+        if self._approval_holder(plan, leg) is not None:
+            return True  # the allowance is another plan's approval now
+        failed = [
+            s for s in self.store.steps(plan.plan_id, leg.index, "revoke") if s.status == "failed"
+        ]
+        if len(failed) >= MAX_CLAIM_ATTEMPTS:
+            log.error(
+                "plan %s: revoking the approval of leg %s failed %s times (%s); revoke it by hand",
+                plan.plan_id,
+                leg.index,
+                len(failed),
+                failed[-1].reason,
+            )
+            return True
+        return await self._send(plan, leg, "revoke") == "final"
 
     async def ensure_claimed(
         self, plan: PlanRecord, leg: Leg, preimage: bytes
@@ -442,6 +525,8 @@ class Coordinator:
             LockState.CLAIMED: "claimed",
             LockState.LOCKED: "pending",
         }
+        if outcome[state] == "never" and not await self._withdraw_approval(plan, leg):
+            return "pending"
         if outcome[state] != "pending":
             self.store.set_leg(plan.plan_id, leg.index, state=outcome[state])
         return outcome[state]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chains.atomic._crash import boundary
-from chains.atomic.base import Leg, LockState, PlanRefused, check_plan_id, native_only
+from chains.atomic.base import Leg, LockState, PlanRefused, check_plan_id, supported_asset
 from chains.atomic.store import PlanRecord
 from config.errors import CredentialError
 from wallets.credentials import RevocationList, verify_credential
@@ -122,10 +122,10 @@ async def _offer_legs(
     """Leg 0 the maker locks, leg 1 the taker locks (its escrow id comes with the
     acceptance). The taker's leg reveals first, so it gets the shorter deadline; each
     deadline is set on its own chain's clock (see ``Coordinator._deadlines``)."""
-    native_only(give.chain, give.asset)
-    native_only(take.chain, take.asset)
     party = coordinator.party
     give_chain, take_chain = coordinator.chain(give.chain), coordinator.chain(take.chain)
+    await supported_asset(give_chain, give.asset)
+    await supported_asset(take_chain, take.asset)
     taker_offset, maker_offset = coordinator.margins.default_deadlines(
         0, [take_chain.margin, give_chain.margin]
     )
@@ -186,7 +186,7 @@ async def accept_offer(coordinator: Coordinator, token: str, *, maker_did: str) 
     offer = read_offer(token, maker_did=maker_did)
     party = coordinator.party
     if not coordinator.store.exists(offer.plan_id):
-        native_only(offer.taker_leg.chain, offer.taker_leg.asset)
+        await supported_asset(coordinator.chain(offer.taker_leg.chain), offer.taker_leg.asset)
         _check_offer_is_for(coordinator, offer)
         await _check_margins(coordinator, offer.maker_leg, offer.taker_leg)
         take_chain = coordinator.chain(offer.taker_leg.chain)

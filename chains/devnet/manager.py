@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chains.devnet._fund import fund_url
+from chains.devnet._fund import fund_url, local_tokens
 from chains.devnet.processes import free_port
 from chains.families import family_of_chain, family_of_node
 from config.chain_model import ChainModel
@@ -117,9 +117,13 @@ async def up(deployment: Deployment, *, fund: Sequence[str] = ()) -> DevnetState
     state = DevnetState(nodes=nodes)
     _write_state(data_dir, state)
     for chain in local_chains(deployment):
+        family, url = family_of_chain(chain), nodes[chain.name].url
         if chain.htlc == "local":
-            await family_of_chain(chain).install_escrow(nodes[chain.name].url)
-        await fund_url(chain, nodes[chain.name].url, fund)
+            await family.install_escrow(url)
+        tokens = local_tokens(deployment, chain)
+        for token in tokens:
+            await family.install_local_token(url, token)
+        await fund_url(chain, url, fund, tokens)
     from chains.devnet.prices import install_prices  # it imports this module
 
     await install_prices(deployment)

@@ -156,6 +156,19 @@ class ChainFamily(Protocol):
     async def install_escrow(self, url: str) -> None:
         """Install the project's escrow on the local node at `url` (idempotent)."""
 
+    local_token_decimals: int
+    """Decimals of the token :meth:`install_local_token` installs."""
+
+    def local_token(self, symbol: str) -> str:
+        """Where the local token of `symbol` lives on local chains (the address an asset
+        whose :attr:`asset_field` is `local` resolves to)."""
+
+    async def install_local_token(self, url: str, token: str) -> None:
+        """Install the local token at `token` on the node at `url` (idempotent)."""
+
+    async def fund_local_token(self, url: str, token: str, address: str, amount: int) -> None:
+        """Give `address` `amount` base units of the local token at `token`."""
+
     def local_example(self) -> dict[str, Any]:
         """A local chain of this family as a deployment's `chains:` entry, named
         ``<family>-local`` (the chain the policy testing kit gives its agents)."""

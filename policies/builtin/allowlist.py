@@ -46,6 +46,8 @@ class Allowlist(Policy):
         self._book: dict[tuple[str, str], str] = {}
         self._agents: dict[str, str] = {}
         self._resolve: AddressResolver | None = None
+        self._peers: set[str] = set()
+        self._resolve_peer: AddressResolver | None = None
 
     @classmethod
     def problems(
@@ -71,7 +73,10 @@ class Allowlist(Policy):
                 self._book[(entry.name, chain)] = address
             if entry.agent is not None:
                 self._agents[entry.name] = entry.agent
+            if entry.remote:
+                self._peers.add(entry.name)
         self._resolve = env.resolve_agent_address
+        self._resolve_peer = env.resolve_peer_address
 
     async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
         """Allow only a listed name, whose book address is exactly the resolved one."""
@@ -121,4 +126,9 @@ class Allowlist(Policy):
         agent = self._agents.get(name)
         if agent is not None and self._resolve is not None:
             return self._resolve(agent, chain)
+        if name in self._peers and self._resolve_peer is not None:
+            try:
+                return self._resolve_peer(name, chain)
+            except Exception:  # an unverified card: no address is the address-book's
+                return None
         return None

@@ -166,6 +166,18 @@ async def close_all(chains: dict[str, HtlcChain]) -> None:
         await chain.adapter.close()
 
 
+async def local_usdc(url: str, owners: Sequence[str], amount: int, *, label: str) -> str:
+    """A 6-decimal local mint named `label` on the LiteSVM server at `url`, with each
+    owner topped up to `amount` (what `devnet up` does for `spl_mint: local`)."""
+    from chains.families.solana.local_token import install_local_mint, local_mint, top_up_local_mint
+
+    mint = local_mint(label)
+    await install_local_mint(url, mint)
+    for owner in owners:
+        await top_up_local_mint(url, mint, owner, amount)
+    return mint
+
+
 def unique(prefix: str) -> str:
     import os
 

@@ -10,9 +10,13 @@ and every balance must reconcile exactly with the fees of the transactions that 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
+from base64 import b64decode
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +26,18 @@ import pytest
 import sqlalchemy as sa
 from eth_account import Account
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
+from spl.token.instructions import get_associated_token_address
+from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from chains._store import journal
 from chains.atomic._crash import BOUNDARIES
 from chains.atomic.base import Leg
 from chains.atomic.store import PlanRecord, PlanStore
+from chains.families.evm.devnet import install_local_token, top_up_local_token
+from chains.families.solana.local_token import install_local_mint, local_mint, top_up_local_mint
 from config.store import open_store
 from tests.atomic._env import EvmNode, SolanaNode, make_wallet
 from wallets.hd import generate_mnemonic
@@ -41,7 +50,18 @@ SOL = 10**9
 KILLS = 5
 PLANS = 6
 SWAPS = 2
+USDC = 10**6
 REFUND_BOUNDARIES = ("refund_intent", "refund_signed", "refund_final")
+REVOKE_BOUNDARIES = ("revoke_intent", "revoke_signed", "revoke_final")
+TOKEN_BOUNDARIES = ("approve_intent", "approve_signed", "approve_final", *REVOKE_BOUNDARIES)
+"""Boundaries whose plans pay the local USDC on arb: approved, locked, claimed; or, for
+the revoke boundaries, approved for more than the agent holds, so the lock fails and the
+plan winds down by revoking the approval."""
+TOKEN = "0x" + "c5" * 20
+SOL_MINT = local_mint("CRASHUSDC")
+"""The local USDC on the LiteSVM server: the token boundaries' swaps are USDC on Solana
+for USDC on arb."""
+TOKEN_FUND = 1_000 * USDC
 
 
 @dataclass
@@ -70,6 +90,12 @@ def _plans(boundary: str) -> tuple[list[dict[str, Any]], int]:
         sol = {"chain": "sol", "recipient": str(Keypair().pubkey()), "amount": SOL // 10}
         base = {"chain": "base", "recipient": Account.create().address, "amount": ETH // 50}
         payments = [arb, sol, base]
+        if boundary in TOKEN_BOUNDARIES:
+            arb["asset"], arb["amount"] = TOKEN, 10 * USDC
+        if boundary in REVOKE_BOUNDARIES:  # approved, then the lock cannot take it
+            # A deadline far out, so restarts never make it "too late to lock" first.
+            arb["amount"], arb["deadline_in"] = 2 * TOKEN_FUND, 600
+            payments = [arb]
         if boundary in REFUND_BOUNDARIES:  # the base lock fails, so the first leg refunds
             first = sol if number % 2 else arb
             first["deadline_in"], base["amount"] = 10, ETH
@@ -80,14 +106,15 @@ def _plans(boundary: str) -> tuple[list[dict[str, Any]], int]:
 
 def _swaps(boundary: str) -> list[dict[str, Any]]:
     """Swaps between the daemon's two agents (none where the test wants refunds)."""
-    if boundary in REFUND_BOUNDARIES:
+    if boundary in REFUND_BOUNDARIES + REVOKE_BOUNDARIES:
         return []
+    give: dict[str, Any] = {"chain": "sol", "amount": SOL // 20}
+    take: dict[str, Any] = {"chain": "arb", "amount": ETH // 200}
+    if boundary in TOKEN_BOUNDARIES:  # USDC both ways: the taker approves and locks on arb
+        give = {"chain": "sol", "amount": 5 * USDC, "asset": SOL_MINT}
+        take = {"chain": "arb", "amount": 5 * USDC, "asset": TOKEN}
     return [
-        {
-            "id": f"swap-{boundary.replace('_', '-')}-{number}",
-            "give": {"chain": "sol", "amount": SOL // 20},
-            "take": {"chain": "arb", "amount": ETH // 200},
-        }
+        {"id": f"swap-{boundary.replace('_', '-')}-{number}", "give": give, "take": take}
         for number in range(SWAPS)
     ]
 
@@ -101,6 +128,8 @@ def _run_boundary(boundary: str, nodes: dict[str, EvmNode], sol: SolanaNode, tmp
         for name, node in nodes.items():
             node.fund(wallet.evm_address, funds[name])
         sol.fund(wallet.solana_address, funds["sol"])
+        asyncio.run(top_up_local_token(nodes["arb"].url, TOKEN, wallet.evm_address, TOKEN_FUND))
+        asyncio.run(top_up_local_mint(sol.url, SOL_MINT, wallet.solana_address, TOKEN_FUND))
     config: dict[str, Any] = {
         "store": f"sqlite:///{tmp / f'{boundary}.db'}",
         "agent": "crash",
@@ -153,9 +182,14 @@ def _daemon(zygote: subprocess.Popen[str], config: Path, crash: str | None) -> i
 
 def test_daemon_killed_at_every_journal_boundary(evm_nodes, solana_node, tmp_path):
     assert len(BOUNDARIES) >= 8
+    asyncio.run(install_local_token(evm_nodes["arb"].url, TOKEN))
+    asyncio.run(install_local_mint(solana_node.url, SOL_MINT))
+    # COVENANT_CRASH_ONLY=a,b runs only those boundaries (while debugging one of them).
+    only = [b for b in os.environ.get("COVENANT_CRASH_ONLY", "").split(",") if b]
+    boundaries = [b for b in BOUNDARIES if b in only] if only else list(BOUNDARIES)
     with ThreadPoolExecutor(max_workers=3) as pool:
         outcomes = list(
-            pool.map(lambda b: _run_boundary(b, evm_nodes, solana_node, tmp_path), BOUNDARIES)
+            pool.map(lambda b: _run_boundary(b, evm_nodes, solana_node, tmp_path), boundaries)
         )
     chains = Chains(evm_nodes, solana_node)
     for outcome in outcomes:
@@ -175,6 +209,27 @@ class Chains:
     def balance(self, chain: str, address: str) -> int:
         node = self.evm.get(chain)
         return node.balance(address) if node else self.sol.balance(address)
+
+    def token(self, signature: str, *addresses: str) -> int:
+        """A uint256 view of the local USDC on arb (balanceOf, allowance)."""
+        data = Web3.keccak(text=signature)[:4] + b"".join(
+            bytes(12) + bytes.fromhex(address[2:]) for address in addresses
+        )
+        call: Any = {"to": Web3.to_checksum_address(TOKEN), "data": data}
+        return int.from_bytes(self.evm["arb"].w3.eth.call(call), "big")
+
+    def usdc(self, chain: str, address: str) -> int:
+        """The local USDC `address` holds on `chain` (arb's ERC-20, or the Solana mint in
+        the owner's associated token account)."""
+        if chain == "arb":
+            return self.token("balanceOf(address)", address)
+        ata = get_associated_token_address(
+            Pubkey.from_string(address), Pubkey.from_string(SOL_MINT)
+        )
+        account = self.sol.rpc("getAccountInfo", [str(ata), {"encoding": "base64"}])["value"]
+        return (
+            0 if account is None else int.from_bytes(b64decode(account["data"][0])[64:72], "little")
+        )
 
     def fee(self, chain: str, tx_id: str, raw: bytes) -> int:
         """What the transaction cost its payer; 0 if it never landed."""
@@ -221,6 +276,8 @@ def _check_outcome(outcome: Outcome, chains: Chains) -> None:
             expected[(name, address)] = funded
     for tx_id, chain, sender, raw in sent:
         expected[(chain, sender)] -= chains.fee(chain, tx_id, raw)
+    tokens = {("arb", w.evm_address): TOKEN_FUND for w in (outcome.agent, outcome.taker)}
+    tokens |= {("sol", w.solana_address): TOKEN_FUND for w in (outcome.agent, outcome.taker)}
     for leg, (settled, plan_id) in _escrows(outcome, plans).items():
         lock_txs = [
             step.tx_id
@@ -229,9 +286,20 @@ def _check_outcome(outcome: Outcome, chains: Chains) -> None:
             and step.tx_id
             and (step.plan_id, step.idx) == (plan_id, leg.index)
         ]
-        _check_escrow(leg, settled, lock_txs, chains, rent, expected, outcome)
+        # USDC moves; the native coin pays only the fees counted above (a Solana token
+        # escrow's and vault's rent go back to the locker whether claimed or refunded).
+        if leg.asset:
+            _check_escrow(leg, settled, lock_txs, chains, 0, tokens, outcome, chains.usdc)
+        else:
+            _check_escrow(leg, settled, lock_txs, chains, rent, expected, outcome, chains.balance)
     for (chain, address), balance in expected.items():
         assert chains.balance(chain, address) == balance, (outcome.boundary, chain, address)
+    contract = chains.evm["arb"].contract
+    for (chain, owner), held in tokens.items():
+        assert chains.usdc(chain, owner) == held, (outcome.boundary, chain, owner)
+        if chain == "arb":  # an SPL token lock moves tokens the sender signs for
+            allowed = chains.token("allowance(address,address)", owner, contract)
+            assert allowed == 0, (outcome.boundary, owner, "an approval outlived its plan")
 
 
 def _escrows(outcome: Outcome, plans: list[PlanRecord]) -> dict[Leg, tuple[str, str]]:
@@ -242,6 +310,8 @@ def _escrows(outcome: Outcome, plans: list[PlanRecord]) -> dict[Leg, tuple[str, 
         where = (outcome.boundary, plan.plan_id, plan.agent, plan.state, plan.reason)
         if outcome.boundary in REFUND_BOUNDARIES:
             assert plan.state == "refunded", where
+        elif outcome.boundary in REVOKE_BOUNDARIES:
+            assert plan.state == "cancelled", where
         else:
             assert plan.state == "claimed", where  # a swap side: it claimed its take
         for leg in plan.legs:
@@ -263,15 +333,16 @@ def _check_escrow(
     rent: int,
     expected: dict[tuple[str, str], int],
     outcome: Outcome,
+    balance: Callable[[str, str], int],
 ) -> None:
     locks = chains.locks(leg.chain, leg.locator, lock_txs)
     assert locks == (0 if settled == "never" else 1), (outcome.boundary, leg)  # never twice
     moved = leg.amount + (rent if leg.chain == "sol" else 0)  # a claim empties the escrow
     if settled != "claimed":  # only single-agent plans refund here: fresh recipients
-        assert chains.balance(leg.chain, leg.recipient) == 0, (outcome.boundary, leg)
+        assert balance(leg.chain, leg.recipient) == 0, (outcome.boundary, leg)
         return
     expected[(leg.chain, leg.sender)] -= moved
     if (leg.chain, leg.recipient) in expected:  # the other agent of this daemon
         expected[(leg.chain, leg.recipient)] += moved
     else:  # a fresh recipient address
-        assert chains.balance(leg.chain, leg.recipient) == moved, (outcome.boundary, leg)
+        assert balance(leg.chain, leg.recipient) == moved, (outcome.boundary, leg)

@@ -184,10 +184,10 @@ async def test_lock_denied_by_policy_locks_nothing(engine, evm_nodes, authorizer
     assert evm_nodes["arb"].balance(wallet.evm_address) == 10 * ETH
 
 
-async def test_token_legs_are_refused_up_front(engine, evm_nodes, authorizer):
+async def test_a_token_that_is_no_contract_is_refused_up_front(engine, evm_nodes, authorizer):
     coordinator = await _coordinator(engine, evm_nodes, authorizer, make_wallet("payer"))
     try:
-        with pytest.raises(PlanRefused, match="only the native coin"):
+        with pytest.raises(PlanRefused, match="there is no contract at"):
             await coordinator.create_plan(
                 unique("token"),
                 [

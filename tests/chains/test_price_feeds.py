@@ -9,6 +9,7 @@ timestamps are set explicitly.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -134,6 +135,23 @@ async def test_a_price_that_doubles_keeps_a_usd_limit_in_usd(evm):
     assert isinstance(denied, Denied)
     assert "$900.00 is above the per-transaction limit $500" in denied.reason
     assert isinstance(await world.evaluate("0.08"), Authorized)  # $480: still under, in USD
+
+
+async def test_agents_refreshing_together_share_one_read_per_feed(evm):
+    """Agents that start their ticks together all find the feed due before the first
+    read returns; they share it. Negative control: once the reuse window has passed,
+    the next refresh reads again."""
+    url, adapter = evm
+    world = World(
+        deployment([{"symbol": "ETH", "sources": [CHAINLINK]}], LIMIT), {"evm-local": adapter}
+    )
+    await set_local_chainlink(url, "ETH", Decimal("3000"), T0_S)
+    world.at(10)
+    await asyncio.gather(*(world.reader.refresh() for _ in range(50)))
+    assert world.reader.reads == 1
+    world.at(12)
+    await world.reader.refresh()
+    assert world.reader.reads == 2
 
 
 async def test_a_stale_feed_denies_naming_the_feed_and_its_age_and_trips_the_breaker(evm):

@@ -18,10 +18,12 @@ ANVIL = REPO / "node_modules" / ".bin" / "anvil"
 ANVIL_CHAIN_ID = 42_161
 
 
-@pytest.fixture
-def svm_env() -> HtlcSvm:
-    """A fresh LiteSVM with the committed HTLC ELF deployed and the clock set."""
-    return HtlcSvm()
+@pytest.fixture(params=["mainnet", "all-features"])
+def svm_env(request: pytest.FixtureRequest) -> HtlcSvm:
+    """A fresh LiteSVM with the committed HTLC ELF deployed and the clock set, under
+    mainnet-beta's feature set and under LiteSVM's default (every feature, as the
+    devnet server runs)."""
+    return HtlcSvm(mainnet=request.param == "mainnet")
 
 
 def _free_port() -> int:

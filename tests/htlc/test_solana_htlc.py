@@ -78,7 +78,9 @@ def test_committed_idl_matches_generator() -> None:
     expected = build.render_idl(str(htlc.LOCAL_PROGRAM_ID))
     assert build.IDL_PATH.read_text() == expected
     idl = json.loads(expected)
-    assert [ix["name"] for ix in idl["instructions"]] == ["lock", "claim", "refund"]
+    assert [ix["name"] for ix in idl["instructions"]] == [
+        "lock", "claim", "refund", "lock_token", "claim_token", "refund_token",
+    ]  # fmt: skip
     assert {err["code"] for err in idl["errors"]} == {int(err) for err in E}
 
 
@@ -389,7 +391,9 @@ def test_rejection(svm_env: HtlcSvm, error: E, scenario: Scenario) -> None:
 
 
 def test_every_error_code_has_a_rejection_test() -> None:
-    assert {error for error, _ in REJECTIONS} == set(E)
+    from tests.htlc.test_solana_tokens import TOKEN_REJECTIONS
+
+    assert {error for error, _ in REJECTIONS} | {error for error, _ in TOKEN_REJECTIONS} == set(E)
 
 
 def test_rejected_claim_leaves_funds_locked(svm_env: HtlcSvm) -> None:

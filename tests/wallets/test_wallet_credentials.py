@@ -138,9 +138,9 @@ def test_a_list_signed_by_someone_else_is_refused(wallets: OperatorWallets, tmp_
 def test_authority_from_the_agent_yaml(wallets: OperatorWallets, deployment) -> None:
     authority = authority_from_config(deployment, "payer")
     assert authority.chains == ("arbitrum-local",)
-    assert authority.assets == ("ETH",)
-    assert authority.per_transaction == {"ETH": Decimal("0.1")}
-    assert authority.per_day == {"ETH": Decimal("0.2")}
+    assert authority.assets == ("ETH", "USDC")  # the demo payer pays its invoice in USDC
+    assert authority.per_transaction == {"USDC": Decimal("100")}
+    assert authority.per_day == {"USDC": Decimal("200")}
 
 
 def test_jws_for_agent_messages(wallets: OperatorWallets) -> None:

@@ -20,7 +20,7 @@ from config.errors import AuditError
 from config.loader import load_deployment
 from config.store import open_store
 
-console = Console()
+console = Console(emoji=False)  # "did:key:" must print as written, not as an emoji
 
 audit_app = typer.Typer(help="Verify and read agents' signed audit logs.", no_args_is_help=True)
 

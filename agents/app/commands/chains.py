@@ -15,7 +15,7 @@ from chains.devnet import manager
 from config.loader import load_deployment
 from config.models import Deployment
 
-console = Console(highlight=False)
+console = Console(emoji=False, highlight=False)
 devnet_app = typer.Typer(
     help="Local chains: one anvil per local EVM chain id, a LiteSVM Solana RPC server.",
     no_args_is_help=True,

@@ -23,7 +23,7 @@ from config.models import Deployment
 from config.reference import END, START, render_reference
 from policies.registry import validate_deployment_policies
 
-console = Console()
+console = Console(emoji=False)  # "did:key:" must print as written, not as an emoji
 
 DeploymentCheck = Callable[[Deployment], list[str]]
 DEPLOYMENT_CHECKS: tuple[DeploymentCheck, ...] = (

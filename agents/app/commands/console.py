@@ -21,7 +21,7 @@ from config.loader import load_deployment
 from config.models import Deployment
 from config.store import open_store
 
-console = Console()
+console = Console(emoji=False)  # "did:key:" must print as written, not as an emoji
 console_app = typer.Typer(help="The operator's web console: login tokens.", no_args_is_help=True)
 token_app = typer.Typer(help="Create, list and revoke console tokens.", no_args_is_help=True)
 console_app.add_typer(token_app, name="token")

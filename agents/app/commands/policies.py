@@ -26,7 +26,7 @@ from policies import approvals as approval_store
 from policies import control
 from policies.backtest import BacktestRow, RecordedAction, audit_actions, backtest, read_actions
 
-console = Console()
+console = Console(emoji=False)  # "did:key:" must print as written, not as an emoji
 
 policy_app = typer.Typer(help="Try policy sets on recorded actions.", no_args_is_help=True)
 approvals_app = typer.Typer(help="Decide actions queued for approval.", no_args_is_help=True)

@@ -21,7 +21,7 @@ from config.loader import load_deployment
 from config.models import Deployment
 from config.store import open_store
 
-console = Console()
+console = Console(emoji=False)  # "did:key:" must print as written, not as an emoji
 GROUP = "swaps"
 
 

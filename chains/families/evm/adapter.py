@@ -69,6 +69,20 @@ ERC20_ABI: tuple[dict[str, Any], ...] = (
         "inputs": [{"name": "owner", "type": "address"}],
         "outputs": [{"name": "", "type": "uint256"}],
     },
+    {
+        "type": "function",
+        "name": "approve",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    },
+    {
+        "type": "function",
+        "name": "allowance",
+        "stateMutability": "view",
+        "inputs": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"}],
+        "outputs": [{"name": "", "type": "uint256"}],
+    },
 )
 REPLACEMENT_BUMP = Decimal("1.125")
 """Nodes accept a same-nonce replacement only if both fee fields rise by >= 12.5%."""
@@ -180,7 +194,7 @@ class EvmAdapter(ChainAdapter):
         token = asset.erc20 if isinstance(asset, Asset) else asset
         if token is None:
             return int(await self._read(lambda: self._w3.eth.get_balance(owner), "eth_getBalance"))
-        data = _encode_call(ERC20_ABI, "balanceOf", (owner,))
+        data = encode_call(ERC20_ABI, "balanceOf", (owner,))
         call = {"to": to_checksum_address(token), "data": data}
         result = await self._read(lambda: self._w3.eth.call(call), "balanceOf")  # type: ignore[arg-type]
         return int.from_bytes(result, "big")
@@ -431,15 +445,15 @@ def _encode_intent(intent: Intent) -> tuple[str, int, bytes, tuple[dict[str, Any
     if isinstance(intent, NativeTransfer):
         return to_checksum_address(intent.to), intent.amount, b"", ()
     if isinstance(intent, TokenTransfer):
-        data = _encode_call(ERC20_ABI, "transfer", (to_checksum_address(intent.to), intent.amount))
+        data = encode_call(ERC20_ABI, "transfer", (to_checksum_address(intent.to), intent.amount))
         return to_checksum_address(intent.token), 0, data, ERC20_ABI
     if isinstance(intent, ContractCall):
-        data = _encode_call(intent.abi, intent.function, intent.args)
+        data = encode_call(intent.abi, intent.function, intent.args)
         return to_checksum_address(intent.to), intent.value, data, intent.abi
     raise ChainError(f"an EVM chain cannot run a {intent.kind!r} intent; use a Solana chain")
 
 
-def _encode_call(abi: tuple[dict[str, Any], ...], name: str, args: tuple[Any, ...]) -> bytes:
+def encode_call(abi: tuple[dict[str, Any], ...], name: str, args: tuple[Any, ...]) -> bytes:
     for entry in abi:
         if (
             entry.get("type") == "function"

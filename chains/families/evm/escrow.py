@@ -26,7 +26,7 @@ from eth_utils.crypto import keccak
 from chains.atomic.base import HtlcChain, Leg, LockState, OnChainLock, Party, Purpose
 from chains.base import ContractCall, UnsignedTx
 from chains.families.evm import htlc_client as evm_client
-from chains.families.evm.adapter import EvmAdapter
+from chains.families.evm.adapter import ERC20_ABI, EvmAdapter, encode_call
 from chains.families.evm.config import BlockTagFinality, ConfirmationsFinality
 from config.errors import ChainError, TransactionReverted
 from config.margins import ChainMargin
@@ -138,6 +138,8 @@ class EvmHtlc(HtlcChain):
         key = evm_client.escrow_key(leg.sender, _id(leg))
         gas_limit = None
         value = 0
+        if purpose in ("approve", "revoke"):
+            return await self._approval(leg, leg.amount if purpose == "approve" else 0, payer)
         if purpose == "lock":
             args: tuple[Any, ...] = (
                 _id(leg),
@@ -159,6 +161,53 @@ class EvmHtlc(HtlcChain):
             to=self.contract, abi=self._abi, function=purpose, args=args, value=value
         )
         return await self.adapter.build(intent, payer, gas_limit=gas_limit)
+
+    async def why_not_asset(self, asset: str | None) -> str | None:
+        """An ERC-20 leg needs a contract at `asset` that answers ``allowance``."""
+        if asset is None or int(asset, 16) == 0:
+            return None
+        token = to_checksum_address(asset)
+        code = await self._call(lambda: self._w3.eth.get_code(token))
+        if not code:
+            return f"there is no contract at {token} on {self.name}; check the asset's erc20"
+        answer = await self._allowance(token, token)
+        if answer is None:
+            return f"the contract at {token} does not answer allowance() as an ERC-20 does"
+        return None
+
+    async def allowance(self, leg: Leg) -> int | None:
+        """The token's ``allowance(sender, HTLC)``: the contract pulls an ERC-20 leg with
+        ``transferFrom``, so its lock needs an approval first; None for the native coin."""
+        if leg.asset is None or int(leg.asset, 16) == 0:
+            return None
+        allowance = await self._allowance(to_checksum_address(leg.asset), leg.sender)
+        if allowance is None:
+            raise ChainError(f"{self.name}: token {leg.asset} did not answer allowance()")
+        return allowance
+
+    async def _allowance(self, token: str, owner: str) -> int | None:
+        args = (to_checksum_address(owner), self.contract)
+        call: Any = {"to": token, "data": encode_call(ERC20_ABI, "allowance", args)}
+        try:
+            data = bytes(await self._call(lambda: self._w3.eth.call(call, "latest")))
+        except TransactionReverted:
+            return None
+        return int.from_bytes(data, "big") if len(data) == 32 else None
+
+    async def _approval(self, leg: Leg, amount: int, payer: str) -> UnsignedTx:
+        """``approve(HTLC, amount)`` on the leg's token: exactly the leg's amount, which its
+        lock then takes whole, or 0 to withdraw an approval no lock used."""
+        if leg.asset is None:
+            raise ChainError(
+                f"{self.name}: leg {leg.index} escrows the native coin; it needs no approval"
+            )
+        intent = ContractCall(
+            to=to_checksum_address(leg.asset),
+            abi=ERC20_ABI,
+            function="approve",
+            args=(self.contract, amount),
+        )
+        return await self.adapter.build(intent, payer)
 
     async def _check_claimable(self, leg: Leg, preimage: bytes) -> None:
         """The claim's own checks, made on public state since the claim is not estimated:

@@ -193,6 +193,23 @@ class EvmFamily:
 
         await install_evm_htlc(url)
 
+    local_token_decimals = 6
+
+    def local_token(self, symbol: str) -> str:
+        from chains.families.evm.devnet import local_token_address
+
+        return local_token_address(symbol)
+
+    async def install_local_token(self, url: str, token: str) -> None:
+        from chains.families.evm.devnet import install_local_token
+
+        await install_local_token(url, token)
+
+    async def fund_local_token(self, url: str, token: str, address: str, amount: int) -> None:
+        from chains.families.evm.devnet import top_up_local_token
+
+        await top_up_local_token(url, token, address, amount)
+
     # price feeds
 
     price_kind = "chainlink"

@@ -17,7 +17,6 @@ answers.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from decimal import Decimal
@@ -30,6 +29,7 @@ from eth_utils.address import to_checksum_address
 
 from chains.devnet._fund import node_call
 from chains.families.evm.aggregator.build import ARTIFACT
+from chains.families.evm.devnet import send_as
 from config.errors import ChainError
 from config.prices import FeedReading
 
@@ -111,34 +111,8 @@ async def set_local_chainlink(url: str, symbol: str, usd: Decimal, published_at:
             ["uint80", "int256", "uint256", "uint256"],
             [next_round, answer, published_at, published_at],
         )
-        await rpc("anvil_impersonateAccount", [KEEPER])
-        await rpc("anvil_setBalance", [KEEPER, hex(10**20)])
-        sent = await rpc(
-            "eth_sendTransaction", [{"from": KEEPER, "to": address, "data": "0x" + data.hex()}]
-        )
-        status = await _receipt_status(client, url, sent)
-        if status != "0x1":
-            raise ChainError(
-                f"updateRoundData on the local {symbol} feed at {url} failed ({status})"
-            )
+    await send_as(url, KEEPER, address, data, doing=f"updateRoundData on the local {symbol} feed")
     return address
-
-
-async def _receipt_status(client: httpx.AsyncClient, url: str, sent: str) -> str | None:
-    # anvil mines each transaction at once, but may answer eth_sendTransaction before the
-    # block is sealed: ask a few times.
-    for _ in range(50):
-        request = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "eth_getTransactionReceipt",
-            "params": [sent],
-        }
-        receipt = (await client.post(url, json=request)).json().get("result")
-        if receipt is not None:
-            return str(receipt.get("status"))
-        await asyncio.sleep(0.02)
-    return None
 
 
 async def _install(rpc: Any, address: str, answer: int) -> None:

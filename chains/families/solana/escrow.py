@@ -9,6 +9,11 @@ closes it. A closed escrow reads as empty, so :meth:`read` is completed by the
 coordinator's journal (see ``closes_on_settle``). A counterparty's escrow counts only if
 the HTLC program owns it and it covers its amount (docs/solana-escrow.md).
 
+A leg whose `asset` is an SPL mint (base58) goes through the program's token
+instructions (:mod:`chains.families.solana.htlc_token`): the tokens wait in a vault owned
+by the escrow's program-derived address, and a token escrow counts only if that vault
+is what the program made it (its mint, its owner, at least the amount).
+
 Reads the adapter does not offer (account data, the Clock sysvar, the escrow's
 transaction history) go through a read-only solana-py client to the same RPC endpoint.
 """
@@ -22,6 +27,7 @@ from typing import Any
 
 from solders.compute_budget import set_compute_unit_limit
 from solders.hash import Hash
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
@@ -29,14 +35,16 @@ from solders.rpc.responses import GetTransactionResp
 from solders.signature import Signature
 from solders.sysvar import CLOCK
 from solders.transaction_status import EncodedTransactionWithStatusMeta
+from spl.token.constants import MINT_LEN, TOKEN_PROGRAM_ID
 
 from chains.atomic.base import HtlcChain, Leg, LockState, OnChainLock, Party, Purpose
 from chains.base import AccountRef, ProgramInstruction, UnsignedTx
 from chains.families.solana import htlc_client as program
+from chains.families.solana import htlc_token as tokens
 from chains.families.solana._backends import AccountData, account_data
 from chains.families.solana.adapter import SolanaAdapter
 from chains.families.solana.tx import SolanaUnsignedTx
-from config.errors import ChainError
+from config.errors import ChainError, TransactionReverted
 from config.margins import ChainMargin
 from wallets.authorization import solana_message_digest
 
@@ -98,19 +106,44 @@ class SolanaHtlc(HtlcChain):
         if account is None:
             return OnChainLock(state=LockState.EMPTY)
         try:
-            escrow = program.check_escrow_account(
-                leg.locator,
-                owner=Pubkey.from_string(account.owner),
-                lamports=account.lamports,
-                data=bytes(account.data),
-                program_id=self.program_id,
-            )
+            lock = await self._vouched(leg.locator, account, final=final)
         except program.InvalidEscrow as exc:
             if self._invalid.get(leg.locator) != exc.reason:
                 log.warning("%s: %s", self.name, exc)
             self._invalid[leg.locator] = exc.reason
             return OnChainLock(state=LockState.EMPTY)
         self._invalid.pop(leg.locator, None)
+        return lock
+
+    async def _vouched(self, address: str, account: AccountData, *, final: bool) -> OnChainLock:
+        # The account's size says which kind of escrow it claims to be; the leg's asset
+        # is compared with what it records by the coordinator (OnChainLock.mismatch).
+        owner = Pubkey.from_string(account.owner)
+        data = bytes(account.data)
+        if owner == self.program_id and len(data) == program.TOKEN_ESCROW_LEN:
+            token = tokens.check_token_escrow(
+                address, owner=owner, data=data, program_id=self.program_id
+            )
+            if token.state == program.EscrowState.LOCKED:
+                vault = await self._account(token.vault, final=final)
+                tokens.check_vault(
+                    address,
+                    token,
+                    program_id=self.program_id,
+                    vault_owner=None if vault is None else Pubkey.from_string(vault.owner),
+                    vault_data=b"" if vault is None else bytes(vault.data),
+                )
+            escrow: program.Escrow | tokens.TokenEscrow = token
+            asset: str | None = str(token.mint)
+        else:
+            escrow = program.check_escrow_account(
+                address,
+                owner=owner,
+                lamports=account.lamports,
+                data=data,
+                program_id=self.program_id,
+            )
+            asset = None
         if escrow.state == program.EscrowState.EMPTY:
             return OnChainLock(state=LockState.EMPTY)
         return OnChainLock(
@@ -118,9 +151,26 @@ class SolanaHtlc(HtlcChain):
             sender=str(escrow.sender),
             recipient=str(escrow.recipient),
             amount=escrow.amount,
+            asset=asset,
             hashlock=escrow.hashlock,
             deadline=escrow.deadline,
         )
+
+    async def why_not_asset(self, asset: str | None) -> str | None:
+        """A token leg needs a mint of the SPL Token program at `asset` (the program
+        refuses Token-2022, ``WrongTokenProgram``)."""
+        if asset is None:
+            return None
+        try:
+            mint = Pubkey.from_string(asset)
+        except ValueError:
+            return f"{asset!r} is not a base58 account address"
+        account = await self._account(mint, final=False)
+        if account is None:
+            return f"there is no account at {asset} on {self.name}; check the asset's spl_mint"
+        if account.owner != str(TOKEN_PROGRAM_ID) or len(account.data) != MINT_LEN:
+            return f"{asset} is not a mint of the SPL Token program (owner {account.owner})"
+        return None
 
     def why_not_locked(self, leg: Leg) -> str | None:
         """Why the last :meth:`read` of `leg` found an account there but no valid lock
@@ -136,10 +186,13 @@ class SolanaHtlc(HtlcChain):
         preimage: bytes = b"",
         payer: str,
     ) -> UnsignedTx:
-        """A lock (create + lock, one transaction), claim or refund of `leg`."""
-        if leg.asset is not None:
-            raise ChainError(f"the Solana HTLC program escrows SOL only, not {leg.asset}")
+        """A lock (create + lock, one transaction), claim or refund of `leg`; of SOL, or
+        of the SPL mint `leg.asset` names (see :mod:`htlc_token`)."""
         escrow = Pubkey.from_string(leg.locator)
+        if leg.asset is not None:
+            return await self._build_token(
+                purpose, leg, escrow, hashlock=hashlock, preimage=preimage, payer=payer
+            )
         if purpose == "lock":
             return await self._lock(leg, escrow, hashlock, Pubkey.from_string(payer))
         if purpose == "claim":
@@ -160,10 +213,7 @@ class SolanaHtlc(HtlcChain):
     ) -> SolanaUnsignedTx:
         # The adapter builds one instruction per intent; a lock needs create_account and
         # lock in the same transaction, so the message is compiled here.
-        existing = await self._account(escrow, final=False)
-        squatted = existing is not None and program.is_squatted(
-            Pubkey.from_string(existing.owner), existing.lamports, bytes(existing.data)
-        )
+        prefunded = await self._prefunded(escrow)
         instructions = program.lock_instructions(
             self.program_id,
             sender=payer,
@@ -173,8 +223,74 @@ class SolanaHtlc(HtlcChain):
             deadline=leg.deadline,
             amount=leg.amount,
             rent_exempt_lamports=await self.adapter.minimum_rent(program.ESCROW_LEN),
-            prefunded=existing.lamports if existing is not None and squatted else None,
+            prefunded=prefunded,
         )
+        return await self._compiled(instructions, payer, simulate=f"lock of {leg.locator}")
+
+    async def _prefunded(self, escrow: Pubkey) -> int | None:
+        """The lamports of an escrow address someone sent lamports to before the lock
+        (see :func:`htlc_client.lock_instructions`), or None if it does not exist."""
+        existing = await self._account(escrow, final=False)
+        squatted = existing is not None and program.is_squatted(
+            Pubkey.from_string(existing.owner), existing.lamports, bytes(existing.data)
+        )
+        return existing.lamports if existing is not None and squatted else None
+
+    async def _build_token(
+        self,
+        purpose: Purpose,
+        leg: Leg,
+        escrow: Pubkey,
+        *,
+        hashlock: bytes,
+        preimage: bytes,
+        payer: str,
+    ) -> UnsignedTx:
+        mint, fee_payer = tokens.parse_mint(leg.asset or ""), Pubkey.from_string(payer)
+        sender = Pubkey.from_string(leg.sender)
+        if purpose == "lock":
+            instructions = tokens.lock_token_instructions(
+                self.program_id,
+                sender=fee_payer,
+                escrow=escrow,
+                recipient=Pubkey.from_string(leg.recipient),
+                mint=mint,
+                hashlock=hashlock,
+                deadline=leg.deadline,
+                amount=leg.amount,
+                rent_exempt_lamports=await self.adapter.minimum_rent(tokens.TOKEN_ESCROW_LEN),
+                prefunded=await self._prefunded(escrow),
+            )
+            return await self._compiled(instructions, fee_payer, simulate=f"lock of {escrow}")
+        if purpose == "claim":
+            owner = Pubkey.from_string(leg.recipient)
+            settle = tokens.claim_token_instruction(
+                self.program_id,
+                escrow=escrow,
+                mint=mint,
+                recipient=owner,
+                sender=sender,
+                preimage=preimage,
+            )
+        else:
+            owner = sender
+            settle = tokens.refund_token_instruction(
+                self.program_id, escrow=escrow, mint=mint, sender=sender
+            )
+        if await self._account(tokens.token_account(owner, mint), final=False) is not None:
+            return await self.adapter.build(_intent(settle), payer)
+        # The paid party has no token account for the mint (yet, or any more): create it
+        # in the same transaction. Never simulated: a claim's data is the preimage, which
+        # must reach no RPC before the engine authorized it and the signer signed it.
+        create = tokens.create_token_account(fee_payer, owner, mint)
+        return await self._compiled([create, settle], fee_payer, simulate=None)
+
+    async def _compiled(
+        self, instructions: list[Instruction], payer: Pubkey, *, simulate: str | None
+    ) -> SolanaUnsignedTx:
+        """One v0 message of `instructions` after the compute budget; its intent is the
+        last (the HTLC program's). `simulate` names what a failed simulation refuses;
+        None: not simulated."""
         budget = set_compute_unit_limit(self.adapter.chain.fees.compute_unit_limit)
         blockhash, last_valid = await self.recent_blockhash()
         message = MessageV0.try_compile(payer, [budget, *instructions], [], blockhash)
@@ -186,12 +302,12 @@ class SolanaHtlc(HtlcChain):
             message=message,
             last_valid_block_height=last_valid,
         )
+        if simulate is None:
+            return unsigned
         simulation = await self.adapter.simulate(unsigned)
         if not simulation.ok:
-            from config.errors import TransactionReverted
-
             raise TransactionReverted(
-                f"{self.name}: lock of {leg.locator} would fail: {simulation.reason}",
+                f"{self.name}: {simulate} would fail: {simulation.reason}",
                 reason=simulation.reason,
             )
         return unsigned

@@ -194,6 +194,23 @@ class SolanaFamily:
         # The server loads the program when it starts (see `start_node`): nothing to do.
         return None
 
+    local_token_decimals = 6
+
+    def local_token(self, symbol: str) -> str:
+        from chains.families.solana.local_token import local_mint
+
+        return local_mint(symbol)
+
+    async def install_local_token(self, url: str, token: str) -> None:
+        from chains.families.solana.local_token import install_local_mint
+
+        await install_local_mint(url, token)
+
+    async def fund_local_token(self, url: str, token: str, address: str, amount: int) -> None:
+        from chains.families.solana.local_token import top_up_local_mint
+
+        await top_up_local_mint(url, token, address, amount)
+
     # price feeds
 
     price_kind = "pyth"

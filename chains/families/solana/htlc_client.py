@@ -60,6 +60,12 @@ LOCK_DISCRIMINATOR = anchor_discriminator("global", "lock")
 CLAIM_DISCRIMINATOR = anchor_discriminator("global", "claim")
 REFUND_DISCRIMINATOR = anchor_discriminator("global", "refund")
 ESCROW_DISCRIMINATOR = anchor_discriminator("account", "Escrow")
+# SPL-token legs (chains/families/solana/htlc_token.py builds and reads them).
+LOCK_TOKEN_DISCRIMINATOR = anchor_discriminator("global", "lock_token")
+CLAIM_TOKEN_DISCRIMINATOR = anchor_discriminator("global", "claim_token")
+REFUND_TOKEN_DISCRIMINATOR = anchor_discriminator("global", "refund_token")
+TOKEN_ESCROW_DISCRIMINATOR = anchor_discriminator("account", "TokenEscrow")
+TOKEN_ESCROW_LEN = 192
 CLAIMED_EVENT_DISCRIMINATOR = anchor_discriminator("event", "Claimed")
 
 
@@ -85,6 +91,17 @@ class HtlcProgramError(enum.IntEnum):
     PREIMAGE_LENGTH = 6016
     WRONG_RECIPIENT = 6017
     WRONG_SENDER = 6018
+    WRONG_TOKEN_PROGRAM = 6019
+    # The program returns these two triples as base, base + 1, base + 2 (htlc.s
+    # check_token_account); build.py checks that they stay consecutive.
+    VAULT_NOT_TOKEN_ACCOUNT = 6020
+    VAULT_WRONG_MINT = 6021
+    VAULT_WRONG_OWNER = 6022
+    NOT_TOKEN_ACCOUNT = 6023
+    TOKEN_ACCOUNT_WRONG_MINT = 6024
+    TOKEN_ACCOUNT_WRONG_OWNER = 6025
+    WRONG_VAULT = 6026
+    WRONG_VAULT_AUTHORITY = 6027
 
     @property
     def message(self) -> str:
@@ -104,7 +121,9 @@ _ERROR_MESSAGES: dict[HtlcProgramError, str] = {
     HtlcProgramError.WRONG_OWNER: "The escrow account is not owned by this program",
     HtlcProgramError.NOT_SIGNER: "The sender or the escrow did not sign the lock",
     HtlcProgramError.NOT_WRITABLE: "An account that must be writable is read-only",
-    HtlcProgramError.ESCROW_SIZE: "The escrow account data is not 128 bytes",
+    HtlcProgramError.ESCROW_SIZE: (
+        "The escrow account data is not 128 bytes (SOL) or 192 bytes (token instructions)"
+    ),
     HtlcProgramError.ALREADY_INITIALIZED: "The escrow is already initialized",
     HtlcProgramError.NOT_LOCKED: "The escrow was never locked",
     HtlcProgramError.ALREADY_SETTLED: "The escrow was already claimed or refunded",
@@ -117,6 +136,23 @@ _ERROR_MESSAGES: dict[HtlcProgramError, str] = {
     HtlcProgramError.PREIMAGE_LENGTH: "The preimage is not exactly 32 bytes",
     HtlcProgramError.WRONG_RECIPIENT: "The recipient account is not the recorded recipient",
     HtlcProgramError.WRONG_SENDER: "The sender account is not the recorded sender",
+    HtlcProgramError.WRONG_TOKEN_PROGRAM: "The token program account is not SPL Token",
+    HtlcProgramError.VAULT_NOT_TOKEN_ACCOUNT: (
+        "The vault is not an SPL token account (owner program or size)"
+    ),
+    HtlcProgramError.VAULT_WRONG_MINT: "The vault holds another mint than the escrow's",
+    HtlcProgramError.VAULT_WRONG_OWNER: "The vault's owner is not the escrow's vault PDA",
+    HtlcProgramError.NOT_TOKEN_ACCOUNT: (
+        "The sender's or recipient's token account is not an SPL token account"
+    ),
+    HtlcProgramError.TOKEN_ACCOUNT_WRONG_MINT: (
+        "The sender's or recipient's token account holds another mint than the escrow's"
+    ),
+    HtlcProgramError.TOKEN_ACCOUNT_WRONG_OWNER: (
+        "The token account is not owned by the recorded sender or recipient"
+    ),
+    HtlcProgramError.WRONG_VAULT: "The vault is not the one the escrow recorded",
+    HtlcProgramError.WRONG_VAULT_AUTHORITY: "The vault authority is not the vault's owner",
 }
 
 
@@ -318,11 +354,14 @@ def encode_claim_data(preimage: bytes) -> bytes:
 
 
 def claim_preimage(data: bytes) -> bytes | None:
-    """The preimage in ``claim`` instruction data, or None if `data` is not a claim with
-    a 32-byte preimage (the only kind the program accepts)."""
+    """The preimage in ``claim`` or ``claim_token`` instruction data (the same layout),
+    or None if `data` is neither with a 32-byte preimage (the only kind the program
+    accepts)."""
     if len(data) != len(CLAIM_DISCRIMINATOR) + 4 + PREIMAGE_LEN:
         return None
-    if data[:8] != CLAIM_DISCRIMINATOR or struct.unpack_from("<I", data, 8)[0] != PREIMAGE_LEN:
+    if data[:8] not in (CLAIM_DISCRIMINATOR, CLAIM_TOKEN_DISCRIMINATOR):
+        return None
+    if struct.unpack_from("<I", data, 8)[0] != PREIMAGE_LEN:
         return None
     return data[12:]
 
@@ -391,7 +430,9 @@ def lock_instructions(
             )
         ]
     else:
-        create = _take_over(program_id, sender=sender, escrow=escrow, top_up=target - prefunded)
+        create = take_over(
+            program_id, sender=sender, escrow=escrow, top_up=target - prefunded, space=ESCROW_LEN
+        )
     lock = lock_instruction(
         program_id,
         sender=sender,
@@ -404,10 +445,11 @@ def lock_instructions(
     return [*create, lock]
 
 
-def _take_over(
-    program_id: Pubkey, *, sender: Pubkey, escrow: Pubkey, top_up: int
+def take_over(
+    program_id: Pubkey, *, sender: Pubkey, escrow: Pubkey, top_up: int, space: int
 ) -> list[Instruction]:
-    # What create_account does, in its three parts, for an account that already exists.
+    """What ``create_account`` does, in its three parts, for an escrow address that
+    already exists as a plain system account holding lamports."""
     funding = []
     if top_up > 0:
         funding.append(
@@ -415,7 +457,7 @@ def _take_over(
         )
     return [
         *funding,
-        allocate(AllocateParams(pubkey=escrow, space=ESCROW_LEN)),
+        allocate(AllocateParams(pubkey=escrow, space=space)),
         assign(AssignParams(pubkey=escrow, owner=program_id)),
     ]
 

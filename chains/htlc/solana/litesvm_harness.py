@@ -64,10 +64,17 @@ def _units(meta: TransactionMetadata) -> dict[str, list[int]]:
 
 
 class HtlcSvm:
-    """A LiteSVM instance with the HTLC program deployed and a clock we control."""
+    """A LiteSVM instance with the HTLC program deployed and a clock we control.
 
-    def __init__(self, elf: bytes | None = None, program_id: Pubkey | None = None) -> None:
-        self.svm = LiteSVM()
+    `mainnet` runs it under mainnet-beta's feature set (what the program meets when
+    deployed there); otherwise LiteSVM's default, every feature enabled (what the
+    devnet's LiteSVM server runs).
+    """
+
+    def __init__(
+        self, elf: bytes | None = None, program_id: Pubkey | None = None, *, mainnet: bool = True
+    ) -> None:
+        self.svm = LiteSVM().with_mainnet_features() if mainnet else LiteSVM()
         self.program_id = program_id or htlc.LOCAL_PROGRAM_ID
         self.svm.add_program(self.program_id, elf if elf is not None else ELF_PATH.read_bytes())
         self.set_time(1_700_000_000)

@@ -61,6 +61,9 @@ KNOWN_SYSCALLS = frozenset(
         "sol_get_clock_sysvar",
         "sol_get_rent_sysvar",
         "sol_set_return_data",
+        "sol_invoke_signed_c",
+        "sol_try_find_program_address",
+        "sol_create_program_address",
     }
 )
 
