@@ -11,7 +11,10 @@ only move escrowed funds where the lock fixed them.
 
 Swaps between two agents of this daemon meet on an in-memory board: the first agent
 whose plan proposes the swap makes a DID-signed offer; the counterparty accepts it when
-its own plan proposes the mirror image. One watchtower drives every open plan.
+its own plan proposes the mirror image. Swaps with another operator's agent (a remote
+address-book entry) go the same way over signed A2A messages (``agents/a2a/deals.py``):
+offers and acceptances are stored as they arrive, so they outlive a restart. One
+watchtower drives every open plan.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
+from agents.a2a import deals as a2a_deals
+from agents.a2a.deals import Deals, RemoteOffer
+from agents.a2a.outbox import DeliveryError
 from agents.actions import pay_many, swap
 from agents.actions.base import ActionResult, EscrowHandler, EscrowLock, PlanModel
 from agents.actions.base import Leg as PlannedLeg
@@ -32,7 +38,7 @@ from agents.planners.types import Observation, OpenSwap
 from agents.resolver import Resolver
 from agents.tasks import OfferLeg, Task
 from chains.atomic import Coordinator, Counterparty, Leg, Payment, PlanRecord, SwapSide
-from chains.atomic.base import Purpose, normalized
+from chains.atomic.base import PlanRefused, Purpose, normalized
 from chains.atomic.swap import accept_offer, make_offer, offer_of, on_acceptance
 from chains.atomic.wallet import WalletParty
 from chains.atomic.watchtower import Watchtower
@@ -40,7 +46,7 @@ from chains.base import UnsignedTx
 from chains.families import FAMILIES
 from config import fencing
 from config.errors import AtomicityError, CovenantError, PolicyViolation
-from config.models import Asset, Deployment
+from config.models import Deployment
 from policies.actions import ConfidenceEvidence, ProposedAction, Receives
 from policies.base import AuthorityClaims, PolicyContext
 from policies.engine import PolicyEngine
@@ -89,6 +95,8 @@ class AtomicDesk:
     owned: Callable[[str], bool] | None = None
     """Cluster mode: whether this daemon acts for an agent now. The watchtower then drives
     only those agents' plans, each attributed to its agent for the lease fence."""
+    deals: Deals | None = None
+    """Swaps with other operators' agents, when the deployment serves A2A (`a2a:`)."""
 
     # -- actions -------------------------------------------------------------------------
 
@@ -163,10 +171,15 @@ class AtomicDesk:
         evidence: ConfidenceEvidence,
         task: str | None = None,
     ) -> ActionResult:
-        counterparty = self._counterparty_agent(action.counterparty)
+        remote = self.deals is not None and self.deals.entry(action.counterparty) is not None
+        if remote and self.deals is not None:  # its card, fetched again if it did not verify
+            await self.deals.peers.ensure(action.counterparty)
         back = Receives(chain=action.take.chain, asset=action.take.asset, amount=action.take.amount)
         give = replace(swap.propose(action, evidence, self.resolver), task=task, receives=back)
         take = self._side(action.take)
+        if remote:
+            return await self._swap_remote(agent, action, plan_id, give, take=take, task=task)
+        counterparty = self._counterparty_agent(action.counterparty)
         offer = self._matching_offer(counterparty, agent, give, take)
         if offer is not None:
             return await self._accept(agent, offer, give)
@@ -188,6 +201,74 @@ class AtomicDesk:
             f"{action.give.chain} for {action.take.amount} {action.take.asset} on "
             f"{action.take.chain}; waiting for it to accept",
         )
+
+    async def _swap_remote(
+        self,
+        agent: str,
+        action: Swap,
+        plan_id: str,
+        give: EscrowLock,
+        *,
+        take: SwapSide,
+        task: str | None,
+    ) -> ActionResult:
+        """The swap with another operator's agent: accept its offer if it made the
+        mirror image of this one, else offer it this swap (see agents/a2a/deals.py)."""
+        assert self.deals is not None
+        name, gives = action.counterparty, _side_of(give)
+        coordinator = self._coordinator(agent)
+        wanted = task.split("/", 1)[1] if task and task.startswith(f"{a2a_deals.SOURCE}/") else None
+        remote = self.deals.matching(
+            agent, name, gives, take, taken=coordinator.store.exists, plan_id=wanted
+        )
+        # Both ways, the other side must have the authority for what it locks.
+        await self.deals.check_authority(name, take.chain, take.asset, take.amount)
+        if remote is not None:
+            return await self._accept_remote(agent, remote, give)
+        counterparty = await self.deals.counterparty(name, (give.chain, take.chain))
+        self._locks[(agent, plan_id, 0)] = give
+        token = await make_offer(
+            coordinator,
+            plan_id,
+            give=gives,
+            take=take,
+            taker=counterparty,
+            credential=self.deals.credential(agent),
+        )
+        started = self._begun(
+            agent,
+            plan_id,
+            f"offered {name} {action.give.amount} {action.give.asset} on {action.give.chain} "
+            f"for {action.take.amount} {action.take.asset} on {action.take.chain}; waiting "
+            "for its answer",
+        )
+        try:
+            await self.deals.send_offer(agent, name, plan_id, token)
+        except DeliveryError as exc:
+            # The plan stays offered and the offer is sent again (follow_up) until it
+            # is answered or expires; nothing is locked before an acceptance.
+            return ActionResult("started", f"{started.summary}; not delivered yet: {exc}")
+        return started
+
+    async def _accept_remote(
+        self, agent: str, remote: RemoteOffer, give: EscrowLock
+    ) -> ActionResult:
+        assert self.deals is not None
+        await self.deals.check_offer(remote)
+        self._locks[(agent, remote.plan_id, 1)] = give
+        acceptance = await accept_offer(
+            self._coordinator(agent), remote.token, maker_did=remote.offer.maker_did
+        )
+        started = self._begun(
+            agent, remote.plan_id, f"accepted swap {remote.plan_id} of {remote.peer}"
+        )
+        try:
+            await self.deals.send_acceptance(agent, remote, acceptance)
+        except DeliveryError as exc:
+            # Journaled as accepted: if the maker never hears it, it never locks, and
+            # our plan ends cancelled without locking anything.
+            return ActionResult("started", f"{started.summary}; the maker was not told yet: {exc}")
+        return started
 
     async def _accept(self, agent: str, offer: _Offer, give: EscrowLock) -> ActionResult:
         self._locks[(agent, offer.plan_id, 1)] = give
@@ -255,15 +336,24 @@ class AtomicDesk:
         wallet = self.wallets.agent(agent)
         return WalletParty(wallet, sign_tx=escrow_signer(self.engine, wallet))
 
-    async def verify_authority(self, did: str, _plan: PlanRecord) -> bool:
-        """A counterparty of this daemon is vouched for by its operator's own keystore."""
-        return any(wallet.did == did for wallet in self.wallets.agents.values())
+    async def verify_authority(self, did: str, plan: PlanRecord) -> bool:
+        """A counterparty of this daemon is vouched for by its operator's own keystore;
+        another operator's agent by the credential its card presents (CredentialError
+        says what failed)."""
+        if any(wallet.did == did for wallet in self.wallets.agents.values()):
+            return True
+        return self.deals is not None and await self.deals.verify_authority(did, plan)
+
+    def wake(self) -> None:
+        """Sweep now (a counterparty's message arrived)."""
+        self._wake.set()
 
     # -- the watchtower --------------------------------------------------------------------
 
     async def sweep(self) -> list[PlanRecord]:
         """Drive every open plan once; report finished plans; the plans still open."""
         async with self._sweeping:
+            self._take_acceptances()
             if self.owned is None:
                 still_open = await Watchtower(list(self.coordinators.values())).sweep()
             else:
@@ -290,6 +380,7 @@ class AtomicDesk:
             self._wake.clear()
             try:
                 await self.sweep()
+                await self.follow_up()
             except Exception:  # the tower must outlive one bad sweep; the cause is logged
                 log.exception("atomic plans: sweep failed; retrying in %ss", interval)
             wake = asyncio.create_task(self._wake.wait())
@@ -344,6 +435,87 @@ class AtomicDesk:
             else:
                 await self.engine.executed(action, ctx)
 
+    async def follow_up(self) -> None:
+        """Say again to other operators' agents what they may not have heard: each offer
+        of ours still unanswered, each acceptance whose maker has not locked yet (a
+        daemon that was down or unreachable hears it once it is back), as long as this
+        process holds the planned lock behind it. An offer of ours
+        that crossed the mirror offer of its counterparty is settled first: the side
+        with the greater DID takes the other's offer, so both never wait for each other."""
+        if self.deals is None:
+            return
+        sends = []
+        for agent, coordinator in self.coordinators.items():
+            if self.owned is not None and not self.owned(agent):
+                continue
+            for plan in coordinator.store.plans(agent=agent, open_only=True):
+                name = self.deals.name_of(plan.counterparty or "")
+                if name is None or plan.offer is None:
+                    continue
+                our_leg = 0 if plan.kind == "maker" else 1
+                if (agent, plan.plan_id, our_leg) not in self._locks:
+                    # Planned before a restart: this daemon will not lock it (see
+                    # authorize), so asking the other side to go on only costs it a lock.
+                    continue
+                if not self.deals.due(plan.plan_id):
+                    continue
+                if plan.kind == "maker" and plan.state == "offered":
+                    if await self._take_crossed(agent, name, plan):
+                        continue
+                    sends.append(self.deals.send_offer(agent, name, plan.plan_id, plan.offer))
+                elif plan.kind == "taker" and plan.state == "accepted":
+                    with fencing.writing_for(agent):
+                        token = await accept_offer(
+                            coordinator, plan.offer, maker_did=plan.counterparty or ""
+                        )
+                    sends.append(
+                        self.deals.send(agent, name, "accept", plan.plan_id, {"acceptance": token})
+                    )
+        for outcome in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.info("a2a: not delivered, will try again: %s", outcome)
+
+    async def _take_crossed(self, agent: str, name: str, plan: PlanRecord) -> bool:
+        """If `name` offered us the mirror image of our offer `plan` and its DID is the
+        smaller, take its offer instead of ours (ours is cancelled: nothing was locked)."""
+        assert self.deals is not None
+        gives, takes = _leg_side(plan.leg(0)), _leg_side(plan.leg(1))
+        coordinator = self._coordinator(agent)
+        remote = self.deals.matching(agent, name, gives, takes, taken=coordinator.store.exists)
+        lock = self._locks.get((agent, plan.plan_id, 0))
+        if remote is None or lock is None or remote.offer.maker_did > coordinator.party.did:
+            return False
+        with fencing.writing_for(agent):
+            coordinator.store.set_state(
+                plan.plan_id, "cancelled", f"crossed {name}'s offer {remote.plan_id}; took it"
+            )
+            summary = self._started.pop((agent, plan.plan_id), "")
+            result = await self._accept_remote(agent, remote, lock)
+        log.info("agent %s: %s (instead of %s)", agent, result.summary, summary)
+        return True
+
+    def _take_acceptances(self) -> None:
+        """Record each acceptance another operator's taker sent for an offer of ours that
+        still waits for one; the maker then locks in this sweep."""
+        if self.deals is None:
+            return
+        for agent, coordinator in self.coordinators.items():
+            if self.owned is not None and not self.owned(agent):
+                continue
+            for plan in coordinator.store.plans(agent=agent, open_only=True):
+                if plan.kind != "maker" or plan.state != "offered":
+                    continue
+                if self.deals.name_of(plan.counterparty or "") is None:
+                    continue  # an agent of this daemon: it accepts on the desk's board
+                token = self.deals.acceptance(agent, plan)
+                if token is None:
+                    continue
+                with fencing.writing_for(agent):
+                    try:
+                        on_acceptance(coordinator, plan.plan_id, token)
+                    except PlanRefused as exc:
+                        log.warning("agent %s: %s", agent, exc)
+
     def _drop_dead_offers(self) -> None:
         def alive(offer: _Offer) -> bool:
             return self._coordinator(offer.maker).store.get(offer.plan_id).state == "offered"
@@ -381,19 +553,28 @@ class AtomicDesk:
 
     def offers_to(self, agent: str) -> tuple[Task, ...]:
         """Open offers to `agent`, as offer tasks it may accept by id (its side: it gives
-        what the maker takes). A task is untrusted data like any other."""
-        return tuple(
-            Task(
-                id=offer.plan_id,
-                kind="offer",
-                source=DESK_SOURCE,
-                payee=self._book_name(offer.maker),
-                give=self._leg_of(offer.take),
-                take=self._leg_of(offer.give),
-            )
+        what the maker takes): other agents' of this daemon, and other operators' agents'
+        as they came by A2A. A task is untrusted data like any other."""
+        local = [
+            (DESK_SOURCE, offer.plan_id, self._book_name(offer.maker), offer.give, offer.take)
             for offer in self._offers
             if offer.taker == agent
-        )
+        ]
+        remote = []
+        if self.deals is not None and agent in self.coordinators:
+            for offer in self.deals.offers_to(agent, self.coordinators[agent].store.exists):
+                maker, taker = _leg_side(offer.offer.maker_leg), _leg_side(offer.offer.taker_leg)
+                remote.append((a2a_deals.SOURCE, offer.plan_id, offer.peer, maker, taker))
+        tasks = []
+        for source, plan_id, payee, gives, takes in [*local, *remote]:
+            try:
+                give, take = self._leg_of(takes), self._leg_of(gives)
+            except AtomicityError:  # an asset this deployment does not know: not an offer for us
+                continue
+            tasks.append(
+                Task(id=plan_id, kind="offer", source=source, payee=payee, give=give, take=take)
+            )
+        return tuple(tasks)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -427,21 +608,13 @@ class AtomicDesk:
         amount = self.resolver.base_units(leg.amount, asset)
         return SwapSide(chain=leg.chain, amount=amount, asset=asset.token)
 
-    def _asset(self, chain: str, token: str | None) -> Asset:
-        """The deployment's asset on `chain` with `token` (None: the native coin)."""
-        for asset in self.deployment.assets:
-            if asset.chain == chain and normalized(asset.token) == normalized(token):
-                return asset
-        what = f"token {token}" if token else "native asset"
-        raise AtomicityError(f"chain {chain!r} has no {what} in the deployment's assets")
-
     def _leg_of(self, side: SwapSide) -> OfferLeg:
-        asset = self._asset(side.chain, side.asset)
+        asset = self.resolver.asset_of_token(side.chain, side.asset)
         amount = Decimal(side.amount).scaleb(-asset.decimals)
         return OfferLeg(chain=side.chain, asset=asset.symbol, amount=amount)
 
     def _observed(self, leg: Leg) -> PlannedLeg:
-        asset = self._asset(leg.chain, leg.asset)
+        asset = self.resolver.asset_of_token(leg.chain, leg.asset)
         amount = Decimal(leg.amount).scaleb(-asset.decimals)
         return PlannedLeg(chain=leg.chain, asset=asset.symbol, amount=amount)
 
@@ -449,7 +622,7 @@ class AtomicDesk:
         for name, wallet in self.wallets.agents.items():
             if wallet.did == did:
                 return self._book_name(name)
-        return None
+        return self.deals.name_of(did) if self.deals is not None else None
 
     def _book_name(self, agent: str) -> str:
         party = next((p for p in self.deployment.address_book if p.agent == agent), None)
@@ -458,3 +631,7 @@ class AtomicDesk:
 
 def _side_of(lock: EscrowLock) -> SwapSide:
     return SwapSide(chain=lock.chain, amount=lock.base_units, asset=lock.token)
+
+
+def _leg_side(leg: Leg) -> SwapSide:
+    return SwapSide(chain=leg.chain, amount=leg.amount, asset=leg.asset)

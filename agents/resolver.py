@@ -9,8 +9,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from chains.atomic.base import normalized
 from chains.base import Intent, NativeTransfer, TokenTransfer
-from config.errors import ChainError
+from config.errors import AtomicityError, ChainError
 from config.models import Asset, Deployment
 from wallets.operator import OperatorWallets
 
@@ -34,6 +35,15 @@ class Resolver:
             if asset.chain == chain and asset.symbol == symbol:
                 return asset
         raise ChainError(f"no asset {symbol} on chain {chain!r} in the deployment")
+
+    def asset_of_token(self, chain: str, token: str | None) -> Asset:
+        """The deployment's asset on `chain` with `token` (None: the native coin);
+        AtomicityError if it has none (an offer may name any token)."""
+        for asset in self.deployment.assets:
+            if asset.chain == chain and normalized(asset.token) == normalized(token):
+                return asset
+        what = f"token {token}" if token else "native asset"
+        raise AtomicityError(f"chain {chain!r} has no {what} in the deployment's assets")
 
     def address(self, counterparty: str, chain: str) -> str:
         """The address of the address-book entry `counterparty` on `chain`."""

@@ -20,6 +20,7 @@ from config.margins import Margins
 from config.prices import AssetPrice
 from config.types import (
     CronExpression,
+    DidKey,
     Duration,
     EvmAddress,
     Name,
@@ -129,6 +130,11 @@ class Counterparty(Model):
         pattern=r"^https?://",
         description="That agent's A2A URL (or its Agent Card's URL), with `did`.",
     )
+    trusted_operators: list[DidKey] = Field(
+        default_factory=list,
+        description="Operator DIDs trusted to vouch for this counterparty, besides "
+        "`a2a.trusted_operators`: its card's authority credential must come from one.",
+    )
     note: str = Field(default="", max_length=500)
 
     @model_validator(mode="after")
@@ -141,6 +147,11 @@ class Counterparty(Model):
             )
         if (self.card is None) != (self.did is None):
             raise ValueError(f"counterparty {self.name}: card and did go together")
+        if self.trusted_operators and self.card is None:
+            raise ValueError(
+                f"counterparty {self.name}: trusted_operators is for another operator's "
+                "agent (card and did)"
+            )
         return self
 
     @property
@@ -344,6 +355,21 @@ class A2aConfig(Model):
         ge=1,
         description="Requests per client address per minute; 429 above. Behind a proxy every "
         "client has the proxy's address: set the proxy's own per-client limit instead.",
+    )
+    trusted_operators: list[DidKey] = Field(
+        default_factory=list,
+        description="Operator DIDs whose agent-authority credentials this deployment "
+        "accepts from other operators' agents; a counterparty vouched for by no trusted "
+        "operator gets nothing locked to it.",
+    )
+    revocation_max_age: Duration = Field(
+        default=Decimal(300),
+        description="How long a fetched revocation list is trusted before it is fetched "
+        "again, e.g. '5m'; one that cannot be fetched refuses its issuer's credentials.",
+    )
+    message_lifetime: Duration = Field(
+        default=Decimal(300),
+        description="How long a signed message this daemon sends holds, e.g. '5m'.",
     )
 
     @model_validator(mode="after")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from apscheduler.triggers.cron import CronTrigger
 from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from solders.pubkey import Pubkey
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
@@ -183,3 +183,7 @@ def parse_duration(value: Any) -> Decimal:
 
 Duration = Annotated[Decimal, BeforeValidator(parse_duration)]
 """A positive duration in seconds, written as '30s', '5m', '2h', '1d' or seconds."""
+
+
+DidKey = Annotated[str, StringConstraints(pattern=r"^did:key:z[1-9A-HJ-NP-Za-km-z]+$")]
+"""A did:key (an agent's or an operator's DID)."""

@@ -47,6 +47,7 @@ Reason = Literal[
     "too-long-lived",
     "replay",
     "unknown-kind",
+    "unknown-sender",
 ]
 
 
@@ -108,6 +109,8 @@ class Inbox:
     did: str
     agent: str = ""
     store: MessageStore | None = None
+    senders: frozenset[str] | None = None
+    """The DIDs this agent takes messages from (its remote counterparties); None: any."""
     seen: dict[str, int] = field(default_factory=dict)
     """Accepted message ids and their expiry: a replay within its lifetime is refused,
     and an expired one is refused as expired, so ids are forgotten once they expire."""
@@ -205,6 +208,12 @@ class Inbox:
             )
         if message_id in self.seen:
             raise refuse(f"message {message_id} was already received", "replay")
+        if self.senders is not None and sender not in self.senders:
+            raise refuse(
+                "its sender is no counterparty of this deployment (add its did and card to "
+                "the address book to deal with it)",
+                "unknown-sender",
+            )
         return SignedMessage(
             id=message_id,
             kind=kind,

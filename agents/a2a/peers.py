@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -26,11 +27,13 @@ from jwt.exceptions import InvalidKeyError
 from agents.a2a.card import CARD_PATH, identity_of
 from config.chain_model import ChainModel
 from config.errors import ChainError, CovenantError, WalletError
-from config.models import Deployment
+from config.models import Counterparty, Deployment
 from wallets.did import did_key_public_key, did_pkh, did_pkh_document
 
 log = logging.getLogger(__name__)
 
+RETRY_AFTER = 2.0
+"""Seconds between two fetches of a card that did not verify."""
 MAX_CARD_BYTES = 256 * 1024
 """A card larger than this is refused unread (a card is a few kilobytes)."""
 
@@ -149,25 +152,43 @@ class PeerBook:
     def __init__(self, deployment: Deployment) -> None:
         self._entries = {p.name: p for p in deployment.address_book if p.remote}
         self._peers: dict[str, Peer] = {}
+        self._tried: dict[str, float] = {}
         self.problems: dict[str, str] = {}
 
     async def load(self, client: httpx.AsyncClient | None = None) -> None:
         """Fetch and verify every entry's card; a failure is kept as the entry's problem."""
         for name, entry in self._entries.items():
-            assert entry.card is not None  # remote entries have both (config validation)
-            try:
-                peer = await fetch_peer(entry.card, client=client)
-                if peer.did != entry.did:
-                    raise PeerError(
-                        f"the card at {entry.card} is {peer.did}'s, but the address book "
-                        f"says {name} is {entry.did}; fix the entry or the URL"
-                    )
-            except PeerError as exc:
-                self.problems[name] = str(exc)
-                log.warning("counterparty %s: %s", name, exc)
-                continue
-            self._peers[name] = peer
-            self.problems.pop(name, None)
+            self._tried[name] = time.monotonic()
+            await self._load_one(name, entry, client)
+
+    async def _load_one(
+        self, name: str, entry: Counterparty, client: httpx.AsyncClient | None
+    ) -> None:
+        assert entry.card is not None  # remote entries have both (config validation)
+        try:
+            peer = await fetch_peer(entry.card, client=client)
+            if peer.did != entry.did:
+                raise PeerError(
+                    f"the card at {entry.card} is {peer.did}'s, but the address book "
+                    f"says {name} is {entry.did}; fix the entry or the URL"
+                )
+        except PeerError as exc:
+            self.problems[name] = str(exc)
+            log.warning("counterparty %s: %s", name, exc)
+            return
+        self._peers[name] = peer
+        self.problems.pop(name, None)
+
+    async def ensure(self, name: str) -> Peer:
+        """The verified peer of entry `name`, fetching its card again if it did not
+        verify yet (the other daemon may have started after this one), at most once per
+        :data:`RETRY_AFTER` seconds; ChainError saying why there is none."""
+        if name not in self._peers and name in self._entries:
+            last = self._tried.get(name)
+            if last is None or time.monotonic() - last >= RETRY_AFTER:
+                self._tried[name] = time.monotonic()
+                await self._load_one(name, self._entries[name], None)
+        return self.peer(name)
 
     def peer(self, name: str) -> Peer:
         """The verified peer of entry `name`; ChainError saying why there is none."""
@@ -179,7 +200,7 @@ class PeerBook:
         problem = self.problems.get(name, "its card was not fetched yet")
         raise ChainError(
             f"counterparty {name} is not verified ({problem}); nothing is paid or locked "
-            f"to it until `peers show {where}` succeeds and the daemon restarts"
+            f"to it until its card verifies (`peers show {where}` shows why it does not)"
         )
 
     def address(self, name: str, chain: ChainModel) -> str:

@@ -56,6 +56,8 @@ class HostedAgent:
     name: str
     card: AgentCard
     inbox: Inbox
+    on_message: Callable[[SignedMessage], None] | None = None
+    """Told of each accepted message (after it is stored): the desk wakes to act on it."""
 
 
 class CovenantExecutor(AgentExecutor):
@@ -103,6 +105,8 @@ class CovenantExecutor(AgentExecutor):
             received.sender,
             received.plan,
         )
+        if self.agent.on_message is not None:
+            self.agent.on_message(received)
         return f"accepted: {received.kind} {received.id}"
 
 

@@ -89,13 +89,25 @@ class MessageStore:
                 )
             )
 
-    def messages(self, agent: str | None = None, kind: str | None = None) -> list[StoredMessage]:
-        """Accepted messages, oldest first, optionally of one agent or kind."""
+    def messages(
+        self,
+        agent: str | None = None,
+        kind: str | None = None,
+        *,
+        plan: str | None = None,
+        live_at: int | None = None,
+    ) -> list[StoredMessage]:
+        """Accepted messages, oldest first, optionally of one agent, kind or plan, or
+        only those still holding at `live_at` (unix seconds)."""
         query = sa.select(a2a_messages).order_by(a2a_messages.c.received_at_us)
         if agent is not None:
             query = query.where(a2a_messages.c.agent == agent)
         if kind is not None:
             query = query.where(a2a_messages.c.kind == kind)
+        if plan is not None:
+            query = query.where(a2a_messages.c.plan == plan)
+        if live_at is not None:
+            query = query.where(a2a_messages.c.expires_at > live_at)
         with self.engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
         return [

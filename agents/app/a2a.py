@@ -3,12 +3,12 @@ served for the length of the run when the deployment configures `a2a:`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from agents.a2a.card import build_card, sign_card
-from agents.a2a.messages import Inbox
+from agents.a2a.messages import Inbox, SignedMessage
 from agents.a2a.server import HostedAgent, serving
 from agents.a2a.store import MessageStore
 from agents.app.runtime import Runtime
@@ -22,9 +22,12 @@ def hosted_agents(
     wallets: OperatorWallets,
     config: A2aConfig,
     store: MessageStore | None = None,
+    on_message: Callable[[SignedMessage], None] | None = None,
 ) -> dict[str, HostedAgent]:
     """Every agent of `deployment` with its card, signed by its own DID key, and its
-    inbox (durable in `store` when given)."""
+    inbox (durable in `store` when given), which takes messages only from the
+    deployment's remote counterparties; `on_message` hears of each accepted one."""
+    senders = frozenset(p.did for p in deployment.address_book if p.did is not None)
     hosted = {}
     for agent in deployment.agents:
         wallet = wallets.agent(agent.name)
@@ -41,7 +44,8 @@ def hosted_agents(
         hosted[agent.name] = HostedAgent(
             agent.name,
             sign_card(card, wallet.jws_signer()),
-            Inbox(wallet.did, agent.name, store),
+            Inbox(wallet.did, agent.name, store, senders=senders),
+            on_message=on_message,
         )
     return hosted
 
@@ -56,7 +60,9 @@ async def a2a_running(runtime: Runtime) -> AsyncIterator[str | None]:
         return
     store = MessageStore(runtime.store)
     wallets = runtime.wallets
-    hosted = hosted_agents(runtime.deployment, wallets, config, store)
+    desk = runtime.desk
+    wake = (lambda _message: desk.wake()) if desk is not None else None
+    hosted = hosted_agents(runtime.deployment, wallets, config, store, wake)
     async with serving(hosted, config, lambda: revocation_list(wallets)) as url:
         yield url
 

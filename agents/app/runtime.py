@@ -25,7 +25,9 @@ from pathlib import Path
 from sqlalchemy.engine import Engine as SqlEngine
 
 from agents import daemon_state, log_context
+from agents.a2a.deals import Deals
 from agents.a2a.peers import PeerBook
+from agents.a2a.store import MessageStore
 from agents.agent import Agent, TickReport
 from agents.audit import AuditLog
 from agents.cluster.node import ClusterNode
@@ -372,6 +374,8 @@ async def open_runtime(
             deployment, store, wallets, adapters, escrows, cluster=cluster, peers=peers
         )
         stack.push_async_callback(runtime.drain)
+        if runtime.desk is not None and runtime.desk.deals is not None:
+            stack.push_async_callback(runtime.desk.deals.outbox.close)
         if cluster is None:  # a cluster daemon recovers each agent as it wins it
             await runtime.recover()
         yield runtime
@@ -428,6 +432,7 @@ def build_runtime(
         claims=claims,
         escrows=escrows,
         remember=remember,
+        peers=peers,
     )
     parts = _Parts(deployment, store, wallets, adapters, engine, held, claims, desk, peers)
     audit = AuditLog(store, {name: wallets.agent(name).jws_signer() for name in wallets.agents})
@@ -558,12 +563,22 @@ def _desk(
     claims: dict[str, AuthorityClaims | None],
     escrows: dict[str, HtlcChain],
     remember: Callable[[str, str, bool], None],
+    peers: PeerBook | None = None,
 ) -> AtomicDesk | None:
     """The desk and one coordinator per agent, or None if no chain has an HTLC."""
     if not escrows:
         return None
+    deals = None
+    if deployment.a2a is not None and peers is not None:
+        deals = Deals(deployment, wallets, peers, MessageStore(store))
     desk = AtomicDesk(
-        deployment, engine, wallets, Resolver(deployment, wallets), claims, remember=remember
+        deployment,
+        engine,
+        wallets,
+        Resolver(deployment, wallets, peers),
+        claims,
+        remember=remember,
+        deals=deals,
     )
     # Each coordinator's party signs through the desk's gate, never on its own.
     desk.coordinators.update(

@@ -1,6 +1,8 @@
 """Crash injection for the crash tests: ``COVENANT_CRASH_AT=<boundary>:<n>`` makes the
 process SIGKILL itself the n-th time it reaches `boundary` (a journal boundary of the
-coordinator). Unset (always, outside tests), :func:`boundary` does nothing."""
+coordinator); a comma-separated list of them, at whichever comes first. It says where on
+stderr first, so a test can tell. Unset (always, outside tests), :func:`boundary` does
+nothing."""
 
 from __future__ import annotations
 
@@ -32,12 +34,13 @@ _hits: dict[str, int] = {}
 
 def boundary(name: str) -> None:
     """Count a pass through journal boundary `name`; die here if the env var says so."""
-    target = os.environ.get(ENV_VAR)
-    if not target:
+    targets = os.environ.get(ENV_VAR)
+    if not targets:
         return
-    wanted, _, count = target.partition(":")
-    if wanted != name:
-        return
-    _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] == int(count or "1"):
-        os.kill(os.getpid(), signal.SIGKILL)
+    for target in targets.split(","):
+        wanted, _, count = target.partition(":")
+        if wanted == name:
+            _hits[name] = _hits.get(name, 0) + 1
+            if _hits[name] == int(count or "1"):
+                os.write(2, f"{ENV_VAR}: killed at {name}\n".encode())
+                os.kill(os.getpid(), signal.SIGKILL)

@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 LegOutcome = Literal["done", "pending", "failed"]
 RefundOutcome = Literal["refunded", "never", "claimed", "pending"]
 VerifyAuthority = Callable[[str, "PlanRecord"], Awaitable[bool]]
-"""(counterparty DID, plan) -> whether the counterparty's authority credential holds."""
+"""(counterparty DID, plan) -> whether the counterparty's authority credential holds; it may
+raise CredentialError instead of answering False, to say what failed."""
 MAX_CLAIM_ATTEMPTS = 3
 
 

@@ -432,10 +432,20 @@ async def _check_maker_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple
         await _check_margins(coordinator, theirs, ours)
     except PlanRefused as exc:
         return "cancelled", str(exc)
+    refused = await _authority_refused(coordinator, plan)
+    return ("cancelled", refused) if refused else ("locking", None)
+
+
+async def _authority_refused(coordinator: Coordinator, plan: PlanRecord) -> str | None:
+    """Why the maker's authority does not hold, or None if it does."""
     verify = coordinator.verify_authority
-    if verify is None or plan.counterparty is None or not await verify(plan.counterparty, plan):
-        return "cancelled", "the maker's authority credential did not verify"
-    return "locking", None
+    refused = "the maker's authority credential did not verify"
+    try:
+        if verify is None or plan.counterparty is None or not await verify(plan.counterparty, plan):
+            return refused
+    except CredentialError as exc:  # the verifier says what failed
+        return f"{refused}: {exc}"
+    return None
 
 
 async def _watch_own_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple[str, str | None]:

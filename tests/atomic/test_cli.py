@@ -148,3 +148,47 @@ async def test_leg_states_follow_the_chain_after_a_swap(tmp_path, evm_nodes, cap
         cells = [line.split("│")[1:-1] for line in shown.splitlines() if line.count("│") == 9]
         legs = [[cell.strip() for cell in row] for row in cells if row[0].strip() in ("0", "1")]
         assert [(leg[0], leg[-1]) for leg in legs] == [("0", "claimed"), ("1", "claimed")], shown
+
+
+BOB = "did:key:z6MkeXVMTUGiv5WXfeDjJ8FhiNkbE8DgQWAB5Hn8hVqXsKNC"
+
+
+def test_list_and_show_name_a_remote_counterparty_by_did(tmp_path, capsys, monkeypatch):
+    from agents.app.commands import swaps as cli
+
+    monkeypatch.setattr(cli.console, "width", 300)
+    file = _deployment(tmp_path)
+    entry = f"  - {{name: bob, did: {BOB}, card: http://127.0.0.1:9/agents/bob}}\n"
+    file.write_text(file.read_text().replace("address_book:\n", "address_book:\n" + entry))
+    engine = open_store(load_deployment(file).store.url or "")
+    leg = Leg(
+        index=0,
+        chain="arbitrum-local",
+        sender="0x" + "11" * 20,
+        recipient="0x" + "22" * 20,
+        amount=5,
+        deadline=1_900_000_000,
+        locator="0x" + "cd" * 32,
+    )
+    for plan_id, did in (("swap-bob", BOB), ("swap-stranger", BOB.replace("z6Mke", "z6Mkf"))):
+        PlanStore(engine).create(
+            PlanRecord(
+                plan_id=plan_id,
+                agent="maker",
+                kind="maker",
+                state="offered",
+                hashlock=bytes(32),
+                preimage_journaled=True,
+                legs=(leg,),
+                counterparty=did,
+            )
+        )
+    engine.dispose()
+    assert main.main(["swaps", "list", str(file)]) == 0
+    listed = capsys.readouterr().out
+    assert f"bob ({BOB})" in listed
+    stranger = next(line for line in listed.splitlines() if "swap-stranger" in line)
+    assert "bob" not in stranger  # a DID the book does not list is shown bare
+    assert BOB.replace("z6Mke", "z6Mkf") in stranger
+    assert main.main(["swaps", "show", str(file), "swap-bob"]) == 0
+    assert f"counterparty bob ({BOB})" in capsys.readouterr().out

@@ -53,13 +53,21 @@ def _store(file: Path, agent: str | None = None) -> tuple[Deployment, PlanStore]
 
 def list_plans(file: Path, open_only: bool = typer.Option(False, "--open")) -> None:
     """Every plan and swap in FILE's store (with --open, only unfinished ones)."""
-    _, store = _store(file)
-    table = Table("plan", "agent", "kind", "state", "legs", "reason")
+    deployment, store = _store(file)
+    table = Table("plan", "agent", "kind", "state", "counterparty", "legs", "reason")
     for plan in store.plans(open_only=open_only):
         legs = ", ".join(
             f"{leg.chain}:{state}" for leg, state in zip(plan.legs, plan.leg_states, strict=True)
         )
-        table.add_row(plan.plan_id, plan.agent, plan.kind, plan.state, legs, plan.reason or "")
+        table.add_row(
+            plan.plan_id,
+            plan.agent,
+            plan.kind,
+            plan.state,
+            counterparty_of(deployment, plan),
+            legs,
+            plan.reason or "",
+        )
     console.print(table)
 
 
@@ -69,10 +77,12 @@ def show(
     agent: str | None = typer.Option(None, help="Whose side, when both agents are local."),
 ) -> None:
     """One plan: its terms, each leg and every journaled step."""
-    _, store = _store(file, agent)
+    deployment, store = _store(file, agent)
     plan = store.get(plan_id)
     store = store.scoped(plan.agent)
     console.print(_summary(plan), highlight=False)
+    if plan.counterparty:
+        console.print(f"counterparty {counterparty_of(deployment, plan)}", highlight=False)
     legs = Table("leg", "chain", "sender", "recipient", "amount", "deadline", "escrow", "state")
     for leg, state in zip(plan.legs, plan.leg_states, strict=True):
         legs.add_row(
@@ -97,6 +107,14 @@ def show(
             step.reason or "",
         )
     console.print(steps)
+
+
+def counterparty_of(deployment: Deployment, plan: PlanRecord) -> str:
+    """The swap's counterparty by DID, with its address-book name when the book has
+    that DID (another operator's agent); empty for a plan with no counterparty."""
+    did = plan.counterparty or ""
+    name = next((e.name for e in deployment.address_book if did and e.did == did), None)
+    return f"{name} ({did})" if name else did
 
 
 def _summary(plan: PlanRecord) -> str:
