@@ -349,13 +349,13 @@ def main() -> int:
             )
 
         seconds = wait_for(ended, 180, "both sides' plans to end")
+        after = {side.name: asyncio.run(balances(side, urls)) for side in (north, south)}
     finally:
         for process in daemons:
             stop(process)
         devnet.down(north.deployment)
     print(f"ended after {seconds:.1f} s:")
     units = {"arb": ("ETH", 18), "sol": ("SOL", 9)}
-    after = {side.name: asyncio.run(balances(side, urls)) for side in (north, south)}
     for side in (north, south):
         (plan,) = side.plans()
         moved = ", ".join(
