@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
 from agents.a2a import deals as a2a_deals
 from agents.a2a.deals import Deals, RemoteOffer
@@ -90,6 +91,8 @@ class AtomicDesk:
     _offers: list[_Offer] = field(default_factory=list)
     _started: dict[tuple[str, str], str] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _told: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    """What each remote swap's counterparty was last told of it (its state, leg states)."""
     # One sweep at a time: two passes over one plan at once could both send its lock.
     _sweeping: asyncio.Lock = field(default_factory=asyncio.Lock)
     owned: Callable[[str], bool] | None = None
@@ -471,9 +474,39 @@ class AtomicDesk:
                     sends.append(
                         self.deals.send(agent, name, "accept", plan.plan_id, {"acceptance": token})
                     )
+        sends.extend(self._progress_notices())
         for outcome in await asyncio.gather(*sends, return_exceptions=True):
             if isinstance(outcome, Exception):
                 log.info("a2a: not delivered, will try again: %s", outcome)
+
+    def _progress_notices(self) -> list[Coroutine[Any, Any, None]]:
+        """A notice to the counterparty of each remote swap whose state or leg states
+        changed since it was last told, once the offer and acceptance are behind it:
+        the other daemon then acts on the chain at once, not at its next sweep. Ended
+        plans are told once and forgotten."""
+        assert self.deals is not None
+        notices = []
+        for agent, coordinator in self.coordinators.items():
+            if self.owned is not None and not self.owned(agent):
+                continue
+            plans = {p.plan_id: p for p in coordinator.store.plans(agent=agent, open_only=True)}
+            for owner, plan_id in list(self._told):
+                if owner == agent and plan_id not in plans:  # it ended since
+                    plans[plan_id] = coordinator.store.get(plan_id)
+            for plan_id, plan in plans.items():
+                name = self.deals.name_of(plan.counterparty or "")
+                if name is None:
+                    continue
+                progress = (plan.state, *plan.leg_states)
+                if plan.terminal:
+                    self._told.pop((agent, plan_id), None)
+                elif self._told.get((agent, plan_id)) == progress:
+                    continue
+                else:
+                    self._told[(agent, plan_id)] = progress
+                if plan.state not in ("offered", "accepted"):  # those have their messages
+                    notices.append(self.deals.notify(agent, name, plan))
+        return notices
 
     async def _take_crossed(self, agent: str, name: str, plan: PlanRecord) -> bool:
         """If `name` offered us the mirror image of our offer `plan` and its DID is the

@@ -219,11 +219,24 @@ class Deals:
         """Tell the maker we took its offer; DeliveryError if it did not hear it."""
         await self.send(agent, remote.peer, "accept", remote.plan_id, {"acceptance": token})
 
+    async def notify(self, agent: str, name: str, plan: PlanRecord) -> None:
+        """Tell `name` our side of `plan` moved (a lock or claim of ours landed, or the
+        plan ended), so its daemon looks at the chains now instead of at its next
+        watcher sweep. Only a hint: the other side believes the chain, not the notice."""
+        body = {"state": plan.state, "legs": list(plan.leg_states)}
+        await self._deliver(agent, name, "lock_notice", plan.plan_id, body)
+
     async def send(
         self, agent: str, name: str, kind: Kind, plan_id: str, body: dict[str, Any]
     ) -> None:
-        """Send one signed message of our `agent` about `plan_id` to `name`."""
+        """Send one signed message of our `agent` about `plan_id` to `name` (an offer or
+        acceptance: sent again by the desk while it is unanswered, see :meth:`due`)."""
         self._sent[plan_id] = self._clock()
+        await self._deliver(agent, name, kind, plan_id, body)
+
+    async def _deliver(
+        self, agent: str, name: str, kind: Kind, plan_id: str, body: dict[str, Any]
+    ) -> None:
         peer: Peer = await self.peers.ensure(name)
         message = sign_message(
             self.wallets.agent(agent).jws_signer(),

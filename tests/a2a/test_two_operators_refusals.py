@@ -94,6 +94,7 @@ def _serving(side: Side) -> bool:
     return False
 
 
+@pytest.mark.timeout(600)
 def test_an_offer_without_authority_is_refused_and_nothing_locks(tmp_path: Path) -> None:
     if anvil_path() is None:
         pytest.skip("anvil not installed: run `npm ci` (scripts/setup.sh does)")
@@ -123,7 +124,8 @@ def _case(tmp_path: Path, before_start: Spoil, once_up: Spoil, reason: str) -> N
     refusal = next(line for line in south.audit().splitlines() if "swap not started" in line)
     assert reason in refusal, refusal
     assert south.plans() == []  # south journaled nothing: it never accepted
-    # North's offer waits for an answer until it expires; it never locks.
-    assert [plan.state for plan in north.plans()] in (["offered"], ["cancelled"])
+    # North's offer (if its agent made one while south was up) waits for an answer until
+    # it expires; it never locks.
+    assert {plan.state for plan in north.plans()} <= {"offered", "cancelled"}
     assert after == before
     assert "Traceback" not in (tmp_path / "south.log").read_text()
