@@ -11,10 +11,13 @@ daemons with a valid credential, which swap.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -23,7 +26,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from agents.a2a.messages import TYP, sign_message
+from agents.a2a.outbox import DeliveryError, Outbox
+from agents.a2a.peers import fetch_peer
+from agents.a2a.store import a2a_refusals
 from agents.app.two_operators import (
     PASSPHRASE,
     ROOT,
@@ -38,7 +46,11 @@ from agents.app.two_operators import (
 )
 from chains.devnet import manager as devnet
 from chains.families.evm._anvil import anvil_path
+from config.store import open_store
 from tests.a2a._concurrently import concurrently
+from wallets._secrets import Secret
+from wallets.jws import JwsSigner
+from wallets.operator import open_wallets
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -129,3 +141,85 @@ def _case(tmp_path: Path, before_start: Spoil, once_up: Spoil, reason: str) -> N
     assert {plan.state for plan in north.plans()} <= {"offered", "cancelled"}
     assert after == before
     assert "Traceback" not in (tmp_path / "south.log").read_text()
+
+
+def test_a_running_daemon_refuses_replayed_forged_and_stray_messages(tmp_path: Path) -> None:
+    """South's daemon, as another operator's hostile agent reaches it over the SDK's own
+    client: a replay of a message it took, one signed by a key that is not the sender's
+    DID, one from a DID it has no entry for, an expired one and one for someone else are
+    each refused with their reason, recorded per sender; the first, fresh message (the
+    negative control) is taken; and south keeps ticking."""
+    if anvil_path() is None:
+        pytest.skip("anvil not installed: run `npm ci` (scripts/setup.sh does)")
+    north, south, _ = two_operators(tmp_path, idle=(100, 100))
+    engine = open_store(north.deployment.store.url or "")
+    try:
+        alice = open_wallets(north.deployment, engine, PASSPHRASE).agent(north.agent).jws_signer()
+    finally:
+        engine.dispose()
+    stranger = JwsSigner(Secret(os.urandom(32)))
+    now = int(time.time())
+    offer = sign_message(
+        alice, kind="offer", recipient=south.did, plan="alice-replayed", body={}, now=now
+    )
+    forged = stranger.sign_json(
+        {**_claims(offer), "jti": "forged-offer-1", "body": {"forged": True}}, typ=TYP
+    )
+    sent = {
+        "fresh": offer,
+        "replay": offer,
+        "wrong-signer": forged,
+        "unknown-sender": sign_message(
+            stranger, kind="offer", recipient=south.did, plan="p", body={}, now=now
+        ),
+        "expired": sign_message(
+            alice, kind="offer", recipient=south.did, plan="p", body={}, now=now - 900
+        ),
+        "wrong-recipient": sign_message(
+            alice, kind="offer", recipient=north.did, plan="p", body={}, now=now
+        ),
+    }
+    daemon = start(south, tmp_path / "south.log")
+    try:
+        wait_for(lambda: _serving(south), 60, "south's agent card")
+        ticks_before = south.audit().count("\n")
+        answers = asyncio.run(_deliver_each(south, sent))
+        wait_for(lambda: south.audit().count("\n") > ticks_before, 30, "south's next tick")
+    finally:
+        stop(daemon)
+        devnet.down(north.deployment)
+    assert answers["fresh"].startswith("accepted: offer"), answers
+    for reason in ("replay", "wrong-signer", "unknown-sender", "expired", "wrong-recipient"):
+        assert answers[reason].startswith(f"refused: {reason}"), (reason, answers[reason])
+    engine = open_store(south.deployment.store.url or "")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.select(a2a_refusals.c.sender, a2a_refusals.c.reason))
+            recorded = {(sender, reason) for sender, reason in rows}
+    finally:
+        engine.dispose()
+    assert {reason for _, reason in recorded} == set(sent) - {"fresh"}, recorded
+    assert (north.did, "replay") in recorded
+    assert (stranger.did, "unknown-sender") in recorded
+
+
+def _claims(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    claims: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * 3))
+    return claims
+
+
+async def _deliver_each(side: Side, tokens: dict[str, str]) -> dict[str, str]:
+    """Each token sent, in order, to `side`'s agent as its own A2A message; the answer."""
+    peer = await fetch_peer(f"http://127.0.0.1:{side.port}/agents/{side.agent}")
+    outbox = Outbox()
+    answers = {}
+    try:
+        for name, token in tokens.items():
+            try:
+                answers[name] = await outbox.deliver(peer, token)
+            except DeliveryError as exc:  # "<name> did not take the message: refused: ..."
+                answers[name] = str(exc).split("did not take the message: ", 1)[-1]
+    finally:
+        await outbox.close()
+    return answers
