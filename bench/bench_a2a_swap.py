@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
 
-from agents.app.two_operators import Side, start, stop, two_operators, wait_for
 from chains.devnet import manager as devnet
 from config.store import open_store
+from tests.a2a._two_operators import Side, start, stop, two_operators, wait_for
 
 TARGET = 1.2
 

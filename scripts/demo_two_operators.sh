@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m agents.app.two_operators "$@"
+exec .venv/bin/python scripts/demo_two_operators.py "$@"

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agents.app.two_operators import ETH, SOL, balances, start, stop, two_operators, wait_for
 from chains.devnet import manager as devnet
 from chains.families.evm._anvil import anvil_path
+from tests.a2a._two_operators import ETH, SOL, balances, start, stop, two_operators, wait_for
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 

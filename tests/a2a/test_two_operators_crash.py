@@ -23,7 +23,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agents.app.two_operators import (
+from chains.devnet import manager as devnet
+from chains.families.evm._anvil import anvil_path
+from tests.a2a._concurrently import concurrently
+from tests.a2a._two_operators import (
     ETH,
     SOL,
     Side,
@@ -34,9 +37,6 @@ from agents.app.two_operators import (
     wait_for,
     write,
 )
-from chains.devnet import manager as devnet
-from chains.families.evm._anvil import anvil_path
-from tests.a2a._concurrently import concurrently
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 

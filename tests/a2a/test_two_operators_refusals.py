@@ -32,7 +32,11 @@ from agents.a2a.messages import TYP, sign_message
 from agents.a2a.outbox import DeliveryError, Outbox
 from agents.a2a.peers import fetch_peer
 from agents.a2a.store import a2a_refusals
-from agents.app.two_operators import (
+from chains.devnet import manager as devnet
+from chains.families.evm._anvil import anvil_path
+from config.store import open_store
+from tests.a2a._concurrently import concurrently
+from tests.a2a._two_operators import (
     PASSPHRASE,
     ROOT,
     Side,
@@ -44,10 +48,6 @@ from agents.app.two_operators import (
     wait_for,
     write,
 )
-from chains.devnet import manager as devnet
-from chains.families.evm._anvil import anvil_path
-from config.store import open_store
-from tests.a2a._concurrently import concurrently
 from wallets._secrets import Secret
 from wallets.jws import JwsSigner
 from wallets.operator import open_wallets

@@ -1,6 +1,6 @@
-"""The two-operator demo: two operators, two daemons. North's agent alice and south's
-agent bob, each with its own keystore, store, data dir and A2A endpoint, swap 1 ETH on
-a local anvil for 20 SOL on a local LiteSVM server with each other.
+"""Two operators, two daemons: north's agent alice and south's agent bob, each with its
+own keystore, store, data dir and A2A endpoint, swap 1 ETH on a local anvil for 20 SOL
+on a local LiteSVM server with each other.
 
 North's `devnet up` runs both chains; south reaches them by URL (its chains are not
 `local`: they are another party's network to it). Each deployment trusts the other's
@@ -8,11 +8,9 @@ operator, lists the other's agent by DID and card URL, and presents a credential
 own operator issued. Their agents use scripted planners, so what the demo shows is the
 deal between the daemons, not a model's choice.
 
-    python -m agents.app.two_operators      (scripts/demo_two_operators.sh)
-
-The same builder makes the two-daemon tests' deployments (tests/a2a/) and the end-to-end
-latency benchmark's (bench/bench_a2a_swap.py). Demo only: the mnemonics and the
-passphrase below are public.
+It makes the two-daemon tests' deployments (tests/a2a/), the end-to-end latency
+benchmark's (bench/bench_a2a_swap.py) and the two-operator demo's
+(scripts/demo_two_operators.py). The mnemonics and the passphrase below are public.
 """
 
 from __future__ import annotations
@@ -46,7 +44,7 @@ from wallets.credentials import AgentAuthority
 from wallets.operator import create_keystore, open_wallets
 
 ROOT = Path(__file__).resolve().parents[2]
-PASSPHRASE = "two operators demo passphrase"  # noqa: S105 - public, demo keystores only
+PASSPHRASE = "two operators demo passphrase"
 MNEMONICS = {
     "north": "test test test test test test test test test test test junk",
     "south": "abandon abandon abandon abandon abandon abandon abandon abandon abandon "
@@ -257,7 +255,7 @@ def start(side: Side, log: Path, env: dict[str, str] | None = None) -> subproces
     """`main.py run` of `side`, its output to `log`, `env` added to its environment."""
     env = {**os.environ, "COVENANT_PASSPHRASE": PASSPHRASE, **(env or {})}
     with log.open("ab") as handle:
-        return subprocess.Popen(  # noqa: S603 - our own program, argument list, no shell
+        return subprocess.Popen(
             [sys.executable, "main.py", "run", str(side.file)],
             cwd=ROOT,
             env=env,
@@ -320,52 +318,3 @@ def north_view(urls: dict[str, str]) -> list[Any]:
         ],
     }
     return list(Deployment.model_validate(data).chains)
-
-
-def main() -> int:
-    """Run the demo: both deployments made afresh under .covenant/two-operators, both
-    daemons started, until both plans end; then what each side gave and got."""
-    import shutil
-
-    base = ROOT / ".covenant" / "two-operators"
-    if (base / "north" / "north.yaml").exists():  # a run cut short left its chains up
-        devnet.down(load_deployment(base / "north" / "north.yaml"))
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    north, south, urls = two_operators(base)
-    print(f"north: {north.file}\n  agent {north.agent} {north.did}")
-    print(f"south: {south.file}\n  agent {south.agent} {south.did}")
-    before = {side.name: asyncio.run(balances(side, urls)) for side in (north, south)}
-    daemons = []
-    try:
-        daemons.append(start(north, base / "north.log"))
-        daemons.append(start(south, base / "south.log"))
-        print("both daemons started (logs: north.log, south.log); waiting for the swap")
-
-        def ended() -> bool:
-            states = [p.state for side in (north, south) for p in side.plans()]
-            return len(states) == 2 and all(
-                s in ("claimed", "refunded", "cancelled") for s in states
-            )
-
-        seconds = wait_for(ended, 180, "both sides' plans to end")
-        after = {side.name: asyncio.run(balances(side, urls)) for side in (north, south)}
-    finally:
-        for process in daemons:
-            stop(process)
-        devnet.down(north.deployment)
-    print(f"ended after {seconds:.1f} s:")
-    units = {"arb": ("ETH", 18), "sol": ("SOL", 9)}
-    for side in (north, south):
-        (plan,) = side.plans()
-        moved = ", ".join(
-            f"{Decimal(after[side.name][c] - before[side.name][c]).scaleb(-places):+f} {symbol}"
-            for c, (symbol, places) in units.items()
-        )
-        print(f"  {side.name}: {plan.kind} of plan {plan.plan_id}: {plan.state}; {moved}")
-    print(f"inspect: python main.py swaps list {north.file}")
-    return 0 if all(p.state == "claimed" for s in (north, south) for p in s.plans()) else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
