@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,7 +36,6 @@ from agents.audit.tables import stored_rows
 from chains.atomic.store import PlanRecord, PlanStore
 from chains.connect import connect
 from chains.devnet import manager as devnet
-from chains.devnet.processes import free_port
 from chains.families.evm.devnet import LOCAL_EVM_HTLC
 from chains.families.solana.htlc_client import LOCAL_PROGRAM_ID
 from config.loader import load_deployment
@@ -232,14 +233,32 @@ def issue(
         engine.dispose()
 
 
+def listen_port(block: int = 0, *, besides: int = 0) -> int:
+    """A loopback port free now, for a daemon to listen on seconds later. It is drawn
+    below the kernel's ephemeral range (32768 up), so no other process binding port 0 in
+    the meantime (an anvil of a case running alongside) can take it; `block` (0-9) keeps
+    cases that run side by side apart; never `besides`."""
+    for _ in range(200):
+        port = random.randrange(20_000 + 1_000 * block, 21_000 + 1_000 * block)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port != besides:
+            return port
+    raise RuntimeError(f"no free port in block {block}")
+
+
 def two_operators(
-    tmp: Path, *, idle: tuple[int, int] = (5, 5), slack: int = 5
+    tmp: Path, *, idle: tuple[int, int] = (5, 5), slack: int = 5, block: int = 0
 ) -> tuple[Side, Side, dict[str, str]]:
     """Both sides' keys and files (north's agent proposing the swap after idle[0] idle
-    ticks, south's after idle[1]), and north's chains up with both agents funded; the
-    chains' URLs."""
-    north = Side("north", tmp / "north", free_port())
-    south = Side("south", tmp / "south", free_port())
+    ticks, south's after idle[1]; their endpoints on ports of `block`, see
+    :func:`listen_port`), and north's chains up with both agents funded; the chains'
+    URLs."""
+    north = Side("north", tmp / "north", listen_port(block))
+    south = Side("south", tmp / "south", listen_port(block, besides=north.port))
     for side in (north, south):
         side.directory.mkdir(parents=True)
         make_keys(side)

@@ -132,15 +132,18 @@ def _ended(side: Side) -> bool:
 def test_one_daemon_killed_mid_swap_the_other_never_loses(tmp_path: Path) -> None:
     if anvil_path() is None:
         pytest.skip("anvil not installed: run `npm ci` (scripts/setup.sh does)")
-    cases = {name: partial(_case, tmp_path / name, crash) for name, crash in CASES.items()}
+    cases = {
+        name: partial(_case, tmp_path / name, crash, block)
+        for block, (name, crash) in enumerate(CASES.items())
+    }
     concurrently(cases, workers=len(cases))
 
 
-def _case(tmp_path: Path, crash: Crash) -> None:
+def _case(tmp_path: Path, crash: Crash, block: int) -> None:
     tmp_path.mkdir()
     # North proposes the swap on its 4th tick, south on its 8th: north's offer is
     # waiting when south plans, so north makes and south takes.
-    north, south, urls = two_operators(tmp_path, idle=(3, 7), slack=crash.slack)
+    north, south, urls = two_operators(tmp_path, idle=(3, 7), slack=crash.slack, block=block)
     sides = {"north": north, "south": south}
     other = "south" if crash.side == "north" else "north"
     try:

@@ -110,15 +110,18 @@ def _serving(side: Side) -> bool:
 def test_an_offer_without_authority_is_refused_and_nothing_locks(tmp_path: Path) -> None:
     if anvil_path() is None:
         pytest.skip("anvil not installed: run `npm ci` (scripts/setup.sh does)")
-    cases = {name: partial(_case, tmp_path / name, *spoils) for name, spoils in CASES.items()}
+    cases = {
+        name: partial(_case, tmp_path / name, block, *spoils)
+        for block, (name, spoils) in enumerate(CASES.items())
+    }
     concurrently(cases, workers=len(cases))
 
 
-def _case(tmp_path: Path, before_start: Spoil, once_up: Spoil, reason: str) -> None:
+def _case(tmp_path: Path, block: int, before_start: Spoil, once_up: Spoil, reason: str) -> None:
     tmp_path.mkdir()
     # North offers on its 3rd tick; south plans to take it on its 9th (refused whether
     # north's offer is still live or has expired: south checks north's authority first).
-    north, south, urls = two_operators(tmp_path, idle=(2, 8))
+    north, south, urls = two_operators(tmp_path, idle=(2, 8), block=block)
     daemons = []
     try:
         before_start(north, south, urls)
