@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from agents.a2a.store import MessageStore
 from agents.audit.tables import stored_rows
 from chains.atomic.store import PlanRecord, PlanStore
 from chains.connect import connect
@@ -83,6 +84,14 @@ class Side:
         try:
             with engine.connect() as connection:
                 return "\n".join(row["body"] for row in stored_rows(connection, self.agent))
+        finally:
+            engine.dispose()
+
+    def received(self, kind: str) -> int:
+        """How many signed messages of `kind` its agent has taken."""
+        engine = open_store(self.deployment.store.url or "")
+        try:
+            return len(MessageStore(engine).messages(self.agent, kind))
         finally:
             engine.dispose()
 

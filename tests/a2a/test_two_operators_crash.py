@@ -141,9 +141,7 @@ def test_one_daemon_killed_mid_swap_the_other_never_loses(tmp_path: Path) -> Non
 
 def _case(tmp_path: Path, crash: Crash, block: int) -> None:
     tmp_path.mkdir()
-    # North proposes the swap on its 4th tick, south on its 8th: north's offer is
-    # waiting when south plans, so north makes and south takes.
-    north, south, urls = two_operators(tmp_path, idle=(3, 7), slack=crash.slack, block=block)
+    north, south, urls = two_operators(tmp_path, idle=(2, 0), slack=crash.slack, block=block)
     sides = {"north": north, "south": south}
     other = "south" if crash.side == "north" else "north"
     try:
@@ -187,9 +185,24 @@ def _run(
         env = {"COVENANT_CRASH_AT": ",".join(pending)} if name == crash.side and pending else {}
         return start(sides[name], log[name], env)
 
-    daemons = {"north": launch("north")}
+    # South first, with nothing to plan; north, once south's card verifies, offers on
+    # its 3rd tick; once the offer is in south's store, south starts again with the
+    # mirror swap as its first plan. So north makes and south takes however slowly a
+    # loaded machine starts daemons.
+    north, south = sides["north"], sides["south"]
+    write(south, north, urls, plans=[], slack=crash.slack)
+    daemons = {"south": launch("south")}
     try:
-        wait_for(lambda: _serving(sides["north"]), 60, "north's agent card")
+        wait_for(lambda: _serving(south), 120, "south's agent card")
+        daemons["north"] = launch("north")
+        # (or north killed before it sent one: it will not send it after its restart)
+        wait_for(
+            lambda: south.received("offer") > 0 or daemons["north"].poll() is not None,
+            180,
+            "north's offer in south's store",
+        )
+        stop(daemons.pop("south"))
+        write(south, north, urls, idle=0, slack=crash.slack)
         daemons["south"] = launch("south")
         give_up = time.monotonic() + 400
         while not _done(crash, sides, daemons):
