@@ -451,7 +451,9 @@ class AtomicDesk:
         for agent, coordinator in self.coordinators.items():
             if self.owned is not None and not self.owned(agent):
                 continue
-            for plan in coordinator.store.plans(agent=agent, open_only=True):
+            open_plans = coordinator.store.plans(agent=agent, open_only=True)
+            sends.extend(self._progress_notices(agent, coordinator, open_plans))
+            for plan in open_plans:
                 name = self.deals.name_of(plan.counterparty or "")
                 if name is None or plan.offer is None:
                     continue
@@ -474,38 +476,36 @@ class AtomicDesk:
                     sends.append(
                         self.deals.send(agent, name, "accept", plan.plan_id, {"acceptance": token})
                     )
-        sends.extend(self._progress_notices())
         for outcome in await asyncio.gather(*sends, return_exceptions=True):
             if isinstance(outcome, Exception):
                 log.info("a2a: not delivered, will try again: %s", outcome)
 
-    def _progress_notices(self) -> list[Coroutine[Any, Any, None]]:
-        """A notice to the counterparty of each remote swap whose state or leg states
-        changed since it was last told, once the offer and acceptance are behind it:
-        the other daemon then acts on the chain at once, not at its next sweep. Ended
-        plans are told once and forgotten."""
+    def _progress_notices(
+        self, agent: str, coordinator: Coordinator, open_plans: list[PlanRecord]
+    ) -> list[Coroutine[Any, Any, None]]:
+        """A notice to the counterparty of each remote swap of `agent` whose state or
+        leg states changed since it was last told, once the offer and acceptance are
+        behind it: the other daemon then acts on the chain at once, not at its next
+        sweep. Ended plans are told once and forgotten."""
         assert self.deals is not None
+        plans = {plan.plan_id: plan for plan in open_plans}
+        for owner, plan_id in list(self._told):
+            if owner == agent and plan_id not in plans:  # it ended since
+                plans[plan_id] = coordinator.store.get(plan_id)
         notices = []
-        for agent, coordinator in self.coordinators.items():
-            if self.owned is not None and not self.owned(agent):
+        for plan_id, plan in plans.items():
+            name = self.deals.name_of(plan.counterparty or "")
+            if name is None:
                 continue
-            plans = {p.plan_id: p for p in coordinator.store.plans(agent=agent, open_only=True)}
-            for owner, plan_id in list(self._told):
-                if owner == agent and plan_id not in plans:  # it ended since
-                    plans[plan_id] = coordinator.store.get(plan_id)
-            for plan_id, plan in plans.items():
-                name = self.deals.name_of(plan.counterparty or "")
-                if name is None:
-                    continue
-                progress = (plan.state, *plan.leg_states)
-                if plan.terminal:
-                    self._told.pop((agent, plan_id), None)
-                elif self._told.get((agent, plan_id)) == progress:
-                    continue
-                else:
-                    self._told[(agent, plan_id)] = progress
-                if plan.state not in ("offered", "accepted"):  # those have their messages
-                    notices.append(self.deals.notify(agent, name, plan))
+            progress = (plan.state, *plan.leg_states)
+            if plan.terminal:
+                self._told.pop((agent, plan_id), None)
+            elif self._told.get((agent, plan_id)) == progress:
+                continue
+            else:
+                self._told[(agent, plan_id)] = progress
+            if plan.state not in ("offered", "accepted"):  # those have their messages
+                notices.append(self.deals.notify(agent, name, plan))
         return notices
 
     async def _take_crossed(self, agent: str, name: str, plan: PlanRecord) -> bool:

@@ -16,6 +16,7 @@ benchmark's (bench/bench_a2a_swap.py) and the two-operator demo's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -30,6 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from agents.a2a.store import MessageStore
@@ -86,6 +88,13 @@ class Side:
                 return "\n".join(row["body"] for row in stored_rows(connection, self.agent))
         finally:
             engine.dispose()
+
+    def serving(self) -> bool:
+        """Whether its daemon serves its agent's card (its A2A endpoint is up)."""
+        url = f"http://127.0.0.1:{self.port}/agents/{self.agent}/.well-known/agent-card.json"
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(url, timeout=2).status_code == 200
+        return False
 
     def received(self, kind: str) -> int:
         """How many signed messages of `kind` its agent has taken."""

@@ -6,10 +6,8 @@ operator it trusts, fetched revocation list) and its lock on chain, and ends cla
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
-import httpx
 import pytest
 
 from chains.devnet import manager as devnet
@@ -32,13 +30,6 @@ def sides(tmp_path: Path):
         devnet.down(north.deployment)
 
 
-def _serving(side) -> bool:
-    url = f"http://127.0.0.1:{side.port}/agents/{side.agent}/.well-known/agent-card.json"
-    with contextlib.suppress(httpx.HTTPError):
-        return httpx.get(url, timeout=2).status_code == 200
-    return False
-
-
 def _states(side) -> set[str]:
     return {plan.state for plan in side.plans()}
 
@@ -52,7 +43,7 @@ def test_two_daemons_of_two_operators_swap_eth_for_sol(sides, tmp_path: Path) ->
         # sent again until south's endpoint takes it. Whichever agent ticks first
         # offers; two crossed offers end as one swap (the greater DID takes the other's).
         daemons["north"] = start(north, tmp_path / "north.log")
-        wait_for(lambda: _serving(north), 60, "north's agent card")
+        wait_for(north.serving, 60, "north's agent card")
         daemons["south"] = start(south, tmp_path / "south.log")
         wait_for(
             lambda: _states(north) == {"claimed"} and _states(south) == {"claimed"},

@@ -12,7 +12,6 @@ is a loss. The judge's own negative control is the last test.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import subprocess
 import time
@@ -20,7 +19,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import httpx
 import pytest
 
 from chains.devnet import manager as devnet
@@ -116,13 +114,6 @@ def judged(side: str, change: dict[str, int]) -> str:
     return "lost"
 
 
-def _serving(side: Side) -> bool:
-    url = f"http://127.0.0.1:{side.port}/agents/{side.agent}/.well-known/agent-card.json"
-    with contextlib.suppress(httpx.HTTPError):
-        return httpx.get(url, timeout=2).status_code == 200
-    return False
-
-
 def _ended(side: Side) -> bool:
     plans = side.plans()
     return bool(plans) and all(plan.state in ENDED for plan in plans)
@@ -193,7 +184,7 @@ def _run(
     write(south, north, urls, plans=[], slack=crash.slack)
     daemons = {"south": launch("south")}
     try:
-        wait_for(lambda: _serving(south), 120, "south's agent card")
+        wait_for(south.serving, 120, "south's agent card")
         daemons["north"] = launch("north")
         # (or north killed before it sent one: it will not send it after its restart)
         wait_for(

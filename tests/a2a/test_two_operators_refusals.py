@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import subprocess
@@ -24,7 +23,6 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -99,13 +97,6 @@ CASES: dict[str, tuple[Spoil, Spoil, str]] = {
 }
 
 
-def _serving(side: Side) -> bool:
-    url = f"http://127.0.0.1:{side.port}/agents/{side.agent}/.well-known/agent-card.json"
-    with contextlib.suppress(httpx.HTTPError):
-        return httpx.get(url, timeout=2).status_code == 200
-    return False
-
-
 @pytest.mark.timeout(600)
 def test_an_offer_without_authority_is_refused_and_nothing_locks(tmp_path: Path) -> None:
     if anvil_path() is None:
@@ -127,7 +118,7 @@ def _case(tmp_path: Path, block: int, before_start: Spoil, once_up: Spoil, reaso
         before_start(north, south, urls)
         before = {side.name: asyncio.run(balances(side, urls)) for side in (north, south)}
         daemons.append(start(north, tmp_path / "north.log"))
-        wait_for(lambda: _serving(north), 60, "north's agent card")
+        wait_for(north.serving, 60, "north's agent card")
         once_up(north, south, urls)
         daemons.append(start(south, tmp_path / "south.log"))
         wait_for(lambda: "swap not started" in south.audit(), 90, "south's refusal")
@@ -184,7 +175,7 @@ def test_a_running_daemon_refuses_replayed_forged_and_stray_messages(tmp_path: P
     }
     daemon = start(south, tmp_path / "south.log")
     try:
-        wait_for(lambda: _serving(south), 60, "south's agent card")
+        wait_for(south.serving, 60, "south's agent card")
         ticks_before = south.audit().count("\n")
         answers = asyncio.run(_deliver_each(south, sent))
         wait_for(lambda: south.audit().count("\n") > ticks_before, 30, "south's next tick")

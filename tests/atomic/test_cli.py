@@ -24,17 +24,21 @@ def _deployment(tmp_path: Path) -> Path:
     return file
 
 
-def _journal_plan(file: Path) -> None:
-    engine = open_store(load_deployment(file).store.url or "")
-    leg = Leg(
+def _leg(locator: str) -> Leg:
+    return Leg(
         index=0,
         chain="arbitrum-local",
         sender="0x" + "11" * 20,
         recipient="0x" + "22" * 20,
         amount=5,
         deadline=1_900_000_000,
-        locator="0x" + "ab" * 32,
+        locator=locator,
     )
+
+
+def _journal_plan(file: Path) -> None:
+    engine = open_store(load_deployment(file).store.url or "")
+    leg = _leg("0x" + "ab" * 32)
     PlanStore(engine).create(
         PlanRecord(
             plan_id="pay-1",
@@ -161,15 +165,7 @@ def test_list_and_show_name_a_remote_counterparty_by_did(tmp_path, capsys, monke
     entry = f"  - {{name: bob, did: {BOB}, card: http://127.0.0.1:9/agents/bob}}\n"
     file.write_text(file.read_text().replace("address_book:\n", "address_book:\n" + entry))
     engine = open_store(load_deployment(file).store.url or "")
-    leg = Leg(
-        index=0,
-        chain="arbitrum-local",
-        sender="0x" + "11" * 20,
-        recipient="0x" + "22" * 20,
-        amount=5,
-        deadline=1_900_000_000,
-        locator="0x" + "cd" * 32,
-    )
+    leg = _leg("0x" + "cd" * 32)
     for plan_id, did in (("swap-bob", BOB), ("swap-stranger", BOB.replace("z6Mke", "z6Mkf"))):
         PlanStore(engine).create(
             PlanRecord(
