@@ -20,6 +20,10 @@ running. The rules, which the audit log and the policy store both rely on:
   the fence which of them this daemon still holds: the requests of the others fail with
   :class:`~config.fencing.Fenced`, unwritten, and the rest are written in the same
   transaction, under the lease locks the fence took.
+* **Admitted one by one.** An owner's `admissions` run last, in the same transaction, and
+  may refuse single requests (the policy store's deployment-wide spend limits in
+  cluster mode): a refused request fails with the error it names, unwritten, and the
+  others are written as if it had never been submitted.
 * **Failure is as narrow as the owner says.** Without a `key`, a failed transaction
   fails every request in it: nothing of the batch is stored. With a `key` (the audit
   log's agent), the batch is written again as one transaction per key, in order of first
@@ -50,6 +54,10 @@ RequestT = TypeVar("RequestT")
 
 Check = Callable[[Connection], None]
 """Runs first in every transaction; raising fails the transaction."""
+
+Admit = Callable[[Connection, Sequence[RequestT]], Sequence[Exception | None]]
+"""Runs last in every transaction, on the requests about to be written: for each, None
+to write it or the error it fails with, unwritten."""
 
 logger = logging.getLogger("covenant.store")
 
@@ -95,6 +103,8 @@ class GroupCommitter(Generic[RequestT]):
         self._describe = describe
         self.checks = list(checks)
         """Per-transaction checks, run in order before the requests are written."""
+        self.admissions: list[Admit[RequestT]] = []
+        """Per-transaction admissions, run in order after the checks (see the module)."""
         self._key = key
         self._dependent_error = dependent_error
         self._committed = committed
@@ -244,13 +254,17 @@ class GroupCommitter(Generic[RequestT]):
         self, batch: _Batch[RequestT], items: list[_Waiting[RequestT]]
     ) -> Exception | None:
         requests = [item.request for item in items]
+        for item in items:  # a request refused in an earlier try of its batch is tried again
+            item.error = None
         try:
             # The writer thread runs in the first submitter's context: who each request
             # writes for is its own `agents`, checked here, not that context's.
             with fencing.writing_for(), self.engine.begin() as connection:
-                requests = self._unfenced(batch, connection, items)
+                kept = self._unfenced(batch, connection, items)
                 for check in self.checks:
                     check(connection)
+                kept = self._admitted(batch, connection, kept)
+                requests = [item.request for item in kept]
                 if requests:
                     self._write(connection, requests)
         except Exception as exc:
@@ -262,18 +276,32 @@ class GroupCommitter(Generic[RequestT]):
 
     def _unfenced(
         self, batch: _Batch[RequestT], connection: Connection, items: list[_Waiting[RequestT]]
-    ) -> list[RequestT]:
-        """The requests to write: those of agents the engine's fence (if any) says this
+    ) -> list[_Waiting[RequestT]]:
+        """The items to write: those of agents the engine's fence (if any) says this
         daemon still holds. The others fail now with the fence's error, unwritten."""
         fence = fencing.fence_of(self.engine)
         agents = {agent for item in items for agent in item.agents}
         if fence is None or not agents:
-            return [item.request for item in items]
-        kept = fencing.held(connection, agents)
-        refused = [item for item in items if not kept.issuperset(item.agents)]
+            return items
+        held = fencing.held(connection, agents)
+        refused = [item for item in items if not held.issuperset(item.agents)]
         for item in refused:
-            self._mark_failed(batch, [item], fence.refusal(set(item.agents) - kept))
-        return [item.request for item in items if kept.issuperset(item.agents)]
+            self._mark_failed(batch, [item], fence.refusal(set(item.agents) - held))
+        return [item for item in items if held.issuperset(item.agents)]
+
+    def _admitted(
+        self, batch: _Batch[RequestT], connection: Connection, items: list[_Waiting[RequestT]]
+    ) -> list[_Waiting[RequestT]]:
+        """The items every admission lets through; the others fail unwritten."""
+        for admit in self.admissions:
+            if not items:
+                break
+            errors = admit(connection, [item.request for item in items])
+            for item, error in zip(items, errors, strict=True):
+                if error is not None:
+                    self._mark_failed(batch, [item], error)
+            items = [item for item, error in zip(items, errors, strict=True) if error is None]
+        return items
 
     def _settle(self, batch: _Batch[RequestT]) -> None:
         batch.settled = True

@@ -608,17 +608,6 @@ class Deployment(Model):
                 f"({self.atomic.watcher_interval}s) that the HTLC margins allow for noticing "
                 "anything; lower lease_ttl or raise atomic.watcher_interval"
             )
-        for agent in self.agents:
-            for spec in agent.policies:
-                for name, params in spec.items():
-                    scope = params.get("scope") if isinstance(params, dict) else None
-                    if name == "SpendLimit" and scope == "deployment":
-                        raise ValueError(
-                            f"agent {agent.name}: a SpendLimit of scope deployment is not "
-                            "enforced across daemons yet (each daemon counts only what it "
-                            "authorized); in cluster mode give each agent its own limit "
-                            "(scope agent) or run one daemon"
-                        )
         return self
 
     def chain(self, name: str) -> ChainModel:

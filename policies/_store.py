@@ -130,6 +130,16 @@ class PolicyStore:
         self._epoch = int(epoch)
         return self._epoch
 
+    def admit_with(
+        self, admit: Callable[[Connection, Sequence[list[Row]]], Sequence[Exception | None]]
+    ) -> None:
+        """Let `admit` refuse single evaluations' rows inside each group commit's
+        transaction (called with each commit's rows; None admits, an error refuses: that
+        commit fails with it, unwritten). See `policies/shared_limits.py`."""
+        self._committer.admissions.append(
+            lambda connection, commits: admit(connection, [commit.rows for commit in commits])
+        )
+
     def writes(self) -> WriteSet:
         """A write set to use as `with store.writes() as writes:`; rows staged inside
         the block (by this task only, so concurrent evaluations stay apart) land in it."""

@@ -55,6 +55,7 @@ from policies.grants import PlanGrants
 from policies.ledger import Entry, SpendLedger
 from policies.prices import FeedPrices, usd_value
 from policies.registry import build_policies
+from policies.shared_limits import OverDeploymentLimit
 from wallets.authorization import (
     MAX_BATCH,
     Authorization,
@@ -211,7 +212,7 @@ class PolicyEngine:
             # point fails, so what the loads below read is final (see policies._store).
             self._store.claim(self.clock.now())
         self._approvals = Approvals(self._store) if self._store is not None else None
-        self.ledger = SpendLedger(self._store)
+        self.ledger = SpendLedger(self._store, shared=lease_epochs is not None)
         self._grants = PlanGrants(self._store, self.clock)
         self._mint = AuthorizationMint(epochs=lease_epochs)
         self._ttl = authorization_ttl
@@ -308,6 +309,8 @@ class PolicyEngine:
             return
         self.ledger.reload_agents(agents, self.clock.now())
         for agent in agents:
+            if self.ledger.shared_limits is not None:
+                self.ledger.shared_limits.forget(agent)
             self._stacks[agent] = self._stack(agent, self._resolve, self._overrides)
 
     def screen(self, intent: Intent) -> str | None:
@@ -476,10 +479,14 @@ class PolicyEngine:
         grant = _Grant(action.agent, action.digest)
         try:
             await self._commit(writes, authorized=True, grant=grant)
-        except StoreError as exc:
-            logger.error("could not persist policy state for %s: %s", action.summary(), exc)
+        except (OverDeploymentLimit, StoreError) as exc:
             if approved is not None and self._approvals is not None:
                 self._approvals.unuse(approved)
+            if isinstance(exc, OverDeploymentLimit):  # judged in the store (cluster mode)
+                denied = Denied(reason=str(exc), policy="SpendLimit")
+                await self._decline(pending, writes, denied)
+                return denied
+            logger.error("could not persist policy state for %s: %s", action.summary(), exc)
             await self._decline(pending, None)
             return Denied(reason=f"policy state could not be persisted ({exc}); not authorized")
         # Minted with the group commit that made the evaluation's state durable, or

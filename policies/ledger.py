@@ -22,13 +22,13 @@ import sqlalchemy as sa
 
 from policies._store import from_us, new_id, to_us
 from policies._tables import spend_ledger
+from policies.shared_limits import USD, SharedLimits
 
 if TYPE_CHECKING:
     from policies._store import PolicyStore
     from policies.actions import ProposedAction
 
 _ZERO = Decimal(0)
-USD = "$USD"
 _INSERT = spend_ledger.insert()
 _SET_STATUS = (
     spend_ledger.update()
@@ -60,10 +60,22 @@ class _Window:
 
 
 class SpendLedger:
-    """Reservations and rolling totals per agent and per deployment, in memory."""
+    """Reservations and rolling totals per agent and per deployment, in memory.
 
-    def __init__(self, store: PolicyStore | None = None, history: int = 50) -> None:
+    With `shared` (cluster mode: other daemons' engines reserve in the same store at the
+    same time) the deployment's totals in memory are not the deployment's: deployment-
+    wide limits are then judged by :attr:`shared_limits` in the store's transactions.
+    """
+
+    def __init__(
+        self, store: PolicyStore | None = None, history: int = 50, *, shared: bool = False
+    ) -> None:
         self._store = store
+        self.shared_limits: SharedLimits | None = None
+        """Cluster mode: where a SpendLimit of scope deployment puts its limits."""
+        if shared and store is not None:
+            self.shared_limits = SharedLimits(_INSERT)
+            store.admit_with(self.shared_limits.admit)
         self._lengths: set[timedelta] = {timedelta(days=1)}
         self._windows: dict[tuple[str | None, str], dict[timedelta, _Window]] = {}
         self._by_digest: dict[bytes, list[Entry]] = {}

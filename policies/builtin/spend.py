@@ -14,6 +14,7 @@ from config.types import Duration, PositiveAmount
 from policies.actions import Intent, ProposedAction
 from policies.base import ALLOW, Decision, Deny, Policy, PolicyContext, PolicyEnv, as_timedelta
 from policies.prices import PriceProblem, price_deny, usd_value
+from policies.shared_limits import USD, Cap
 
 _DAY = timedelta(days=1)
 
@@ -82,6 +83,8 @@ class SpendLimit(Policy):
         super().__init__(params)
         self._p = params
         self._windows = params.all_windows()
+        self._in_memory = self._windows
+        """The windows judged here from the ledger's memory (all but in cluster mode)."""
         self._needs_usd = params.has_usd_limit()
         self._limited = params.limited_assets()
         self._open = params.unlisted == "allow" or self._needs_usd
@@ -103,10 +106,22 @@ class SpendLimit(Policy):
         ]
 
     def attach(self, env: PolicyEnv) -> None:
-        """Ask the ledger to keep running totals for this policy's windows."""
+        """Ask the ledger to keep running totals for this policy's windows; in cluster
+        mode a deployment's windows are judged in the store instead, where every daemon's
+        reservations meet (`policies/shared_limits.py`)."""
         self._who = env.agent.name if self._p.scope == "agent" else None
         for length, _, _ in self._windows:
             env.ledger.track(length)
+        shared = env.ledger.shared_limits
+        self._in_memory = self._windows
+        if self._who is None and shared is not None:
+            caps = [
+                Cap(length, key, limit)
+                for length, limits, usd in self._windows
+                for key, limit in [*limits.items(), *([(USD, usd)] if usd else [])]
+            ]
+            shared.cap(env.agent.name, caps)
+            self._in_memory = []  # memory holds only this daemon's share of the deployment
 
     async def evaluate(self, action: ProposedAction, ctx: PolicyContext) -> Decision:
         """Check that a limit covers the asset, the per-transaction limits, then every
@@ -158,7 +173,7 @@ class SpendLimit(Policy):
     ) -> str | None:
         now = ctx.clock.now()
         whose = "this agent" if self._who else "the deployment"
-        for length, limits, usd_cap in self._windows:
+        for length, limits, usd_cap in self._in_memory:
             limit = limits.get(action.asset)
             if limit is not None:
                 total = ctx.spend.window_total(self._who, action.asset, now, length)

@@ -58,11 +58,13 @@ def deployment_file(
     ttl: str = "3s",
     every: str = "1s",
     per_day: str = "0.01",
+    deployment_per_day: str | None = None,
     pay: bool = True,
     name: str = "cluster.yaml",
 ) -> Path:
     """A deployment of `agents` scripted agents that each pay acme AMOUNT every tick (or
-    plan nothing, `pay=False`), up to `per_day` ETH each."""
+    plan nothing, `pay=False`), up to `per_day` ETH each and, with `deployment_per_day`,
+    up to that much ETH all together (a SpendLimit of scope deployment)."""
     payment = {
         "confidence": "0.9",
         "actions": [
@@ -76,6 +78,11 @@ def deployment_file(
         ],
     }
     plan = payment if pay else {"confidence": "0.9", "actions": []}
+    deployment_limit = (
+        [{"SpendLimit": {"scope": "deployment", "per_day": {"ETH": deployment_per_day}}}]
+        if deployment_per_day
+        else []
+    )
     data = {
         "name": "cluster",
         "data_dir": str(directory / "data"),
@@ -110,6 +117,7 @@ def deployment_file(
                             "per_day": {"ETH": per_day},
                         }
                     },
+                    *deployment_limit,
                 ],
             }
             for index in range(agents)

@@ -2,13 +2,15 @@
 anvil payments.
 
 Three daemons share 30 agents that each pay acme every second up to a per-agent daily
-limit. One is killed with SIGKILL; one is stopped with SIGSTOP for twice the lease TTL
+limit and, all together, up to a deployment-wide one (judged across the daemons in the
+store). One is killed with SIGKILL; one is stopped with SIGSTOP for twice the lease TTL
 and then resumed. The checker then reads the store and the chain and the test asserts,
 and prints: take-over latency (p50, max) after the SIGKILL and after the SIGSTOP, the
 longest gap between two ticks of one agent, fenced rejections, stale commits (0),
-(agent, epoch) pairs written by two daemons (0), spend per agent at or under its limit
-and equal to the ledger, acme's balance equal to the journal's payments (no side effect
-repeated), nonces reused (0), every audit chain intact.
+(agent, epoch) pairs written by two daemons (0), spend per agent and of the whole
+deployment at or under its limit and within the ledger, acme's balance equal to the
+journal's payments (no side effect repeated), nonces reused (0), every audit chain
+intact.
 
 A third test cuts one daemon off the database with a paused loopback TCP proxy (its
 connections stay open, nothing goes through) for longer than the TTL, then stops it
@@ -46,6 +48,7 @@ pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 TTL = 3.0
 AGENTS = 30
 LIMIT = Decimal("0.02")
+DEPLOYMENT_LIMIT = Decimal("0.3")  # all 30 together: below 30 x LIMIT, so it binds first
 
 
 @pytest.fixture
@@ -102,7 +105,14 @@ def _takeover(engine: Engine, agents: set[str], since: datetime, timeout: float)
 def test_three_daemons_survive_sigkill_and_sigstop_with_nothing_stale(
     pg: str, store: Engine, tmp_path: Path
 ) -> None:
-    file = harness.deployment_file(tmp_path, pg, agents=AGENTS, ttl=f"{TTL:g}s", per_day=str(LIMIT))
+    file = harness.deployment_file(
+        tmp_path,
+        pg,
+        agents=AGENTS,
+        ttl=f"{TTL:g}s",
+        per_day=str(LIMIT),
+        deployment_per_day=str(DEPLOYMENT_LIMIT),
+    )
     deployment = harness.prepare(file)
     names = ["d1", "d2", "d3"]
     logs = {name: tmp_path / f"{name}.log" for name in names}
@@ -157,7 +167,8 @@ def test_three_daemons_survive_sigkill_and_sigstop_with_nothing_stale(
         f"ETH; ledger {figures.ledger_total} ETH (authorized, incl. interrupted); "
         f"nonces reused {figures.nonces_reused}; audit chains broken {figures.audit_broken}\n"
         f"  max spend of one agent: {max(figures.spend_by_agent.values(), default=0)} ETH "
-        f"(limit {LIMIT})"
+        f"(limit {LIMIT}); deployment: spent {figures.chain_total} ETH, ledger "
+        f"{figures.ledger_total} ETH (limit {DEPLOYMENT_LIMIT} across the daemons)"
     )
     assert figures.stale_commits == 0, figures.stale_examples
     assert figures.pairs_by_two_daemons == 0
@@ -175,6 +186,7 @@ def test_three_daemons_survive_sigkill_and_sigstop_with_nothing_stale(
     for agent, counted in figures.ledger_by_agent.items():
         assert figures.spend_by_agent.get(agent, Decimal(0)) <= counted <= LIMIT, agent
     assert figures.ledger_total - figures.chain_total <= harness.AMOUNT * 3 * len(names)
+    assert figures.chain_total <= figures.ledger_total <= DEPLOYMENT_LIMIT
     assert figures.payments_final > AGENTS  # the agents did pay, before and after
     assert max(latencies) < 4 * TTL
     assert figures.longest_tick_gap < 6 * TTL

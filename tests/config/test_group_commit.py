@@ -187,6 +187,34 @@ async def test_every_transaction_runs_the_checks_first(engine: Engine) -> None:
     assert stored(engine) == [("a", 1)]
 
 
+async def test_an_admission_refuses_single_requests_and_the_rest_are_written(
+    engine: Engine,
+) -> None:
+    """An admission runs inside the transaction and sees what is already stored there;
+    a refused request fails alone with the admission's error (here: a running total
+    of the table's `n` may not pass 10)."""
+
+    def at_most_ten(connection: Connection, requests: Sequence[Note]) -> list[Exception | None]:
+        total = connection.execute(sa.select(sa.func.coalesce(sa.func.sum(notes.c.n), 0)))
+        room = 10 - int(total.scalar_one())
+        answers: list[Exception | None] = []
+        for _, n in requests:
+            answers.append(None if n <= room else Failed(f"note {n} does not fit in {room}"))
+            room -= n if n <= room else 0
+        return answers
+
+    write = Recorder()
+    committer = GroupCommitter(engine, write, describe=describe)
+    committer.admissions.append(at_most_ten)
+    await committer.submit(("a", 4))
+    results = await submit_while_held(committer, [("a", 5), ("b", 3), ("c", 1)])
+    assert results[0] is None
+    assert str(results[1]) == "note 3 does not fit in 1"
+    assert results[2] is None
+    assert stored(engine) == [("c", 1), ("a", 4), ("a", 5)]
+    assert write.transactions[-1] == [("a", 5), ("c", 1)]  # the refused one never written
+
+
 async def test_commit_now_writes_what_waits_first_in_the_same_transaction(
     engine: Engine,
 ) -> None:
