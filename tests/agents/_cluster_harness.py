@@ -142,14 +142,21 @@ def prepare(file: Path, *, fund: bool = True) -> Deployment:
 
 
 def start_daemon(
-    file: Path, name: str, log: Path, *, unfenced: bool = False, record: bool = True
+    file: Path,
+    name: str,
+    log: Path,
+    *,
+    unfenced: bool = False,
+    record: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """`main.py run FILE` as daemon `name`, its stderr to `log`; `record` has the fence
-    record every commit for the checker."""
+    record every commit for the checker; `extra_env` adds variables (a crash point)."""
     env = {
         **os.environ,
         "COVENANT_PASSPHRASE": PASSPHRASE,
         "COVENANT_CLUSTER_DAEMON_ID": name,
+        **(extra_env or {}),
     }
     if record:
         env[RECORD_ENV] = "1"
@@ -332,8 +339,9 @@ def _senders(engine: Engine, deployment: Deployment) -> dict[str, str]:
     return {wallets.agent(a.name).evm_address.lower(): a.name for a in deployment.agents}
 
 
-async def balance(deployment: Deployment, address: str) -> int:
-    adapter = await connect(deployment.chains[0], data_dir=deployment.data_dir)
+async def balance(deployment: Deployment, address: str, chain: int = 0) -> int:
+    """`address`'s native balance on the deployment's chain number `chain`."""
+    adapter = await connect(deployment.chains[chain], data_dir=deployment.data_dir)
     try:
         return await adapter.balance(address)
     finally:
