@@ -59,6 +59,14 @@ def run(
 ) -> None:
     """Run the agents of FILE on their schedules (Ctrl-C or SIGTERM stops gracefully)."""
     deployment = load_checked_deployment(file)
+    if ticks is not None and deployment.cluster is not None:
+        # A cluster daemon ticks only the agents it holds: it might never count N ticks
+        # of the others, and would then never stop.
+        raise ConfigError(
+            f"{file}: --ticks counts N ticks of every agent in this daemon, but in cluster "
+            "mode the daemons share the agents out, so this one may never tick some of "
+            "them; run without --ticks and stop the daemon with Ctrl-C or SIGTERM"
+        )
     _configure_logging(
         Path(deployment.data_dir or ".") / "covenant.log", jsonl=deployment.log_format == "jsonl"
     )

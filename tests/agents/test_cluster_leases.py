@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection, Engine
 
+import main
 from agents import daemon_state
 from agents.cluster.fence import LeaseFence
 from agents.cluster.lease import LeaseStore, LeaseTable, cluster_engine, local_deadline, timeouts
@@ -260,6 +261,23 @@ def test_cluster_mode_is_refused_on_sqlite_naming_the_store(tmp_path: Path) -> N
     file = _deployment_file(tmp_path, cluster={}, store={"url": url})
     with pytest.raises(ConfigError, match=f"store url '{url}'"):
         load_deployment(file)
+
+
+def test_run_with_ticks_is_refused_in_cluster_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cluster daemon may never tick the agents others hold, so `--ticks N` would never
+    end: refused before anything is touched (the URL points at no server)."""
+
+    file = _deployment_file(
+        tmp_path,
+        cluster={"lease_ttl": "1s"},
+        store={"url": "postgresql+psycopg://u:p@127.0.0.1:9/x"},
+    )
+    assert main.main(["run", str(file), "--ticks", "1"]) == 1
+    printed = capsys.readouterr()
+    assert "in cluster mode the daemons share the agents out" in printed.out + printed.err
+    assert not (tmp_path / ".covenant").exists()  # nothing was made
 
 
 def test_a_deployment_scope_limit_is_accepted_in_cluster_mode(tmp_path: Path) -> None:
