@@ -15,6 +15,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A store URL, once per engine; the PostgreSQL database starts empty."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}"
+    return _postgres_url()
+
+
+@pytest.fixture
+def pg() -> str:
+    """An empty PostgreSQL database (cluster mode runs on nothing else); skipped without
+    one."""
+    return _postgres_url()
+
+
+def _postgres_url() -> str:
     url = os.environ.get("COVENANT_TEST_POSTGRES_URL", "")
     if not url:
         pytest.skip("set COVENANT_TEST_POSTGRES_URL to run against PostgreSQL")

@@ -27,6 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 import yaml
 from eth_utils.address import to_checksum_address
@@ -36,12 +37,16 @@ from agents.audit import verify as verify_audit
 from agents.cluster.fence import RECORD_ENV, UNFENCED_ENV
 from chains.connect import connect
 from chains.devnet import manager as devnet
+from chains.families.evm._anvil import anvil_path
 from config.loader import load_deployment
 from config.models import Deployment
 from config.store import open_store
 from wallets.operator import create_keystore, open_wallets
 
 ROOT = Path(__file__).resolve().parents[2]
+needs_anvil = pytest.mark.skipif(
+    anvil_path() is None, reason="anvil not installed: run `npm ci` (scripts/setup.sh does)"
+)
 ACME = to_checksum_address("0x" + "ac" * 20)
 """The payee: an address nobody sends from, so its balance counts payments only."""
 MNEMONIC = "test test test test test test test test test test test junk"

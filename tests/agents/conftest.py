@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from agents.planners.types import Balance, Message, Observation
 from config.models import Deployment
+from config.store import open_store
 from wallets._secrets import Secret
 from wallets.jws import JwsSigner
 
@@ -130,3 +133,11 @@ def model_engine() -> Any:
     from agents.planners.embedded import load_model
 
     return load_model()
+
+
+@pytest.fixture
+def pg_store(pg: str) -> Iterator[Engine]:
+    """The store on the test's empty PostgreSQL database (tests/conftest.py's `pg`)."""
+    engine = open_store(pg)
+    yield engine
+    engine.dispose()

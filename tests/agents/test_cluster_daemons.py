@@ -24,10 +24,8 @@ test could pass by checking nothing.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -38,35 +36,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from chains.devnet import manager as devnet
-from chains.families.evm._anvil import anvil_path
-from config.store import open_store
 from tests.agents import _cluster_harness as harness
-from tests.conftest import _empty_postgres
 
-pytestmark = [pytest.mark.anvil, pytest.mark.slow]
+pytestmark = [pytest.mark.anvil, pytest.mark.slow, harness.needs_anvil]
 
 TTL = 3.0
 AGENTS = 30
 LIMIT = Decimal("0.02")
 DEPLOYMENT_LIMIT = Decimal("0.3")  # all 30 together: below 30 x LIMIT, so it binds first
-
-
-@pytest.fixture
-def pg() -> str:
-    url = os.environ.get("COVENANT_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.skip("set COVENANT_TEST_POSTGRES_URL to run against PostgreSQL")
-    if anvil_path() is None:
-        pytest.skip("anvil not installed: run `npm ci` (scripts/setup.sh does)")
-    _empty_postgres(url)
-    return url
-
-
-@pytest.fixture
-def store(pg: str) -> Iterator[Engine]:
-    engine = open_store(pg)
-    yield engine
-    engine.dispose()
 
 
 def _held_by(engine: Engine, daemon: str) -> set[str]:
@@ -103,7 +80,7 @@ def _takeover(engine: Engine, agents: set[str], since: datetime, timeout: float)
 
 
 def test_three_daemons_survive_sigkill_and_sigstop_with_nothing_stale(
-    pg: str, store: Engine, tmp_path: Path
+    pg: str, pg_store: Engine, tmp_path: Path
 ) -> None:
     file = harness.deployment_file(
         tmp_path,
@@ -122,31 +99,32 @@ def test_three_daemons_survive_sigkill_and_sigstop_with_nothing_stale(
         daemons = {name: harness.start_daemon(file, name, logs[name]) for name in names}
         harness.wait_until(
             lambda: (
-                _all_held_by(store, set(names)) and all(_held_by(store, name) for name in names)
+                _all_held_by(pg_store, set(names))
+                and all(_held_by(pg_store, name) for name in names)
             ),
             90,
             "every agent held and every daemon holding some",
         )
         time.sleep(4)  # paying
 
-        killed = _held_by(store, "d1")
-        since = harness.db_now(store)
+        killed = _held_by(pg_store, "d1")
+        since = harness.db_now(pg_store)
         daemons["d1"].send_signal(signal.SIGKILL)
-        after_kill = _takeover(store, killed, since, timeout=6 * TTL)
+        after_kill = _takeover(pg_store, killed, since, timeout=6 * TTL)
         time.sleep(2)
 
-        stopped = _held_by(store, "d2")
-        since = harness.db_now(store)
+        stopped = _held_by(pg_store, "d2")
+        since = harness.db_now(pg_store)
         daemons["d2"].send_signal(signal.SIGSTOP)
-        after_stop = _takeover(store, stopped, since, timeout=6 * TTL)
-        harness.wait_until(lambda: _all_held_by(store, {"d3"}), 6 * TTL, "d3 to hold all")
+        after_stop = _takeover(pg_store, stopped, since, timeout=6 * TTL)
+        harness.wait_until(lambda: _all_held_by(pg_store, {"d3"}), 6 * TTL, "d3 to hold all")
         time.sleep(max(0.0, 2 * TTL - (time.monotonic() % 1)))
         daemons["d2"].send_signal(signal.SIGCONT)
-        harness.wait_until(lambda: _held_by(store, "d2"), 10 * TTL, "d2 to get agents back")
+        harness.wait_until(lambda: _held_by(pg_store, "d2"), 10 * TTL, "d2 to get agents back")
         time.sleep(3)
     finally:
         harness.stop_all(daemons)
-        figures = harness.check(store, deployment, acme_before) if daemons else None
+        figures = harness.check(pg_store, deployment, acme_before) if daemons else None
         devnet.down(deployment)
     assert figures is not None
     rejections = {name: harness.fenced_rejections(logs[name]) for name in names}
@@ -193,7 +171,7 @@ def test_three_daemons_survive_sigkill_and_sigstop_with_nothing_stale(
 
 
 def test_negative_control_without_fencing_the_checker_sees_stale_commits(
-    pg: str, store: Engine, tmp_path: Path
+    pg: str, pg_store: Engine, tmp_path: Path
 ) -> None:
     file = harness.deployment_file(tmp_path, pg, agents=12, ttl=f"{TTL:g}s", per_day="1")
     deployment = harness.prepare(file)
@@ -204,16 +182,18 @@ def test_negative_control_without_fencing_the_checker_sees_stale_commits(
         daemons["d1"] = harness.start_daemon(file, "d1", logs["d1"])
         daemons["d2"] = harness.start_daemon(file, "d2", logs["d2"], unfenced=True)
         harness.wait_until(
-            lambda: _held_by(store, "d1") and _held_by(store, "d2"), 90, "both daemons holding"
+            lambda: _held_by(pg_store, "d1") and _held_by(pg_store, "d2"),
+            90,
+            "both daemons holding",
         )
         time.sleep(2)
         daemons["d2"].send_signal(signal.SIGSTOP)
-        harness.wait_until(lambda: len(_held_by(store, "d1")) == 12, 6 * TTL, "d1 to hold all")
+        harness.wait_until(lambda: len(_held_by(pg_store, "d1")) == 12, 6 * TTL, "d1 to hold all")
         daemons["d2"].send_signal(signal.SIGCONT)
         time.sleep(2 * TTL)
     finally:
         harness.stop_all(daemons)
-        figures = harness.check(store, deployment, acme_before) if daemons else None
+        figures = harness.check(pg_store, deployment, acme_before) if daemons else None
         devnet.down(deployment)
     assert figures is not None
     print(
@@ -250,7 +230,7 @@ def _stop_inside_a_transaction(store: Engine, process: Any, name: str) -> int:
 
 
 def test_further_faults_a_paused_proxy_and_a_stop_inside_an_open_transaction(
-    pg: str, store: Engine, tmp_path: Path
+    pg: str, pg_store: Engine, tmp_path: Path
 ) -> None:
     """d2 reaches the database through a loopback TCP proxy that is paused for longer
     than the TTL (its connections stay open, nothing goes through), and later d2 is
@@ -275,29 +255,29 @@ def test_further_faults_a_paused_proxy_and_a_stop_inside_an_open_transaction(
         acme_before = asyncio.run(harness.balance(deployment, harness.ACME))
         daemons["d1"] = harness.start_daemon(file, "d1", logs["d1"])
         daemons["d2"] = harness.start_daemon(cut_file, "d2", logs["d2"])
-        both = (lambda: _held_by(store, "d1") and _held_by(store, "d2"), 90, "both holding")
+        both = (lambda: _held_by(pg_store, "d1") and _held_by(pg_store, "d2"), 90, "both holding")
         harness.wait_until(*both)
         time.sleep(2)
-        cut = _held_by(store, "d2")
-        since = harness.db_now(store)
+        cut = _held_by(pg_store, "d2")
+        since = harness.db_now(pg_store)
         proxy.pause()
-        after_pause = _takeover(store, cut, since, timeout=6 * TTL)
+        after_pause = _takeover(pg_store, cut, since, timeout=6 * TTL)
         time.sleep(TTL)
         proxy.resume()
         harness.wait_until(*both)
         time.sleep(2)
 
-        stopped = _held_by(store, "d2")
-        since = harness.db_now(store)
-        attempts = _stop_inside_a_transaction(store, daemons["d2"], "d2")
-        after_stop = _takeover(store, stopped, since, timeout=6 * TTL)
+        stopped = _held_by(pg_store, "d2")
+        since = harness.db_now(pg_store)
+        attempts = _stop_inside_a_transaction(pg_store, daemons["d2"], "d2")
+        after_stop = _takeover(pg_store, stopped, since, timeout=6 * TTL)
         daemons["d2"].send_signal(signal.SIGCONT)
         harness.wait_until(*both)
         time.sleep(2)
     finally:
         harness.stop_all(daemons)
         proxy.close()
-        figures = harness.check(store, deployment, acme_before) if daemons else None
+        figures = harness.check(pg_store, deployment, acme_before) if daemons else None
         devnet.down(deployment)
     assert figures is not None
     print(

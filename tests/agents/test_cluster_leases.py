@@ -10,7 +10,6 @@ real daemon processes."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -33,21 +32,10 @@ from config.fencing import Fenced
 from config.group_commit import GroupCommitter
 from config.loader import load_deployment
 from config.store import open_store
-from tests.conftest import _empty_postgres
 from wallets.authorization import AuthorizationMint
 
 AGENTS = [f"a{index}" for index in range(9)]
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
-
-
-@pytest.fixture
-def pg() -> str:
-    """An empty PostgreSQL database (cluster mode runs on nothing else)."""
-    url = os.environ.get("COVENANT_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.skip("set COVENANT_TEST_POSTGRES_URL to run against PostgreSQL")
-    _empty_postgres(url)
-    return url
 
 
 @pytest.fixture

@@ -15,9 +15,7 @@ The checker reads the chains and the store, not what the daemons print.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,33 +27,12 @@ from sqlalchemy.engine import Engine
 from agents.cluster.status import daemons as live_daemons
 from chains.atomic.store import PlanStore
 from chains.devnet import manager as devnet
-from chains.families.evm._anvil import anvil_path
-from config.store import open_store
 from tests.agents import _cluster_harness as harness
-from tests.conftest import _empty_postgres
 
-pytestmark = [pytest.mark.anvil, pytest.mark.slow]
+pytestmark = [pytest.mark.anvil, pytest.mark.slow, harness.needs_anvil]
 
 TTL = 2  # hands over within about 2.7 s, inside the watcher interval the margins allow
 LEGS = (("arb", Decimal("0.01")), ("base", Decimal("0.02")))
-
-
-@pytest.fixture
-def pg() -> str:
-    url = os.environ.get("COVENANT_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.skip("set COVENANT_TEST_POSTGRES_URL to run against PostgreSQL")
-    if anvil_path() is None:
-        pytest.skip("anvil not installed: run `npm ci` (scripts/setup.sh does)")
-    _empty_postgres(url)
-    return url
-
-
-@pytest.fixture
-def store(pg: str) -> Iterator[Engine]:
-    engine = open_store(pg)
-    yield engine
-    engine.dispose()
 
 
 def _deployment_file(directory: Path, url: str) -> Path:
@@ -126,7 +103,7 @@ def _balances(deployment: Any) -> list[int]:
 
 
 def test_a_payment_locked_on_two_chains_is_claimed_by_the_daemon_that_takes_over(
-    pg: str, store: Engine, tmp_path: Path
+    pg: str, pg_store: Engine, tmp_path: Path
 ) -> None:
     file = _deployment_file(tmp_path, pg)
     deployment = harness.prepare(file)
@@ -138,40 +115,46 @@ def test_a_payment_locked_on_two_chains_is_claimed_by_the_daemon_that_takes_over
             file, "d1", logs["d1"], extra_env={"COVENANT_CRASH_AT": "locked_all"}
         )
         harness.wait_until(
-            lambda: harness.owners(store).get("payer", (None, 0))[0] == "d1", 60, "d1 to hold payer"
+            lambda: harness.owners(pg_store).get("payer", (None, 0))[0] == "d1",
+            60,
+            "d1 to hold payer",
         )
-        epoch_before = harness.owners(store)["payer"][1]
+        epoch_before = harness.owners(pg_store)["payer"][1]
         running["d2"] = harness.start_daemon(file, "d2", logs["d2"])
         harness.wait_until(
-            lambda: {d.daemon for d in live_daemons(store)} == {"d1", "d2"}, 60, "d2 to be live"
+            lambda: {d.daemon for d in live_daemons(pg_store)} == {"d1", "d2"}, 60, "d2 to be live"
         )
-        assert PlanStore(store).plans() == []  # d2 came up before the plan was made
+        assert PlanStore(pg_store).plans() == []  # d2 came up before the plan was made
         running["d1"].wait(timeout=90)  # dies at locked_all
-        died = harness.db_now(store)
+        died = harness.db_now(pg_store)
         assert "COVENANT_CRASH_AT: killed at locked_all" in logs["d1"].read_text()
-        locked = PlanStore(store).plans(agent="payer")
+        locked = PlanStore(pg_store).plans(agent="payer")
         assert [plan.state for plan in locked] != ["claimed"]  # killed before any claim
 
         harness.wait_until(
-            lambda: harness.owners(store).get("payer", (None, 0))[0] == "d2", 8 * TTL, "take-over"
+            lambda: harness.owners(pg_store).get("payer", (None, 0))[0] == "d2",
+            8 * TTL,
+            "take-over",
         )
-        takeover = (harness.claimed_after(store, {"payer"}, died)["payer"] - died).total_seconds()
+        takeover = (
+            harness.claimed_after(pg_store, {"payer"}, died)["payer"] - died
+        ).total_seconds()
         started = time.monotonic()
         harness.wait_until(
-            lambda: all(plan.terminal for plan in PlanStore(store).plans(agent="payer")),
+            lambda: all(plan.terminal for plan in PlanStore(pg_store).plans(agent="payer")),
             60,
             "the plan to finish",
         )
         settled = time.monotonic() - started
         time.sleep(2 * TTL)  # room for anything repeated to show up
         after = _balances(deployment)
-        plans = PlanStore(store).plans(agent="payer")
+        plans = PlanStore(pg_store).plans(agent="payer")
         steps = [
             (step.idx, step.purpose, step.status)
             for plan in plans
-            for step in PlanStore(store).steps(plan.plan_id)
+            for step in PlanStore(pg_store).steps(plan.plan_id)
         ]
-        epoch_after = harness.owners(store)["payer"][1]
+        epoch_after = harness.owners(pg_store)["payer"][1]
     finally:
         harness.stop_all(running)
         devnet.down(deployment)

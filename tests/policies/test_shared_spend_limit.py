@@ -29,7 +29,6 @@ from policies import Authorized, Denied, Outcome, PolicyEngine
 from policies._tables import spend_ledger
 from policies.shared_limits import SharedLimits
 from policies.testing import make_action, make_deployment, make_evidence
-from tests.conftest import _empty_postgres
 
 AGENTS = ("a1", "a2", "a3", "a4")
 AMOUNT = Decimal("0.001")  # ETH, $3 at the kit's $3000
@@ -38,15 +37,6 @@ LIMITS: dict[str, dict[str, Any]] = {
     "asset": {"per_day": {"ETH": "0.01"}},
     "usd": {"per_day_usd": "30"},
 }
-
-
-@pytest.fixture
-def pg() -> str:
-    url = os.environ.get("COVENANT_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.skip("set COVENANT_TEST_POSTGRES_URL to run against PostgreSQL")
-    _empty_postgres(url)
-    return url
 
 
 @pytest.fixture
