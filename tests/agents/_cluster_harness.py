@@ -254,21 +254,28 @@ class Figures:
     audit_broken: list[str] = field(default_factory=list)
 
 
+def stale_commits(engine: Engine) -> list[Any]:
+    """The recorded commits made under an epoch older than one already claimed when it
+    committed, or by a daemon that never held that epoch."""
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                sa.text(
+                    "SELECT w.agent, w.epoch, w.owner, w.at FROM cluster_writes w "
+                    "WHERE EXISTS (SELECT 1 FROM cluster_lease_history h WHERE h.agent = w.agent "
+                    "AND h.epoch > w.epoch AND h.claimed_at < w.at) "
+                    "OR NOT EXISTS (SELECT 1 FROM cluster_lease_history h WHERE h.agent = w.agent "
+                    "AND h.epoch = w.epoch AND h.owner = w.owner)"
+                )
+            ).all()
+        )
+
+
 def check(engine: Engine, deployment: Deployment, acme_before: int) -> Figures:
     """Read the store and the chain: stale commits, doubly written epochs, spend."""
     figures = Figures()
+    stale = stale_commits(engine)
     with engine.connect() as connection:
-        # A commit is stale if it was made under an epoch older than one already
-        # claimed when it committed, or by a daemon that never held that epoch.
-        stale = connection.execute(
-            sa.text(
-                "SELECT w.agent, w.epoch, w.owner, w.at FROM cluster_writes w "
-                "WHERE EXISTS (SELECT 1 FROM cluster_lease_history h WHERE h.agent = w.agent "
-                "AND h.epoch > w.epoch AND h.claimed_at < w.at) "
-                "OR NOT EXISTS (SELECT 1 FROM cluster_lease_history h WHERE h.agent = w.agent "
-                "AND h.epoch = w.epoch AND h.owner = w.owner)"
-            )
-        ).all()
         figures.stale_commits = len(stale)
         figures.stale_examples = [
             f"{row.agent} epoch {row.epoch} by {row.owner} at {row.at}" for row in stale[:5]
