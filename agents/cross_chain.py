@@ -9,12 +9,14 @@ refunds of a plan whose lock was authorized are authorized by the engine without
 the policies again (:meth:`policies.engine.PolicyEngine.authorize_settlement`): they
 only move escrowed funds where the lock fixed them.
 
-Swaps between two agents of this daemon meet on an in-memory board: the first agent
-whose plan proposes the swap makes a DID-signed offer; the counterparty accepts it when
-its own plan proposes the mirror image. Swaps with another operator's agent (a remote
-address-book entry) go the same way over signed A2A messages (``agents/a2a/deals.py``):
-offers and acceptances are stored as they arrive, so they outlive a restart. One
-watchtower drives every open plan.
+Swaps between two agents of this deployment meet in the store: the first agent whose
+plan proposes the swap journals a DID-signed offer; the counterparty accepts it when its
+own plan proposes the mirror image, and the maker's daemon records the acceptance at its
+next sweep. In cluster mode the two agents may be held by different daemons; the store
+is the board they share. Swaps with another operator's agent (a remote address-book
+entry) go the same way over signed A2A messages (``agents/a2a/deals.py``): offers and
+acceptances are stored as they arrive, so they outlive a restart. One watchtower drives
+every open plan.
 """
 
 from __future__ import annotations
@@ -63,16 +65,6 @@ Remember = Callable[[str, str, bool], None]
 """(agent, summary, ok): tell an agent's observer how one of its plans ended."""
 
 
-@dataclass(frozen=True)
-class _Offer:
-    plan_id: str
-    maker: str
-    taker: str
-    token: str
-    give: SwapSide  # what the maker gives
-    take: SwapSide
-
-
 @dataclass
 class AtomicDesk:
     """Runs the agents' swaps and multi-chain payments through their coordinators."""
@@ -88,7 +80,6 @@ class AtomicDesk:
     _spent: dict[tuple[str, str, int], tuple[ProposedAction, PolicyContext]] = field(
         default_factory=dict
     )
-    _offers: list[_Offer] = field(default_factory=list)
     _started: dict[tuple[str, str], str] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _told: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
@@ -183,20 +174,18 @@ class AtomicDesk:
         if remote:
             return await self._swap_remote(agent, action, plan_id, give, take=take, task=task)
         counterparty = self._counterparty_agent(action.counterparty)
-        offer = self._matching_offer(counterparty, agent, give, take)
+        offer = self._matching_offer(counterparty, agent, _side_of(give), take)
         if offer is not None:
             return await self._accept(agent, offer, give)
         self._locks[(agent, plan_id, 0)] = give
-        gives = _side_of(give)
-        token = await make_offer(
+        await make_offer(
             self._coordinator(agent),
             plan_id,
-            give=gives,
+            give=_side_of(give),
             take=take,
             taker=self._as_counterparty(counterparty),
             credential=None,
         )
-        self._offers.append(_Offer(plan_id, agent, counterparty, token, gives, take))
         return self._begun(
             agent,
             plan_id,
@@ -273,13 +262,14 @@ class AtomicDesk:
             return ActionResult("started", f"{started.summary}; the maker was not told yet: {exc}")
         return started
 
-    async def _accept(self, agent: str, offer: _Offer, give: EscrowLock) -> ActionResult:
+    async def _accept(self, agent: str, offer: PlanRecord, give: EscrowLock) -> ActionResult:
+        """Journal `agent`'s side of another agent's `offer`; the maker's daemon (this
+        one, or another in cluster mode) records the acceptance at its next sweep."""
+        assert offer.offer is not None
         self._locks[(agent, offer.plan_id, 1)] = give
-        maker_did = self.wallets.agent(offer.maker).did
-        acceptance = await accept_offer(self._coordinator(agent), offer.token, maker_did=maker_did)
-        on_acceptance(self._coordinator(offer.maker), offer.plan_id, acceptance)
-        self._offers.remove(offer)
-        return self._begun(agent, offer.plan_id, f"accepted swap {offer.plan_id} of {offer.maker}")
+        maker_did = self.wallets.agent(offer.agent).did
+        await accept_offer(self._coordinator(agent), offer.offer, maker_did=maker_did)
+        return self._begun(agent, offer.plan_id, f"accepted swap {offer.plan_id} of {offer.agent}")
 
     def _begun(self, agent: str, plan_id: str, summary: str) -> ActionResult:
         self._started[(agent, plan_id)] = summary
@@ -287,14 +277,28 @@ class AtomicDesk:
         return ActionResult("started", f"{summary} (plan {plan_id})")
 
     def _matching_offer(
-        self, maker: str, taker: str, give: EscrowLock, take: SwapSide
-    ) -> _Offer | None:
-        """An open offer by `maker` to `taker` that is the mirror image of this swap."""
-        for offer in self._offers:
-            mirrored = offer.give == take and offer.take == _side_of(give)
-            if offer.maker == maker and offer.taker == taker and mirrored:
+        self, maker: str, taker: str, gives: SwapSide, takes: SwapSide
+    ) -> PlanRecord | None:
+        """An open offer by `maker` to `taker` that is the mirror image of the swap in
+        which `taker` gives `gives` for `takes`."""
+        for offer in self._local_offers(taker):
+            terms = offer_of(offer)
+            mirrored = _leg_side(terms.maker_leg) == takes and _leg_side(terms.taker_leg) == gives
+            if offer.agent == maker and mirrored:
                 return offer
         return None
+
+    def _local_offers(self, taker: str) -> list[PlanRecord]:
+        """The open offers other agents of this deployment made to `taker` that it has
+        not taken yet (the makers' plans, from the store every daemon shares)."""
+        coordinator = self.coordinators.get(taker)
+        if coordinator is None:
+            return []
+        return [
+            plan
+            for plan in coordinator.store.offers_to(coordinator.party.did)
+            if plan.agent in self.coordinators and not coordinator.store.exists(plan.plan_id)
+        ]
 
     # -- policy gate ---------------------------------------------------------------------
 
@@ -356,7 +360,7 @@ class AtomicDesk:
     async def sweep(self) -> list[PlanRecord]:
         """Drive every open plan once; report finished plans; the plans still open."""
         async with self._sweeping:
-            self._take_acceptances()
+            await self._take_acceptances()
             if self.owned is None:
                 still_open = await Watchtower(list(self.coordinators.values())).sweep()
             else:
@@ -364,7 +368,6 @@ class AtomicDesk:
                 swept = await asyncio.gather(*(self._sweep_agent(agent) for agent in mine))
                 still_open = [plan for plans in swept for plan in plans]
             await self._report_finished()
-            self._drop_dead_offers()
         return still_open
 
     async def take_over(self, agent: str) -> list[PlanRecord]:
@@ -465,7 +468,7 @@ class AtomicDesk:
                 if not self.deals.due(plan.plan_id):
                     continue
                 if plan.kind == "maker" and plan.state == "offered":
-                    if await self._take_crossed(agent, name, plan):
+                    if await self._take_crossed(agent, plan):
                         continue
                     sends.append(self.deals.send_offer(agent, name, plan.plan_id, plan.offer))
                 elif plan.kind == "taker" and plan.state == "accepted":
@@ -508,39 +511,56 @@ class AtomicDesk:
                 notices.append(self.deals.notify(agent, name, plan))
         return notices
 
-    async def _take_crossed(self, agent: str, name: str, plan: PlanRecord) -> bool:
-        """If `name` offered us the mirror image of our offer `plan` and its DID is the
-        smaller, take its offer instead of ours (ours is cancelled: nothing was locked)."""
-        assert self.deals is not None
-        gives, takes = _leg_side(plan.leg(0)), _leg_side(plan.leg(1))
+    async def _take_crossed(self, agent: str, plan: PlanRecord) -> bool:
+        """If the counterparty of our offer `plan` offered us its mirror image (both
+        planned at once, in two daemons or two operators') and its DID is the smaller,
+        take its offer instead of ours (ours is cancelled: nothing was locked). One rule
+        on both sides, so they never both wait for the other."""
         coordinator = self._coordinator(agent)
-        remote = self.deals.matching(agent, name, gives, takes, taken=coordinator.store.exists)
+        gives, takes = _leg_side(plan.leg(0)), _leg_side(plan.leg(1))
         lock = self._locks.get((agent, plan.plan_id, 0))
-        if remote is None or lock is None or remote.offer.maker_did > coordinator.party.did:
+        their_did = plan.counterparty or ""
+        other = self._agent_with(their_did)
+        name = self.deals.name_of(their_did) if self.deals is not None else None
+        local = self._matching_offer(other, agent, gives, takes) if other is not None else None
+        remote = None
+        if self.deals is not None and name is not None:
+            remote = self.deals.matching(agent, name, gives, takes, taken=coordinator.store.exists)
+        if lock is None or (local is None and remote is None) or their_did > coordinator.party.did:
             return False
+        theirs = local.plan_id if local is not None else remote.plan_id if remote else ""
         with fencing.writing_for(agent):
             coordinator.store.set_state(
-                plan.plan_id, "cancelled", f"crossed {name}'s offer {remote.plan_id}; took it"
+                plan.plan_id, "cancelled", f"crossed {other or name}'s offer {theirs}; took it"
             )
             summary = self._started.pop((agent, plan.plan_id), "")
-            result = await self._accept_remote(agent, remote, lock)
+            if local is not None:
+                result = await self._accept(agent, local, lock)
+            else:
+                assert remote is not None
+                result = await self._accept_remote(agent, remote, lock)
         log.info("agent %s: %s (instead of %s)", agent, result.summary, summary)
         return True
 
-    def _take_acceptances(self) -> None:
-        """Record each acceptance another operator's taker sent for an offer of ours that
-        still waits for one; the maker then locks in this sweep."""
-        if self.deals is None:
-            return
+    async def _take_acceptances(self) -> None:
+        """Record each acceptance of an offer of ours that still waits for one: sent by
+        another operator's taker, or journaled by an agent of this deployment. The maker
+        then locks in this sweep."""
         for agent, coordinator in self.coordinators.items():
             if self.owned is not None and not self.owned(agent):
                 continue
             for plan in coordinator.store.plans(agent=agent, open_only=True):
                 if plan.kind != "maker" or plan.state != "offered":
                     continue
-                if self.deals.name_of(plan.counterparty or "") is None:
-                    continue  # an agent of this daemon: it accepts on the desk's board
-                token = self.deals.acceptance(agent, plan)
+                taker = self._agent_with(plan.counterparty or "")
+                if taker is not None:
+                    if await self._take_crossed(agent, plan):
+                        continue
+                    token = await self._local_acceptance(agent, taker, plan)
+                elif self.deals is not None:
+                    token = self.deals.acceptance(agent, plan)
+                else:
+                    token = None
                 if token is None:
                     continue
                 with fencing.writing_for(agent):
@@ -549,11 +569,19 @@ class AtomicDesk:
                     except PlanRefused as exc:
                         log.warning("agent %s: %s", agent, exc)
 
-    def _drop_dead_offers(self) -> None:
-        def alive(offer: _Offer) -> bool:
-            return self._coordinator(offer.maker).store.get(offer.plan_id).state == "offered"
-
-        self._offers = [offer for offer in self._offers if alive(offer)]
+    async def _local_acceptance(self, maker: str, taker: str, plan: PlanRecord) -> str | None:
+        """The acceptance of `maker`'s offer `plan` if `taker`, an agent of this
+        deployment, journaled its side of it and has not wound it down. Signed here by
+        the taker's key (this operator holds it, and the taker may be held by another
+        daemon): it only restates what the taker journaled."""
+        taker_coordinator = self.coordinators[taker]
+        assert plan.offer is not None
+        if not taker_coordinator.store.exists(plan.plan_id):
+            return None
+        if taker_coordinator.store.get(plan.plan_id).terminal:
+            return None
+        maker_did = self.coordinators[maker].party.did
+        return await accept_offer(taker_coordinator, plan.offer, maker_did=maker_did)
 
     # -- what agents see -------------------------------------------------------------------
 
@@ -588,18 +616,16 @@ class AtomicDesk:
         """Open offers to `agent`, as offer tasks it may accept by id (its side: it gives
         what the maker takes): other agents' of this daemon, and other operators' agents'
         as they came by A2A. A task is untrusted data like any other."""
-        local = [
-            (DESK_SOURCE, offer.plan_id, self._book_name(offer.maker), offer.give, offer.take)
-            for offer in self._offers
-            if offer.taker == agent
-        ]
-        remote = []
+        offers = []
+        for plan in self._local_offers(agent):
+            terms = offer_of(plan)
+            offers.append((DESK_SOURCE, plan.plan_id, self._book_name(plan.agent), terms))
         if self.deals is not None and agent in self.coordinators:
-            for offer in self.deals.offers_to(agent, self.coordinators[agent].store.exists):
-                maker, taker = _leg_side(offer.offer.maker_leg), _leg_side(offer.offer.taker_leg)
-                remote.append((a2a_deals.SOURCE, offer.plan_id, offer.peer, maker, taker))
+            for remote in self.deals.offers_to(agent, self.coordinators[agent].store.exists):
+                offers.append((a2a_deals.SOURCE, remote.plan_id, remote.peer, remote.offer))
         tasks = []
-        for source, plan_id, payee, gives, takes in [*local, *remote]:
+        for source, plan_id, payee, terms in offers:
+            gives, takes = _leg_side(terms.maker_leg), _leg_side(terms.taker_leg)
             try:
                 give, take = self._leg_of(takes), self._leg_of(gives)
             except AtomicityError:  # an asset this deployment does not know: not an offer for us
@@ -650,6 +676,13 @@ class AtomicDesk:
         asset = self.resolver.asset_of_token(leg.chain, leg.asset)
         amount = Decimal(leg.amount).scaleb(-asset.decimals)
         return PlannedLeg(chain=leg.chain, asset=asset.symbol, amount=amount)
+
+    def _agent_with(self, did: str) -> str | None:
+        """The agent of this deployment whose DID is `did`, if one is."""
+        for name, coordinator in self.coordinators.items():
+            if coordinator.party.did == did:
+                return name
+        return None
 
     def _name_of(self, did: str) -> str | None:
         for name, wallet in self.wallets.agents.items():

@@ -149,6 +149,20 @@ class PlanStore:
         with self._engine.connect() as connection:
             return [_plan(connection, row) for row in connection.execute(query).all()]
 
+    def offers_to(self, did: str) -> builtins.list[PlanRecord]:
+        """Swap offers of any agent of the store still waiting for `did` to accept them,
+        oldest first: the board on which two agents of one deployment meet, whichever
+        daemon holds each (so it ignores this store's scope)."""
+        query = (
+            sa.select(plans)
+            .where(plans.c.kind == "maker")
+            .where(plans.c.state == "offered")
+            .where(plans.c.counterparty == did)
+            .order_by(plans.c.created_at, plans.c.plan_id)
+        )
+        with self._engine.connect() as connection:
+            return [_plan(connection, row) for row in connection.execute(query).all()]
+
     def unsettled(self, *, agent: str | None = None) -> builtins.list[PlanRecord]:
         """Terminal plans, oldest first, with a leg still stored as locked: one the
         counterparty may yet claim or refund (see ``Coordinator.follow``)."""

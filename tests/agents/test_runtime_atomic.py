@@ -319,6 +319,37 @@ async def test_an_offer_the_taker_accepts_by_id_settles_and_is_never_offered_aga
     assert fresh is None
 
 
+async def test_two_agents_offering_each_other_one_swap_at_once_settle_it_once(
+    deployment, monkeypatch
+):
+    """In cluster mode two daemons may each journal an offer before either sees the
+    other's (the mirror images). The maker with the greater DID takes the other's offer
+    and cancels its own; the one swap then settles."""
+    async with open_runtime(deployment, PASSPHRASE, fund_local_chains=True) as runtime:
+        desk = runtime.desk
+        assert desk is not None
+        with monkeypatch.context() as at_once:  # neither sees the other's offer yet
+            at_once.setattr(desk, "_matching_offer", lambda *args: None)
+            for name in ("maker", "taker"):
+                await runtime.agents[name].tick()
+        offered = {(plan.agent, plan.kind, plan.state) for plan in desk.open_plans()}
+        await desk.settle(timeout=60)
+        plans = {
+            (plan.agent, plan.kind, plan.state)
+            for coordinator in desk.coordinators.values()
+            for plan in coordinator.store.plans(agent=coordinator.party.name)
+        }
+        greater, smaller = sorted(
+            ("maker", "taker"), key=lambda name: runtime.wallets.agent(name).did, reverse=True
+        )
+    assert offered == {("maker", "maker", "offered"), ("taker", "maker", "offered")}
+    assert plans == {
+        (greater, "maker", "cancelled"),
+        (greater, "taker", "claimed"),
+        (smaller, "maker", "claimed"),
+    }
+
+
 async def _start_payment(deployment: Deployment, *, lock: bool) -> str:
     """A daemon whose payer starts its two-chain plan (and, if `lock`, locks both legs)
     and then stops before its watchtower settles anything; the plan id."""
