@@ -338,6 +338,16 @@ class AtomicDesk:
         self._spent[(agent, plan_id, leg.index)] = (action, ctx)
         return authorization
 
+    def holds_unjudged_lock(self, agent: str) -> bool:
+        """Whether an open plan of `agent` has a lock planned here and not judged yet.
+        Only this daemon can lock it (the plan's confidence evidence is in its memory),
+        so in cluster mode the agent is not handed to another daemon meanwhile: there the
+        plan would wind down with nothing locked. Called from the lease cycle's thread,
+        so it only reads (a snapshot of) what the event loop writes."""
+        waiting = [key for key in list(self._locks) if key[0] == agent and key not in self._spent]
+        store = self._coordinator(agent).store if waiting else None
+        return any(store is not None and not store.get(key[1]).terminal for key in waiting)
+
     def party(self, agent: str) -> WalletParty:
         """`agent`'s wallet as its coordinator's party, signing through the gate."""
         wallet = self.wallets.agent(agent)
@@ -423,6 +433,8 @@ class AtomicDesk:
             summary = self._started.pop((agent, plan_id))
             with fencing.writing_for(agent):
                 await self._settle_spend(agent, plan)
+            for leg in plan.legs:
+                self._locks.pop((agent, plan_id, leg.index), None)
             ok = plan.state == "claimed"
             reason = f": {plan.reason}" if plan.reason else ""
             log.info("agent %s: plan %s %s%s", agent, plan_id, plan.state, reason)
@@ -534,6 +546,7 @@ class AtomicDesk:
                 plan.plan_id, "cancelled", f"crossed {other or name}'s offer {theirs}; took it"
             )
             summary = self._started.pop((agent, plan.plan_id), "")
+            self._locks.pop((agent, plan.plan_id, 0), None)  # it is theirs we lock now
             if local is not None:
                 result = await self._accept(agent, local, lock)
             else:

@@ -134,7 +134,7 @@ class Runtime:
         if cluster is None:
             return
         cluster.on_gained = self.take_over
-        cluster.busy = self._ticking
+        cluster.busy = self._busy
         cluster.on_ready = lambda agents: self._schedule(agents, ticking=True)
         cluster.on_lost = lambda agents: self._schedule(agents, ticking=False)
         if self.desk is not None:
@@ -150,9 +150,13 @@ class Runtime:
             else:
                 scheduler.pause(agent)
 
-    def _ticking(self, agent: str) -> bool:
+    def _busy(self, agent: str) -> bool:
+        """Not to be handed to another daemon now: mid-tick, or with a lock planned here
+        and not yet judged (see AtomicDesk.holds_unjudged_lock)."""
         job = self.scheduler.jobs.get(agent) if self.scheduler else None
-        return bool(job and job.running)
+        if job and job.running:
+            return True
+        return self.desk is not None and self.desk.holds_unjudged_lock(agent)
 
     async def take_over(self, agents: dict[str, int], inherited: set[str]) -> None:
         """Cluster mode: make `agents`, just won (at these epochs), ready to tick here.

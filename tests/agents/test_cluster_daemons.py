@@ -3,8 +3,12 @@ anvil payments.
 
 Three daemons share 30 agents that each pay acme every second up to a per-agent daily
 limit and, all together, up to a deployment-wide one (judged across the daemons in the
-store). One is killed with SIGKILL; one is stopped with SIGSTOP for twice the lease TTL
-and then resumed. The checker then reads the store and the chain and the test asserts,
+store), and two more agents that swap ETH on two anvil chains with each other through
+HTLC escrow (tests/agents/_cluster_swap.py). Once both legs of the swap are locked and
+before either is claimed, the daemon holding the swap's maker is killed with SIGKILL;
+then another (the taker's, if another holds it) is stopped with SIGSTOP for twice the
+lease TTL and resumed. The swap must end claimed on both sides, each leg moved once.
+The checker then reads the store and the chain and the test asserts,
 and prints: take-over latency (p50, max) after the SIGKILL and after the SIGSTOP, the
 longest gap between two ticks of one agent, fenced rejections, stale commits (0),
 (agent, epoch) pairs written by two daemons (0), spend per agent and of the whole
@@ -37,6 +41,8 @@ from sqlalchemy.engine import Engine, make_url
 
 from chains.devnet import manager as devnet
 from tests.agents import _cluster_harness as harness
+from tests.agents import _cluster_swap as swap
+from wallets.operator import open_wallets
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow, harness.needs_anvil]
 
@@ -44,15 +50,16 @@ TTL = 3.0
 AGENTS = 30
 LIMIT = Decimal("0.02")
 DEPLOYMENT_LIMIT = Decimal("0.3")  # all 30 together: below 30 x LIMIT, so it binds first
+SWAP_EVERY = 5  # the swap's agents' schedule: their first plans come after the share-out
 
 
 def _held_by(engine: Engine, daemon: str) -> set[str]:
     return {agent for agent, (owner, _) in harness.owners(engine).items() if owner == daemon}
 
 
-def _all_held_by(engine: Engine, daemons: set[str]) -> bool:
+def _all_held_by(engine: Engine, daemons: set[str], agents: int = AGENTS) -> bool:
     found = harness.owners(engine)
-    return len(found) == AGENTS and all(owner in daemons for owner, _ in found.values())
+    return len(found) == agents and all(owner in daemons for owner, _ in found.values())
 
 
 def _takeover(engine: Engine, agents: set[str], since: datetime, timeout: float) -> list[float]:
@@ -89,39 +96,64 @@ def test_three_daemons_survive_sigkill_and_sigstop_with_nothing_stale(
         ttl=f"{TTL:g}s",
         per_day=str(LIMIT),
         deployment_per_day=str(DEPLOYMENT_LIMIT),
+        # The maker claims at its sweep after the taker's lock is final: up to 8 s in
+        # which the swap is locked on both chains and claimed on neither.
+        swap_every=f"{SWAP_EVERY}s",
+        watcher_interval=8,
     )
     deployment = harness.prepare(file)
+    wallets = open_wallets(deployment, pg_store, harness.PASSPHRASE)
+    every_agent = AGENTS + len(swap.OTHER)
     names = ["d1", "d2", "d3"]
     logs = {name: tmp_path / f"{name}.log" for name in names}
     daemons = {}
     try:
         acme_before = asyncio.run(harness.balance(deployment, harness.ACME))
+        swap_before = swap.balances(deployment, wallets)
         daemons = {name: harness.start_daemon(file, name, logs[name]) for name in names}
         harness.wait_until(
             lambda: (
-                _all_held_by(pg_store, set(names))
+                _all_held_by(pg_store, set(names), every_agent)
                 and all(_held_by(pg_store, name) for name in names)
             ),
             90,
             "every agent held and every daemon holding some",
         )
-        time.sleep(4)  # paying
+        harness.wait_until(lambda: swap.both_locked(pg_store), 90, "the swap locked on both")
+        sides = {plan.kind: agent for agent, plan in swap.plans(pg_store).items()}
+        held = harness.owners(pg_store)
+        killer, paused = held[sides["maker"]][0], held[sides["taker"]][0]
+        assert killer is not None
+        assert paused is not None
+        if paused == killer:
+            paused = next(name for name in names if name != killer)
+        survivor = next(name for name in names if name not in (killer, paused))
 
-        killed = _held_by(pg_store, "d1")
+        killed = _held_by(pg_store, killer)
         since = harness.db_now(pg_store)
-        daemons["d1"].send_signal(signal.SIGKILL)
+        daemons[killer].send_signal(signal.SIGKILL)
         after_kill = _takeover(pg_store, killed, since, timeout=6 * TTL)
         time.sleep(2)
 
-        stopped = _held_by(pg_store, "d2")
+        stopped = _held_by(pg_store, paused)
         since = harness.db_now(pg_store)
-        daemons["d2"].send_signal(signal.SIGSTOP)
+        daemons[paused].send_signal(signal.SIGSTOP)
         after_stop = _takeover(pg_store, stopped, since, timeout=6 * TTL)
-        harness.wait_until(lambda: _all_held_by(pg_store, {"d3"}), 6 * TTL, "d3 to hold all")
+        harness.wait_until(
+            lambda: _all_held_by(pg_store, {survivor}, every_agent),
+            6 * TTL,
+            f"{survivor} to hold all",
+        )
         time.sleep(max(0.0, 2 * TTL - (time.monotonic() % 1)))
-        daemons["d2"].send_signal(signal.SIGCONT)
-        harness.wait_until(lambda: _held_by(pg_store, "d2"), 10 * TTL, "d2 to get agents back")
+        daemons[paused].send_signal(signal.SIGCONT)
+        harness.wait_until(
+            lambda: _held_by(pg_store, paused), 10 * TTL, f"{paused} to get agents back"
+        )
+        harness.wait_until(lambda: swap.finished(pg_store), 90, "the swap to finish")
         time.sleep(3)
+        swap_summary = swap.assert_settled(
+            pg_store, deployment, swap_before, swap.balances(deployment, wallets)
+        )
     finally:
         harness.stop_all(daemons)
         figures = harness.check(pg_store, deployment, acme_before) if daemons else None
@@ -146,7 +178,10 @@ def test_three_daemons_survive_sigkill_and_sigstop_with_nothing_stale(
         f"nonces reused {figures.nonces_reused}; audit chains broken {figures.audit_broken}\n"
         f"  max spend of one agent: {max(figures.spend_by_agent.values(), default=0)} ETH "
         f"(limit {LIMIT}); deployment: spent {figures.chain_total} ETH, ledger "
-        f"{figures.ledger_total} ETH (limit {DEPLOYMENT_LIMIT} across the daemons)"
+        f"{figures.ledger_total} ETH (limit {DEPLOYMENT_LIMIT} across the daemons)\n"
+        f"  swap in flight: {killer} (holding the maker, {sides['maker']}) SIGKILLed with "
+        f"both legs locked; {paused} SIGSTOPped; {swap_summary}; longest gap between "
+        f"ticks of a swap agent (every {SWAP_EVERY}s): {figures.longest_swap_tick_gap:.2f}s"
     )
     assert figures.stale_commits == 0, figures.stale_examples
     assert figures.pairs_by_two_daemons == 0
@@ -168,6 +203,8 @@ def test_three_daemons_survive_sigkill_and_sigstop_with_nothing_stale(
     assert figures.payments_final > AGENTS  # the agents did pay, before and after
     assert max(latencies) < 4 * TTL
     assert figures.longest_tick_gap < 6 * TTL
+    # A swap agent's next tick after a take-over comes a schedule period later.
+    assert figures.longest_swap_tick_gap < 6 * TTL + SWAP_EVERY
 
 
 def test_negative_control_without_fencing_the_checker_sees_stale_commits(

@@ -333,7 +333,11 @@ async def test_two_agents_offering_each_other_one_swap_at_once_settle_it_once(
             for name in ("maker", "taker"):
                 await runtime.agents[name].tick()
         offered = {(plan.agent, plan.kind, plan.state) for plan in desk.open_plans()}
+        # Locks planned here and not judged yet: in cluster mode neither agent may be
+        # handed to another daemon now (that daemon could not lock for them).
+        pinned = [desk.holds_unjudged_lock(name) for name in ("maker", "taker")]
         await desk.settle(timeout=60)
+        released = [desk.holds_unjudged_lock(name) for name in ("maker", "taker")]
         plans = {
             (plan.agent, plan.kind, plan.state)
             for coordinator in desk.coordinators.values()
@@ -343,6 +347,8 @@ async def test_two_agents_offering_each_other_one_swap_at_once_settle_it_once(
             ("maker", "taker"), key=lambda name: runtime.wallets.agent(name).did, reverse=True
         )
     assert offered == {("maker", "maker", "offered"), ("taker", "maker", "offered")}
+    assert pinned == [True, True]
+    assert released == [False, False]
     assert plans == {
         (greater, "maker", "cancelled"),
         (greater, "taker", "claimed"),
