@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -61,8 +61,9 @@ log = logging.getLogger(__name__)
 DESK_SOURCE = "desk"
 """The source name of the offers other agents of this daemon make (their tasks' `source`)."""
 
-Remember = Callable[[str, str, bool], None]
-"""(agent, summary, ok): tell an agent's observer how one of its plans ended."""
+Remember = Callable[[str, str, bool], Awaitable[None]]
+"""(agent, summary, ok): how one of an agent's plans ended, for its next observation
+and its audit log (the runtime's ``remember``)."""
 
 
 @dataclass
@@ -439,7 +440,10 @@ class AtomicDesk:
             reason = f": {plan.reason}" if plan.reason else ""
             log.info("agent %s: plan %s %s%s", agent, plan_id, plan.state, reason)
             if self.remember is not None:
-                self.remember(agent, f"plan {plan_id} ({summary}) {plan.state}{reason}", ok)
+                with fencing.writing_for(agent):
+                    await self.remember(
+                        agent, f"plan {plan_id} ({summary}) {plan.state}{reason}", ok
+                    )
 
     async def _settle_spend(self, agent: str, plan: PlanRecord) -> None:
         """Tell the engine what became of each lock it authorized (spend and breaker)."""

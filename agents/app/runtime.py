@@ -31,7 +31,7 @@ from agents.a2a.store import MessageStore
 from agents.agent import Agent, TickReport
 from agents.audit import AuditLog
 from agents.cluster.node import ClusterNode
-from agents.cross_chain import AtomicDesk
+from agents.cross_chain import AtomicDesk, Remember
 from agents.held import HeldActions
 from agents.observe import Observer
 from agents.payments import PaymentExecutor
@@ -425,8 +425,12 @@ def build_runtime(
         for config in deployment.agents
     }
 
-    def remember(agent: str, summary: str, ok: bool) -> None:
+    audit = AuditLog(store, {name: wallets.agent(name).jws_signer() for name in wallets.agents})
+
+    async def remember(agent: str, summary: str, ok: bool) -> None:
+        # How a plan ended is a decision of the runtime's, not of a tick: its own entry.
         observers[agent].remember(summary, ok=ok)
+        await audit.record(agent, {"plan_ended": {"summary": summary, "ok": ok}})
 
     desk = _desk(
         deployment,
@@ -439,7 +443,6 @@ def build_runtime(
         peers=peers,
     )
     parts = _Parts(deployment, store, wallets, adapters, engine, held, claims, desk, peers)
-    audit = AuditLog(store, {name: wallets.agent(name).jws_signer() for name in wallets.agents})
     pending = PendingApprovals(store, engine, held)
     agents = {
         config.name: _agent(parts, config, observers[config.name], audit, pending)
@@ -566,7 +569,7 @@ def _desk(
     wallets: OperatorWallets,
     claims: dict[str, AuthorityClaims | None],
     escrows: dict[str, HtlcChain],
-    remember: Callable[[str, str, bool], None],
+    remember: Remember,
     peers: PeerBook | None = None,
 ) -> AtomicDesk | None:
     """The desk and one coordinator per agent, or None if no chain has an HTLC."""

@@ -17,8 +17,10 @@ import yaml
 from web3 import Web3
 
 import main
+from agents import cross_chain, gate
 from agents.app.runtime import Runtime, open_runtime
 from agents.audit import verify as verify_audit
+from agents.audit.tables import entries as audit_entries
 from agents.plan import Plan
 from agents.planners.base import Planner
 from agents.planners.types import Observation, PlanResult
@@ -28,7 +30,7 @@ from chains.families.evm._anvil import anvil_path
 from chains.families.solana.htlc_client import ESCROW_LEN
 from config.loader import load_deployment
 from config.models import Deployment
-from policies.actions import ConfidenceEvidence, Intent, Receives
+from policies.actions import ConfidenceEvidence, Intent, ProposedAction, Receives
 from wallets.operator import create_keystore
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
@@ -277,7 +279,16 @@ class AcceptsEveryOffer(Planner):
         return PlanResult(plan=plan, evidence=evidence)
 
 
-async def test_an_offer_the_taker_accepts_by_id_settles_and_is_never_offered_again(deployment):
+async def test_an_offer_the_taker_accepts_by_id_settles_and_is_never_offered_again(
+    deployment, monkeypatch
+):
+    judged: list[ProposedAction] = []  # each escrow lock, as the policies judged it
+
+    async def authorize_lock(engine: Any, action: ProposedAction, ctx: Any) -> Any:
+        judged.append(action)
+        return await gate.authorize_lock(engine, action, ctx)
+
+    monkeypatch.setattr(cross_chain, "authorize_lock", authorize_lock)
     async with open_runtime(deployment, PASSPHRASE, fund_local_chains=True) as runtime:
         taker = runtime.agents["taker"]
         taker.planner = AcceptsEveryOffer()
@@ -304,7 +315,7 @@ async def test_an_offer_the_taker_accepts_by_id_settles_and_is_never_offered_aga
         )
         (result,) = [r for report in taker.reports for r in report.results]
         # SwapRate judged the taker's lock by what it gets back: the offer's other leg.
-        (lock,) = [lock for (who, _, _), lock in runtime.desk._locks.items() if who == "taker"]
+        (lock,) = [action for action in judged if action.agent == "taker"]
         assert lock.receives == Receives(chain="arb", asset="ETH", amount=Decimal("0.1"))
         # The taker's lock was judged as a swap leg naming the offer: DuplicateGuard now
         # sets it aside. Negative control: another offer id of the same legs is not.
@@ -346,9 +357,22 @@ async def test_two_agents_offering_each_other_one_swap_at_once_settle_it_once(
         greater, smaller = sorted(
             ("maker", "taker"), key=lambda name: runtime.wallets.agent(name).did, reverse=True
         )
+        ended = {
+            name: [
+                record.body["plan_ended"]
+                for record in audit_entries(runtime.store, name)
+                if "plan_ended" in record.body
+            ]
+            for name in ("maker", "taker")
+        }
     assert offered == {("maker", "maker", "offered"), ("taker", "maker", "offered")}
     assert pinned == [True, True]
     assert released == [False, False]
+    # How each side's swap ended is in its audit log, as an entry of its own.
+    for name in ("maker", "taker"):
+        (end,) = ended[name]
+        assert end["ok"] is True
+        assert "claimed" in end["summary"]
     assert plans == {
         (greater, "maker", "cancelled"),
         (greater, "taker", "claimed"),
