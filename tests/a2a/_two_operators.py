@@ -288,12 +288,16 @@ def two_operators(
     return north, south, urls
 
 
-def start(side: Side, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """`main.py run` of `side`, its output to `log`, `env` added to its environment."""
+def start(
+    side: Side, log: Path, env: dict[str, str] | None = None, *, cheat: str | None = None
+) -> subprocess.Popen[bytes]:
+    """`main.py run` of `side`, its output to `log`, `env` added to its environment;
+    with `cheat`, the hostile daemon of tests/a2a/_hostile.py that cheats that way."""
     env = {**os.environ, "COVENANT_PASSPHRASE": PASSPHRASE, **(env or {})}
+    daemon = ["main.py"] if cheat is None else ["-m", "tests.a2a._hostile", cheat]
     with log.open("ab") as handle:
         return subprocess.Popen(
-            [sys.executable, "main.py", "run", str(side.file)],
+            [sys.executable, *daemon, "run", str(side.file)],
             cwd=ROOT,
             env=env,
             stdout=handle,
