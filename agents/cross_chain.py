@@ -571,9 +571,10 @@ class AtomicDesk:
                     continue
                 taker = self._agent_with(plan.counterparty or "")
                 if taker is not None:
-                    if await self._take_crossed(agent, plan):
-                        continue
                     token = await self._local_acceptance(agent, taker, plan)
+                    # Not accepted: perhaps the taker offered us the mirror image instead.
+                    if token is None and await self._take_crossed(agent, plan):
+                        continue
                 elif self.deals is not None:
                     token = self.deals.acceptance(agent, plan)
                 else:
