@@ -103,6 +103,7 @@ def _entry(record: audit.AuditRecord, problem: str | None) -> dict[str, Any]:
         "hash": record.hash[:16],
         "status": problem or "verified",
         "console": body.get("console"),
+        "plan_ended": body.get("plan_ended"),  # how an escrow plan ended, between ticks
         "plan": "; ".join(_action(a) for a in plan.get("actions", [])) or "no action",
         "rationale": plan.get("rationale", ""),
         "confidence": evidence.get("score", "-"),

@@ -40,6 +40,16 @@ def _until(what: str, check: object) -> None:
         time.sleep(0.5)
 
 
+def _maker_plans_ended(deployment: Deployment) -> list[dict[str, object]]:
+    """The maker's audit entries that say how one of its escrow plans ended."""
+    store = open_store(deployment.store.url or "")
+    try:
+        entries = audit.entries(store, "maker")
+        return [r.body["plan_ended"] for r in entries if "plan_ended" in r.body]
+    finally:
+        store.dispose()
+
+
 def _maker_executed(deployment: Deployment) -> list[dict[str, object]]:
     store = open_store(deployment.store.url or "")
     try:
@@ -132,8 +142,12 @@ def test_operator_approves_one_transfer_rejects_another_and_sees_it_on_chain(
     assert "deadline" in plans.first.inner_text()
     assert "arbitrum-local: 0.1 ETH" in page.locator("#plans").inner_text()
 
+    _until("the maker's swap to end", lambda: _maker_plans_ended(deployment))
     page.goto(demo_daemon.url + "/agents/maker")
     maker_page = page.locator("#entries").inner_text()
+    # How the swap ended is an entry of its own, shown as such (not as an empty tick).
+    ended = _maker_plans_ended(deployment)
+    assert all(f"escrow {end['summary']}" in maker_page for end in ended), ended
     assert "console: approve" in maker_page
     assert "console: reject" in maker_page
     assert tx_id in maker_page
