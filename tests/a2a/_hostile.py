@@ -6,9 +6,10 @@ own policy gate and checks, which judged the terms it was told: what a party tha
 modified Covenant, or code of its own, can do. Everything else (A2A, signing, the store,
 the chains) is the real daemon's, so the honest side meets it as it would on a network.
 
-The hostile side in the tests is north, the maker: it gives ETH on an anvil chain, so the
-lock cheats change ``EvmHtlc.build`` (chains/families/evm/escrow.py), the one place its
-lock transaction's terms are encoded; the deadline cheats change the offer's deadlines
+The lock cheats change ``build`` of the escrow clients (``EvmHtlc``,
+chains/families/evm/escrow.py, for north's ETH; ``SolanaHtlc``,
+chains/families/solana/escrow.py, for south's SOL), the one place a lock transaction's
+terms are encoded; the deadline cheats change the offer's deadlines
 (``Margins.default_deadlines``, config/margins.py), which the offer signs.
 """
 
@@ -20,19 +21,26 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from solders.pubkey import Pubkey
+
 from chains.atomic.base import Leg
 from chains.families.evm.escrow import EvmHtlc
+from chains.families.solana.escrow import SolanaHtlc
 from config.margins import Margins
 
-ELSEWHERE = "0x" + "ee" * 20
-"""Where the wrong-recipient cheat locks to: an address of nobody in the swap."""
+
+def _elsewhere(leg: Leg) -> Leg:
+    """The leg locked to an address of nobody in the swap, on the leg's own chain."""
+    nobody = "0x" + "ee" * 20 if leg.recipient.startswith("0x") else str(Pubkey.new_unique())
+    return leg.model_copy(update={"recipient": nobody})
+
 
 LockCheat = Callable[[Leg, bytes], tuple[Leg, bytes]]
 
 LOCK_CHEATS: dict[str, LockCheat] = {
     # What the honest taker must see on chain and refuse before it locks anything.
     "amount": lambda leg, hashlock: (leg.model_copy(update={"amount": leg.amount - 1}), hashlock),
-    "recipient": lambda leg, hashlock: (leg.model_copy(update={"recipient": ELSEWHERE}), hashlock),
+    "recipient": lambda leg, hashlock: (_elsewhere(leg), hashlock),
     "hashlock": lambda leg, hashlock: (leg, os.urandom(32)),
     "lock-deadline": lambda leg, hashlock: (
         leg.model_copy(update={"deadline": leg.deadline - 1}),
@@ -51,9 +59,12 @@ CHEATS = (*LOCK_CHEATS, *OFFER_CHEATS, "never-lock")
 
 
 def _cheat_lock(change: LockCheat | None) -> None:
-    honest = EvmHtlc.build
+    for client in (EvmHtlc, SolanaHtlc):
+        client.build = _cheating(client.build, change)  # type: ignore[method-assign]
 
-    async def build(self: EvmHtlc, purpose: Any, leg: Leg, **kwargs: Any) -> Any:
+
+def _cheating(honest: Any, change: LockCheat | None) -> Any:
+    async def build(self: Any, purpose: Any, leg: Leg, **kwargs: Any) -> Any:
         if purpose == "lock":
             if change is None:  # never-lock: the lock is never sent; the sweep waits on
                 await asyncio.Event().wait()
@@ -61,7 +72,7 @@ def _cheat_lock(change: LockCheat | None) -> None:
                 leg, kwargs["hashlock"] = change(leg, kwargs.get("hashlock", b""))
         return await honest(self, purpose, leg, **kwargs)
 
-    EvmHtlc.build = build  # type: ignore[method-assign]
+    return build
 
 
 def _cheat_offer(change: Callable[[int, int, int], tuple[int, int]]) -> None:
