@@ -32,10 +32,12 @@ import sqlalchemy as sa
 import yaml
 from eth_utils.address import to_checksum_address
 from sqlalchemy.engine import Engine
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from agents.audit import verify as verify_audit
 from agents.cluster.fence import RECORD_ENV, UNFENCED_ENV
-from chains.connect import connect
+from chains.connect import connect, resolve_url
 from chains.devnet import manager as devnet
 from chains.families.evm._anvil import anvil_path
 from config.loader import load_deployment
@@ -334,8 +336,8 @@ def check(engine: Engine, deployment: Deployment, acme_before: int) -> Figures:
             figures.ledger_by_agent[agent] = figures.ledger_by_agent.get(
                 agent, Decimal(0)
             ) + Decimal(amount)
-        finals = connection.execute(
-            sa.text("SELECT sender FROM chain_tx_journal WHERE status = 'final'")
+        journaled = connection.execute(
+            sa.text("SELECT sender, tx_id, status FROM chain_tx_journal WHERE chain = 'arb'")
         ).all()
         figures.nonces_reused = int(
             connection.execute(
@@ -347,7 +349,11 @@ def check(engine: Engine, deployment: Deployment, acme_before: int) -> Figures:
             ).scalar_one()
         )
     senders = _senders(engine, deployment)
-    payers = [senders[row.sender.lower()] for row in finals]
+    # A payment counts once it is on chain, whatever the journal last said of it: a
+    # daemon stopped right after a broadcast leaves it `broadcast` until a restart
+    # reconciles it (a fresh CI stopped the daemons with six so).
+    landed = [row for row in journaled if row.status == "final" or _mined(deployment, row.tx_id)]
+    payers = [senders[row.sender.lower()] for row in landed]
     payers = [agent for agent in payers if agent not in _cluster_swap.OTHER]
     for agent in payers:
         figures.spend_by_agent[agent] = figures.spend_by_agent.get(agent, Decimal(0)) + AMOUNT
@@ -360,6 +366,16 @@ def check(engine: Engine, deployment: Deployment, acme_before: int) -> Figures:
         if not report.ok:
             figures.audit_broken.append(agent.name)
     return figures
+
+
+def _mined(deployment: Deployment, tx_id: str) -> bool:
+    """Whether transaction `tx_id` succeeded on the deployment's first chain (anvil)."""
+    url = resolve_url(deployment.chains[0], deployment.data_dir)
+    try:
+        receipt = Web3(Web3.HTTPProvider(url)).eth.get_transaction_receipt(tx_id)  # type: ignore[arg-type]
+    except TransactionNotFound:
+        return False
+    return int(receipt["status"]) == 1
 
 
 def _senders(engine: Engine, deployment: Deployment) -> dict[str, str]:
