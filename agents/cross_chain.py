@@ -297,7 +297,7 @@ class AtomicDesk:
             return []
         return [
             plan
-            for plan in coordinator.store.offers_to(coordinator.party.did)
+            for plan in coordinator.store.offers(to=coordinator.party.did)
             if plan.agent in self.coordinators and not coordinator.store.exists(plan.plan_id)
         ]
 
@@ -562,30 +562,32 @@ class AtomicDesk:
     async def _take_acceptances(self) -> None:
         """Record each acceptance of an offer of ours that still waits for one: sent by
         another operator's taker, or journaled by an agent of this deployment. The maker
-        then locks in this sweep."""
-        for agent, coordinator in self.coordinators.items():
-            if self.owned is not None and not self.owned(agent):
+        then locks in this sweep. One read of the store for every agent's offers."""
+        if not self.coordinators:
+            return
+        board = next(iter(self.coordinators.values())).store
+        for plan in board.offers():
+            agent = plan.agent
+            coordinator = self.coordinators.get(agent)
+            if coordinator is None or (self.owned is not None and not self.owned(agent)):
                 continue
-            for plan in coordinator.store.plans(agent=agent, open_only=True):
-                if plan.kind != "maker" or plan.state != "offered":
+            taker = self._agent_with(plan.counterparty or "")
+            if taker is not None:
+                token = await self._local_acceptance(agent, taker, plan)
+                # Not accepted: perhaps the taker offered us the mirror image instead.
+                if token is None and await self._take_crossed(agent, plan):
                     continue
-                taker = self._agent_with(plan.counterparty or "")
-                if taker is not None:
-                    token = await self._local_acceptance(agent, taker, plan)
-                    # Not accepted: perhaps the taker offered us the mirror image instead.
-                    if token is None and await self._take_crossed(agent, plan):
-                        continue
-                elif self.deals is not None:
-                    token = self.deals.acceptance(agent, plan)
-                else:
-                    token = None
-                if token is None:
-                    continue
-                with fencing.writing_for(agent):
-                    try:
-                        on_acceptance(coordinator, plan.plan_id, token)
-                    except PlanRefused as exc:
-                        log.warning("agent %s: %s", agent, exc)
+            elif self.deals is not None:
+                token = self.deals.acceptance(agent, plan)
+            else:
+                token = None
+            if token is None:
+                continue
+            with fencing.writing_for(agent):
+                try:
+                    on_acceptance(coordinator, plan.plan_id, token)
+                except PlanRefused as exc:
+                    log.warning("agent %s: %s", agent, exc)
 
     async def _local_acceptance(self, maker: str, taker: str, plan: PlanRecord) -> str | None:
         """The acceptance of `maker`'s offer `plan` if `taker`, an agent of this

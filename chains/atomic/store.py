@@ -149,17 +149,18 @@ class PlanStore:
         with self._engine.connect() as connection:
             return [_plan(connection, row) for row in connection.execute(query).all()]
 
-    def offers_to(self, did: str) -> builtins.list[PlanRecord]:
-        """Swap offers of any agent of the store still waiting for `did` to accept them,
-        oldest first: the board on which two agents of one deployment meet, whichever
-        daemon holds each (so it ignores this store's scope)."""
+    def offers(self, *, to: str | None = None) -> builtins.list[PlanRecord]:
+        """Swap offers of any agent of the store still waiting for an acceptance (by the
+        DID `to`, if given), oldest first: the board on which two agents of one
+        deployment meet, whichever daemon holds each (so it ignores this store's scope)."""
         query = (
             sa.select(plans)
             .where(plans.c.kind == "maker")
             .where(plans.c.state == "offered")
-            .where(plans.c.counterparty == did)
             .order_by(plans.c.created_at, plans.c.plan_id)
         )
+        if to is not None:
+            query = query.where(plans.c.counterparty == to)
         with self._engine.connect() as connection:
             return [_plan(connection, row) for row in connection.execute(query).all()]
 
