@@ -152,8 +152,9 @@ class Agent:
         return report
 
     def _settled(self, outcome: ActionResult) -> None:
-        """A task whose payment was executed is no longer open for this agent."""
-        if outcome.state == "executed" and outcome.action and outcome.action.task:
+        """A task whose payment was executed, or sent with its outcome not known yet, is
+        no longer open for this agent: paying it again could pay it twice."""
+        if outcome.state in ("executed", "pending") and outcome.action and outcome.action.task:
             self.observer.settled.add(outcome.action.task)
 
     async def _act(

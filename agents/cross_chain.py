@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -90,6 +91,9 @@ class AtomicDesk:
     owned: Callable[[str], bool] | None = None
     """Cluster mode: whether this daemon acts for an agent now. The watchtower then drives
     only those agents' plans, each attributed to its agent for the lease fence."""
+    writing_for: Callable[[str], AbstractContextManager[None]] = fencing.writing_for
+    """Attributes the block's writes to an agent for the fence (cluster mode: under the
+    epoch held when the block starts, so a drive that outlives its lease stays fenced)."""
     deals: Deals | None = None
     """Swaps with other operators' agents, when the deployment serves A2A (`a2a:`)."""
 
@@ -388,7 +392,7 @@ class AtomicDesk:
             return await self._sweep_agent(agent)
 
     async def _sweep_agent(self, agent: str) -> list[PlanRecord]:
-        with fencing.writing_for(agent):  # the tasks gather makes inherit it
+        with self.writing_for(agent):  # the tasks gather makes inherit it
             return await Watchtower([self.coordinators[agent]]).sweep()
 
     async def run(self, stop: asyncio.Event, *, interval: float) -> None:
@@ -432,7 +436,7 @@ class AtomicDesk:
             if not plan.terminal:
                 continue
             summary = self._started.pop((agent, plan_id))
-            with fencing.writing_for(agent):
+            with self.writing_for(agent):
                 await self._settle_spend(agent, plan)
             for leg in plan.legs:
                 self._locks.pop((agent, plan_id, leg.index), None)
@@ -440,7 +444,7 @@ class AtomicDesk:
             reason = f": {plan.reason}" if plan.reason else ""
             log.info("agent %s: plan %s %s%s", agent, plan_id, plan.state, reason)
             if self.remember is not None:
-                with fencing.writing_for(agent):
+                with self.writing_for(agent):
                     await self.remember(
                         agent, f"plan {plan_id} ({summary}) {plan.state}{reason}", ok
                     )
@@ -488,7 +492,7 @@ class AtomicDesk:
                         continue
                     sends.append(self.deals.send_offer(agent, name, plan.plan_id, plan.offer))
                 elif plan.kind == "taker" and plan.state == "accepted":
-                    with fencing.writing_for(agent):
+                    with self.writing_for(agent):
                         token = await accept_offer(
                             coordinator, plan.offer, maker_did=plan.counterparty or ""
                         )
@@ -545,7 +549,7 @@ class AtomicDesk:
         if lock is None or (local is None and remote is None) or their_did > coordinator.party.did:
             return False
         theirs = local.plan_id if local is not None else remote.plan_id if remote else ""
-        with fencing.writing_for(agent):
+        with self.writing_for(agent):
             coordinator.store.set_state(
                 plan.plan_id, "cancelled", f"crossed {other or name}'s offer {theirs}; took it"
             )
@@ -583,7 +587,7 @@ class AtomicDesk:
                 token = None
             if token is None:
                 continue
-            with fencing.writing_for(agent):
+            with self.writing_for(agent):
                 try:
                     on_acceptance(coordinator, plan.plan_id, token)
                 except PlanRefused as exc:

@@ -122,6 +122,10 @@ class PaymentExecutor:
             await self.engine.failed(action, ctx, f"blockhash expired: {exc}")
             return ActionResult("failed", f"expired before it landed: {exc}", action)
         except (ChainError, SignerError) as exc:
+            tx_id = adapter.tx_id(signed)
+            entry = self.journal.get(tx_id)
+            if entry is not None and entry.may_land:
+                return self._in_doubt(action, tx_id, exc)
             await self.engine.failed(action, ctx, str(exc))
             return ActionResult("failed", str(exc), action)
         if status.state in ("final", "included"):
@@ -130,4 +134,22 @@ class PaymentExecutor:
         await self.engine.failed(action, ctx, status.reason or status.state)
         return ActionResult(
             "failed", f"{status.state}: {status.reason}", action, tx_id=status.tx_id
+        )
+
+    def _in_doubt(self, action: ProposedAction, tx_id: str, exc: CovenantError) -> ActionResult:
+        # The endpoint went away or the wait ran out after the bytes may have reached a
+        # node: the transaction can still land. Releasing its reservation now would let
+        # the limits count less than the chain may spend, so it stays reserved (counted)
+        # and the journal, which `reconcile` follows, decides what became of it.
+        log.warning(
+            "agent %s: %s is journaled and may still land; its spend stays counted: %s",
+            self.agent,
+            tx_id,
+            exc,
+        )
+        return ActionResult(
+            "pending",
+            f"sent, outcome not known yet ({exc}); its spend stays counted",
+            action,
+            tx_id=tx_id,
         )

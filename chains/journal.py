@@ -46,6 +46,11 @@ class JournalEntry(BaseModel):
     reason: str | None
     replaces: str | None
 
+    @property
+    def may_land(self) -> bool:
+        """Whether this transaction may still land: signed, broadcast or unknown."""
+        return self.status in OPEN_STATES
+
 
 class TxJournal:
     """The store table of signed transactions and where each one stands."""

@@ -16,6 +16,10 @@ plan steps, heartbeats, cursors), the store's engine carries a :class:`Fence`:
 * which agents a transaction writes for is the running context's :func:`writing_for`
   (the runtime sets it around each tick, each watchtower drive, each heartbeat flush),
   so the stores need not know about agents at all;
+* a unit of work may pin the epoch it began under: then its writes commit only while
+  that very lease is held. A daemon paused past its lease can win the agent back at a
+  new epoch while work begun under the old one is still running (a tick waiting on a
+  chain); that work must not finish under the new lease, whose take-over never saw it;
 * the group committer (`config/group_commit.py`), whose transactions mix many agents'
   requests, captures each request's agents when it is submitted and calls :func:`held`
   itself, so one fenced agent fails only its own requests, not the whole batch.
@@ -28,9 +32,10 @@ stores live in `config/`, `chains/` and `policies/`, which may not import `agent
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Protocol
 from weakref import WeakKeyDictionary
 
@@ -39,7 +44,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from config.errors import StoreError
 
-_WRITING_FOR: ContextVar[tuple[str, ...]] = ContextVar("covenant_writing_for", default=())
+Writers = Mapping[str, int | None]
+"""The agents a unit of work writes for, each with the lease epoch it began under (None:
+whatever epoch this daemon holds when the write commits)."""
+
+_WRITING_FOR: ContextVar[Writers] = ContextVar("covenant_writing_for", default=MappingProxyType({}))
 _CHECKED = "covenant_fence_checked"
 """Key in a connection's info: agents already checked in its current transaction."""
 
@@ -55,9 +64,9 @@ class Fenced(StoreError):
 class Fence(Protocol):
     """What a fenced engine asks before it commits a write for agents."""
 
-    def held(self, connection: Connection, agents: Collection[str]) -> set[str]:
-        """Of `agents`, those this daemon holds at its epoch now; their lease rows stay
-        locked (shared) until the transaction of `connection` ends."""
+    def held(self, connection: Connection, agents: Collection[str]) -> dict[str, int]:
+        """Of `agents`, those this daemon holds now, with the epoch it holds each at; their
+        lease rows stay locked (shared) until the transaction of `connection` ends."""
         ...
 
     def refusal(self, agents: Collection[str]) -> Fenced:
@@ -69,18 +78,20 @@ _FENCES: WeakKeyDictionary[Engine, Fence] = WeakKeyDictionary()
 
 
 @contextmanager
-def writing_for(*agents: str) -> Iterator[None]:
+def writing_for(*agents: str, epochs: Mapping[str, int] | None = None) -> Iterator[None]:
     """Attribute the store writes made inside the block (this task and the tasks it
-    starts) to `agents`; `writing_for()` attributes them to nobody."""
-    token = _WRITING_FOR.set(tuple(agents))
+    starts) to `agents`; `writing_for()` attributes them to nobody. `epochs` pins the
+    lease epoch the work began under, per agent (see the module)."""
+    pinned = epochs or {}
+    token = _WRITING_FOR.set(MappingProxyType({agent: pinned.get(agent) for agent in agents}))
     try:
         yield
     finally:
         _WRITING_FOR.reset(token)
 
 
-def current() -> tuple[str, ...]:
-    """The agents the running context writes for."""
+def current() -> Writers:
+    """The agents the running context writes for, with their pinned epochs."""
     return _WRITING_FOR.get()
 
 
@@ -98,15 +109,28 @@ def fence_of(engine: Engine) -> Fence | None:
     return _FENCES.get(engine)
 
 
-def held(connection: Connection, agents: Collection[str]) -> set[str]:
-    """Of `agents`, those the connection's engine lets it write for in this transaction
-    (all of them on an unfenced engine). Call inside the transaction, before writing."""
+def held(connection: Connection, agents: Collection[str]) -> dict[str, int] | None:
+    """Of `agents`, those the connection's engine lets it write for in this transaction,
+    with the epoch each is held at; None on an unfenced engine (any write goes). Call
+    inside the transaction, before writing, and judge each writer with :func:`admits`."""
     fence = _FENCES.get(connection.engine)
     if fence is None or not agents:
-        return set(agents)
-    kept = fence.held(connection, agents)
+        return None
+    epochs = fence.held(connection, agents)
     connection.info.setdefault(_CHECKED, set()).update(agents)
-    return kept
+    return epochs
+
+
+def admits(epochs: Mapping[str, int] | None, writers: Writers) -> set[str]:
+    """Of `writers`, those that may write under `epochs` (what :func:`held` found): held,
+    and at the epoch their work began under where one is pinned."""
+    if epochs is None:
+        return set(writers)
+    return {
+        agent
+        for agent, pinned in writers.items()
+        if agent in epochs and pinned in (None, epochs[agent])
+    }
 
 
 def _on_begin(connection: Connection) -> None:
@@ -115,10 +139,11 @@ def _on_begin(connection: Connection) -> None:
 
 
 def _on_commit(connection: Connection) -> None:
-    agents = set(_WRITING_FOR.get()) - connection.info.pop(_CHECKED, set())
+    checked = connection.info.pop(_CHECKED, set())
+    writers = {agent: epoch for agent, epoch in _WRITING_FOR.get().items() if agent not in checked}
     fence = _FENCES.get(connection.engine)
-    if fence is None or not agents:
+    if fence is None or not writers:
         return
-    missing = agents - fence.held(connection, agents)
+    missing = set(writers) - admits(fence.held(connection, writers), writers)
     if missing:
         raise fence.refusal(missing)

@@ -69,7 +69,7 @@ class _Waiting(Generic[RequestT]):
     error: Exception | None = None
     dependent: bool = False
     """Failed unwritten because an earlier request of its key failed."""
-    agents: tuple[str, ...] = field(default_factory=fencing.current)
+    agents: fencing.Writers = field(default_factory=fencing.current)
     """Whom the request writes for (the submitter's context), for the cluster fence."""
 
 
@@ -283,11 +283,15 @@ class GroupCommitter(Generic[RequestT]):
         agents = {agent for item in items for agent in item.agents}
         if fence is None or not agents:
             return items
-        held = fencing.held(connection, agents)
-        refused = [item for item in items if not held.issuperset(item.agents)]
-        for item in refused:
-            self._mark_failed(batch, [item], fence.refusal(set(item.agents) - held))
-        return [item for item in items if held.issuperset(item.agents)]
+        epochs = fencing.held(connection, agents)
+        kept = []
+        for item in items:
+            refused = set(item.agents) - fencing.admits(epochs, item.agents)
+            if refused:
+                self._mark_failed(batch, [item], fence.refusal(refused))
+            else:
+                kept.append(item)
+        return kept
 
     def _admitted(
         self, batch: _Batch[RequestT], connection: Connection, items: list[_Waiting[RequestT]]

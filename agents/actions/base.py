@@ -35,8 +35,10 @@ MAX_WHOLE_DIGITS = 10
 """Whole digits of an amount: 10 plus 18 decimals fit Decimal's default 28-digit context,
 so arithmetic on any valid amount is exact."""
 
-ResultState = Literal["executed", "started", "failed", "denied", "queued", "error"]
-"""`started`: an all-or-nothing plan is under way; its end reaches the next observations."""
+ResultState = Literal["executed", "started", "pending", "failed", "denied", "queued", "error"]
+"""`started`: an all-or-nothing plan is under way; its end reaches the next observations.
+`pending`: signed and sent, but whether it landed is not known yet (the endpoint went away
+or the wait ran out); the journal follows it and its spend stays counted."""
 
 
 @dataclass(frozen=True)

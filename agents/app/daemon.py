@@ -221,6 +221,7 @@ def _summary(runtime: Runtime) -> None:
         "ticks",
         "executed",
         "cross-chain",
+        "pending",
         "denied",
         "queued",
         "failed",
@@ -235,6 +236,7 @@ def _summary(runtime: Runtime) -> None:
             str(len(agent.reports)),
             str(states.count("executed")),
             str(states.count("started")),
+            str(states.count("pending")),
             str(states.count("denied")),
             str(states.count("queued")),
             str(states.count("failed") + states.count("error")),
@@ -248,7 +250,9 @@ def _print_outcomes(runtime: Runtime) -> None:
     for name, agent in runtime.agents.items():
         for report in agent.reports:
             for result in report.results:
-                colour = {"executed": "green", "queued": "yellow"}.get(result.state, "red")
+                colour = {"executed": "green", "queued": "yellow", "pending": "yellow"}.get(
+                    result.state, "red"
+                )
                 tx = f" tx {result.tx_id}" if result.tx_id else ""
                 console.print(
                     f"[{colour}]{name} {result.state}[/]{tx}: {result.summary}",

@@ -139,6 +139,7 @@ class Runtime:
         cluster.on_lost = lambda agents: self._schedule(agents, ticking=False)
         if self.desk is not None:
             self.desk.owned = cluster.ready
+            self.desk.writing_for = cluster.writing_for
 
     def _schedule(self, agents: set[str], *, ticking: bool) -> None:
         scheduler = self.scheduler
@@ -168,7 +169,7 @@ class Runtime:
         batch for every agent won in a lease cycle: one reconciliation per chain, not
         one per agent. Every write is fenced under the new epochs."""
         names = sorted(agents)
-        with fencing.writing_for(*names):
+        with fencing.writing_for(*names, epochs=agents):
             self.engine.reload_agents(sorted(inherited))
             cursors = daemon_state.load_cursors(self.store, names)
             senders: dict[str, set[str]] = {}
@@ -261,7 +262,7 @@ class Runtime:
         # Only the agents still held here, each fenced by its lease.
         beats = [beat for beat in beats if self.cluster.table.holds(beat.agent)]
         try:
-            with fencing.writing_for(*(beat.agent for beat in beats)):
+            with self.cluster.writing_for(*(beat.agent for beat in beats)):
                 daemon_state.beat(self.store, *beats)
         except StoreError as exc:  # a heartbeat is for people; the next flush retries
             log.warning("heartbeats not written: %s", exc)
@@ -272,7 +273,9 @@ class Runtime:
         async def tick() -> None:
             if self.cluster is not None and not self.cluster.ready(agent.name):
                 return  # another daemon ticks it (or it is being taken over)
-            with fencing.writing_for(agent.name):  # every write of the tick is fenced
+            # Every write of the tick is fenced, under the epoch it starts at.
+            fenced = self.cluster.writing_for if self.cluster else fencing.writing_for
+            with fenced(agent.name):
                 await attempt()
 
         async def attempt() -> None:

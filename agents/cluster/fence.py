@@ -52,23 +52,24 @@ class LeaseFence:
             leases.unguarded = True
             log.warning("cluster fencing is OFF (%s=1): a test-only setting", UNFENCED_ENV)
 
-    def held(self, connection: Connection, agents: Collection[str]) -> set[str]:
+    def held(self, connection: Connection, agents: Collection[str]) -> dict[str, int]:
         """Of `agents`, those held by this daemon at the epoch it believes, by the
-        database's clock; their lease rows stay share-locked until the transaction ends,
-        so no claim can slip in between this check and the commit."""
+        database's clock, with that epoch; their lease rows stay share-locked until the
+        transaction ends, so no claim can slip in between this check and the commit."""
         believed = {agent: self.leases.believed(agent) for agent in agents}
+        kept: dict[str, int]
         if not self.enabled:
-            kept = {agent for agent, epoch in believed.items() if epoch is not None}
+            kept = {agent: epoch for agent, epoch in believed.items() if epoch is not None}
         else:
             wanted = [agent for agent, epoch in believed.items() if epoch is not None]
             params = {"me": self.me, "agents": wanted}
             rows = connection.execute(_HELD, params).all() if wanted else []
-            kept = {row.agent for row in rows if row.epoch == believed[row.agent]}
+            kept = {row.agent: row.epoch for row in rows if row.epoch == believed[row.agent]}
         if self.record and kept:
             ordered = sorted(kept)
             connection.execute(
                 _RECORD,
-                {"me": self.me, "agents": ordered, "epochs": [believed[a] for a in ordered]},
+                {"me": self.me, "agents": ordered, "epochs": [kept[a] for a in ordered]},
             )
         return kept
 

@@ -30,6 +30,7 @@ from agents.cluster.lease import (
     local_deadline,
     timeouts,
 )
+from config import fencing
 from config.models import Deployment
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,19 @@ class ClusterNode:
         self._releasing: set[str] = set()
 
     def epoch(self, agent: str) -> int | None:
-        """The lease epoch of `agent` if this daemon may act for it now (for the mint)."""
-        return self.table.epoch(agent)
+        """The lease epoch of `agent` if this daemon may act for it now (for the mint and
+        the signers): held, within its local deadline, and the epoch the running work
+        pinned (:meth:`writing_for`), if it pinned one."""
+        epoch = self.table.epoch(agent)
+        pinned = fencing.current().get(agent)
+        return None if pinned is not None and pinned != epoch else epoch
+
+    def writing_for(self, *agents: str) -> contextlib.AbstractContextManager[None]:
+        """Fence the block's writes for `agents` under the epochs held now, so work that
+        outlives its lease cannot finish under a later one (``config/fencing.py``)."""
+        believed = {agent: self.table.believed(agent) for agent in agents}
+        pinned = {agent: epoch for agent, epoch in believed.items() if epoch is not None}
+        return fencing.writing_for(*agents, epochs=pinned)
 
     def ready(self, agent: str) -> bool:
         """Whether `agent` is held, within its local deadline, and taken over."""

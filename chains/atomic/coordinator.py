@@ -25,7 +25,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
-from chains._store import OPEN_STATES
 from chains.atomic._crash import boundary
 from chains.atomic.base import (
     Authorize,
@@ -623,7 +622,7 @@ class Coordinator:
         entry = self.journal.get(step.tx_id) if step.tx_id else None
         if entry is None:
             self.store.finish_step(step.id, "abandoned", "crashed before it was journaled")
-        elif entry.status in OPEN_STATES:
+        elif entry.may_land:
             await self._track(step.id, chain, TxId(entry.tx_id))
         else:
             status = entry.status if entry.status in ("final", "failed") else "abandoned"

@@ -155,6 +155,55 @@ def test_a_write_commits_only_under_the_writers_live_lease(
     daemon_state.beat(store, daemon_state.Heartbeat("other", None, None, 7, 0, "cli", 1))
 
 
+def test_work_begun_under_an_epoch_stays_fenced_after_the_agent_is_won_back(
+    daemon_factory: Any, store: Engine
+) -> None:
+    """A daemon paused past its lease may win the agent back while work begun under the
+    old epoch (a tick waiting on a chain) is still running: that work must not commit
+    under the new lease, whose take-over never saw it. The unpinned write is the negative
+    control: without the pin the same late write would go through."""
+    first = daemon_factory("d1", ttl=1.0, agents=["solo"])
+    fencing.install(store, first.fence)
+    assert first.cycle() == {"solo"}
+    begun_at = first.table.believed("solo")
+    time.sleep(1.3)  # paused past the lease
+    second = daemon_factory("d2", ttl=1.0, agents=["solo"])
+    assert second.cycle() == {"solo"}
+    second.leases.leave(["solo"])  # d2 hands it back (a graceful stop)
+    assert first.cycle() == {"solo"}  # ... and d1 wins it again, at a later epoch
+    assert first.table.believed("solo") == (begun_at or 0) + 2
+    late = daemon_state.Heartbeat("solo", None, None, 9, 0, "late", 1)
+    with (
+        pytest.raises(Fenced, match="solo"),
+        fencing.writing_for("solo", epochs={"solo": begun_at or 0}),
+    ):
+        daemon_state.beat(store, late)
+    assert "solo" not in daemon_state.heartbeats(store)
+    with fencing.writing_for("solo"):  # negative control: unpinned, it commits
+        daemon_state.beat(store, late)
+    assert daemon_state.heartbeats(store)["solo"].ticks == 9
+
+    # The group committer judges each request by the epoch its own work pinned.
+    written: list[str] = []
+    committer: GroupCommitter[str] = GroupCommitter(
+        store, lambda _connection, requests: written.extend(requests), describe=lambda e, _r: e
+    )
+
+    async def old_and_new() -> list[BaseException | None]:
+        with fencing.writing_for("solo", epochs={"solo": begun_at or 0}):
+            old = committer.submit("old epoch")
+        with fencing.writing_for("solo", epochs={"solo": first.table.believed("solo") or 0}):
+            new = committer.submit("new epoch")
+        results = await asyncio.gather(old, new, return_exceptions=True)
+        await committer.aclose()
+        return list(results)
+
+    old, new = asyncio.run(old_and_new())
+    assert isinstance(old, Fenced)
+    assert new is None
+    assert written == ["new epoch"]
+
+
 def test_a_group_commit_fails_only_the_requests_of_fenced_agents(
     daemon_factory: Any, store: Engine
 ) -> None:

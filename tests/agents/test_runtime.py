@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from agents.planners.types import (
     PendingApproval,
     PlanResult,
 )
-from config.errors import PlannerError
+from config.errors import PlannerError, RpcUnreachable, TransactionReverted
 from config.loader import load_deployment
 from config.models import Deployment
 from policies.approvals import decide, list_requests
@@ -358,3 +358,55 @@ async def test_an_unreachable_model_server_is_a_recorded_tick_not_a_failed_one(
     audit = verify_audit(runtime.store, "payer")
     assert audit.ok
     assert audit.entries == 1  # the tick left its entry, which says why nothing was planned
+
+
+def _ledger_statuses(runtime: Runtime) -> list[str]:
+    with runtime.store.connect() as connection:
+        table = sa.Table("spend_ledger", sa.MetaData(), autoload_with=connection)
+        return [row.status for row in connection.execute(sa.select(table))]
+
+
+@pytest.mark.parametrize("fault", ["endpoint_gone_after_broadcast", "refused_at_broadcast"])
+async def test_a_payment_that_may_have_landed_keeps_its_spend_counted(
+    paying: tuple[Deployment, Runtime], monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """The endpoint going away after the bytes reached the node is RpcUnreachable, the
+    error the EVM adapter maps a dead connection to (chains/families/evm/_errors.py); the
+    transaction may land, so its reservation must stay counted. A node that refuses the
+    bytes (TransactionReverted at broadcast, marked 'failed' by chains/sender.py) sent
+    nothing: that reservation is released. The second case is the negative control: the
+    check tells the two apart."""
+    _, runtime = paying
+    (adapter,) = runtime.adapters.values()
+    before = await _balance(runtime, ACME)
+    if fault == "endpoint_gone_after_broadcast":
+
+        async def unreachable(tx_id: str) -> Any:
+            raise RpcUnreachable(f"{adapter.chain.name}: connection refused")
+
+        monkeypatch.setattr(adapter, "status", unreachable)
+    else:
+
+        async def refused(raw: bytes) -> Any:
+            raise TransactionReverted("execution reverted: refused by the node")
+
+        monkeypatch.setattr(adapter, "broadcast", refused)
+    report = await runtime.agents["payer"].tick()
+    ledger = runtime.agents["payer"].executor.engine.ledger
+    counted = ledger.window_total("payer", "ETH", datetime.now(UTC), timedelta(days=1))
+    [result] = report.results
+    landed = await _balance(runtime, ACME) - before
+    if fault == "endpoint_gone_after_broadcast":
+        assert result.state == "pending", result.summary
+        assert "spend stays counted" in result.summary
+        assert landed == 5 * 10**16  # it did land: releasing it would undercount
+        assert _ledger_statuses(runtime) == ["reserved"]
+        assert counted == Decimal("0.05")
+        assert [row.status for row in _journal_rows(runtime)] == ["broadcast"]
+    else:
+        assert result.state == "failed", result.summary
+        assert landed == 0
+        assert _ledger_statuses(runtime) == ["released"]
+        assert counted == 0
+        assert [row.status for row in _journal_rows(runtime)] == ["failed"]
+    assert verify_audit(runtime.store, "payer").ok
