@@ -370,6 +370,11 @@ async def _check_taker_lock(coordinator: Coordinator, plan: PlanRecord) -> tuple
         >= theirs.deadline
     )
     lock = await coordinator.observe(plan, theirs, final=True)
+    invalid = take.why_not_locked(theirs)
+    if lock.state == LockState.EMPTY and invalid is not None:
+        # The taker's escrow address holds something that is no lock (a forged account):
+        # no real lock can be made there any more, so waiting for one is pointless.
+        return "refunding", f"the taker's lock is wrong: its escrow is not a lock: {invalid}"
     if lock.state == LockState.EMPTY:
         return ("refunding", "the taker did not lock in time") if too_late else ("waiting", None)
     wrong = lock.mismatch(theirs, plan.hashlock)

@@ -11,6 +11,8 @@ chains/families/evm/escrow.py, for north's ETH; ``SolanaHtlc``,
 chains/families/solana/escrow.py, for south's SOL), the one place a lock transaction's
 terms are encoded; the deadline cheats change the offer's deadlines
 (``Margins.default_deadlines``, config/margins.py), which the offer signs.
+The Solana cheats replace a lock or claim transaction with one of the attacker's own
+programs (tests/atomic/_sbpf_attacks.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from chains.atomic.base import Leg
 from chains.families.evm.escrow import EvmHtlc
 from chains.families.solana.escrow import SolanaHtlc
 from config.margins import Margins
+from tests.atomic._sbpf_attacks import FORGER, LOGGER, PROXY, deploy, forged_lock, hidden_claim
 
 
 def _elsewhere(leg: Leg) -> Leg:
@@ -55,7 +58,16 @@ OFFER_CHEATS = {
     "long-deadline": lambda taker, maker, now: (taker + 10 * 86_400, maker + 10 * 86_400),
 }
 
-CHEATS = (*LOCK_CHEATS, *OFFER_CHEATS, "never-lock")
+SOLANA_CHEATS = (
+    # South locks its SOL into an account of its own program, not the HTLC program's.
+    "forged-escrow",
+    # North claims south's SOL behind ~15 kB of logs (the Claimed event truncated away),
+    # and with "-proxy" through a program of its own (the claim an inner instruction).
+    "hide-claim",
+    "hide-claim-proxy",
+)
+
+CHEATS = (*LOCK_CHEATS, *OFFER_CHEATS, *SOLANA_CHEATS, "never-lock")
 
 
 def _cheat_lock(change: LockCheat | None) -> None:
@@ -73,6 +85,38 @@ def _cheating(honest: Any, change: LockCheat | None) -> Any:
         return await honest(self, purpose, leg, **kwargs)
 
     return build
+
+
+def _cheat_solana(cheat: str) -> None:
+    """Replace one kind of the daemon's Solana HTLC transactions with the attacker's
+    (tests/atomic/_sbpf_attacks.py); its programs are loaded on first use."""
+    honest = SolanaHtlc.build
+    loaded: dict[str, Pubkey] = {}
+
+    async def program(htlc: SolanaHtlc, source: str) -> Pubkey:
+        if source not in loaded:
+            loaded[source] = await deploy(htlc, source)
+        return loaded[source]
+
+    async def build(
+        self: SolanaHtlc,
+        purpose: Any,
+        leg: Leg,
+        *,
+        hashlock: bytes = b"",
+        preimage: bytes = b"",
+        payer: str,
+    ) -> Any:
+        if cheat == "forged-escrow" and purpose == "lock":
+            forger = await program(self, FORGER)
+            return await forged_lock(self, leg, hashlock, payer, forger=forger)
+        if cheat.startswith("hide-claim") and purpose == "claim":
+            logger = await program(self, LOGGER)
+            proxy = await program(self, PROXY) if cheat.endswith("-proxy") else None
+            return await hidden_claim(self, leg, preimage, payer, logger=logger, proxy=proxy)
+        return await honest(self, purpose, leg, hashlock=hashlock, preimage=preimage, payer=payer)
+
+    SolanaHtlc.build = build  # type: ignore[method-assign]
 
 
 def _cheat_offer(change: Callable[[int, int, int], tuple[int, int]]) -> None:
@@ -93,6 +137,8 @@ def main(argv: list[str]) -> int:
         _cheat_offer(OFFER_CHEATS[cheat])
     elif cheat == "never-lock":
         _cheat_lock(None)
+    elif cheat in SOLANA_CHEATS:
+        _cheat_solana(cheat)
     else:
         raise SystemExit(f"unknown cheat {cheat!r}; one of {', '.join(CHEATS)}")
     import main as daemon

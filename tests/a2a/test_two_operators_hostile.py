@@ -13,6 +13,10 @@ North, which locked first, must never claim (so never reveal the preimage) and, 
 deadline has passed (anvil's clock moved on), refund: whole but for its own fees, read
 from its transactions' receipts.
 
+A hostile north that claims south's SOL behind truncated logs, or through a program of
+its own so that the claim is an inner instruction only, cannot keep the preimage from
+south: south reads it from the claim instruction and claims its ETH.
+
 The negative control of every case is tests/a2a/test_two_operators.py: the same two
 daemons without the cheat, which swap.
 """
@@ -26,6 +30,7 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
 from web3 import Web3
 
@@ -63,7 +68,11 @@ BY_THE_TAKER = {
     "amount": "amount is",
     "recipient": "recipient is",
     "hashlock": "hashlock is",
+    "forged-escrow": "not the HTLC program",
 }
+HIDDEN_CLAIMS = ("hide-claim", "hide-claim-proxy")
+"""North claims south's SOL behind truncated logs (through its own program with -proxy):
+south must still read the preimage from the claim and claim its ETH."""
 
 
 @pytest.mark.timeout(900)
@@ -79,6 +88,8 @@ def test_a_hostile_counterparty_never_costs_the_honest_side_anything(tmp_path: P
     for block, (cheat, reason) in enumerate(BY_THE_TAKER.items(), start=len(cases)):
         where = tmp_path / f"taker-{cheat}"
         cases[f"taker-{cheat}"] = partial(_taker_case, where, block, cheat, reason)
+    for block, cheat in enumerate(HIDDEN_CLAIMS, start=len(cases)):
+        cases[f"maker-{cheat}"] = partial(_hidden_claim_case, tmp_path / cheat, block, cheat)
     concurrently(cases, workers=5)
 
 
@@ -202,3 +213,37 @@ def _fees(side: Side, url: str, plan_id: str) -> int:
             receipt = w3.eth.get_transaction_receipt(step.tx_id)  # type: ignore[arg-type]
             total += int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"])
     return total
+
+
+def _hidden_claim_case(tmp_path: Path, block: int, cheat: str) -> None:
+    with _swapping(tmp_path, block, {"north": cheat}) as (north, south, urls, before):
+        wait_for(lambda: _state(south) == "claimed", 180, "south's claim of north's ETH")
+        after = asyncio.run(balances(south, urls))
+        (taken,) = south.plans()
+        (made,) = north.plans()
+        fees = _fees(south, urls["arb"], taken.plan_id)
+        logs = _claim_logs(north, urls["sol"], made.plan_id)
+    assert "Traceback" not in (tmp_path / "south.log").read_text()
+    # The attack was real: the claim's Claimed event never reached the logs.
+    assert logs[-1] == "Log truncated", logs[-3:]
+    assert not [line for line in logs if line.startswith("Program data: ")]
+    # South got north's ETH (less its claim's gas) for its SOL: the swap it agreed to.
+    assert after["arb"] - before["south"]["arb"] == taken.leg(0).amount - fees
+    assert taken.leg_states == ("claimed", "claimed"), taken.leg_states
+
+
+def _claim_logs(side: Side, url: str, plan_id: str) -> list[str]:
+    """The log lines of `side`'s claim transaction of the plan, from the Solana RPC."""
+    engine = open_store(side.deployment.store.url or "")
+    try:
+        (claim,) = [s for s in PlanStore(engine, side.agent).steps(plan_id) if s.purpose == "claim"]
+    finally:
+        engine.dispose()
+    request = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "getTransaction",
+        "params": [claim.tx_id, {"encoding": "json", "commitment": "confirmed"}],
+    }
+    answer = httpx.post(url, json=request, timeout=30).json()
+    return list(answer["result"]["meta"]["logMessages"])

@@ -105,6 +105,10 @@ class SolanaHtlc(HtlcChain):
         account = await self._account(Pubkey.from_string(leg.locator), final=final)
         if account is None:
             return OnChainLock(state=LockState.EMPTY)
+        if program.is_squatted(Pubkey.from_string(account.owner), account.lamports, account.data):
+            # Lamports sent to the published address: no lock yet, but one can still be
+            # made there (`lock_instructions` tops it up), so nothing is wrong with it.
+            return OnChainLock(state=LockState.EMPTY)
         try:
             lock = await self._vouched(leg.locator, account, final=final)
         except program.InvalidEscrow as exc:
