@@ -410,3 +410,44 @@ async def test_prefunded_escrow_address_still_locks_and_the_swap_completes(
     held = prefund + top_up  # what the escrow held, all of it paid out by the claim
     assert solana_node.balance(maker.wallet.solana_address) == 10 * SOL - top_up - fee(2)
     assert solana_node.balance(taker.wallet.solana_address) == 10 * SOL + held - fee(1)
+
+
+async def test_lamports_sent_to_an_escrow_address_are_no_lock_yet_not_a_wrong_one(
+    attacker, solana_node
+):
+    """Anyone may send lamports to a published escrow address before its lock. That is
+    no lock yet (the lock still goes there, topped up), so neither side may take it
+    for a wrong lock and give the swap up; an account another program owns is one
+    (the negative control)."""
+    chain = await solana_htlc(solana_node)
+    assert isinstance(chain, SolanaHtlc)
+    escrow = Keypair()
+    leg = Leg(
+        index=0,
+        chain="sol",
+        sender=str(attacker.payer.pubkey()),
+        recipient=str(Keypair().pubkey()),
+        amount=SOL,
+        deadline=int(time.time()) + 3600,
+        locator=str(escrow.pubkey()),
+    )
+    try:
+        solana_node.fund(leg.locator, 5_000_000)  # squatted
+        assert (await chain.read(leg)).state == LockState.EMPTY
+        assert chain.why_not_locked(leg) is None
+        rent = solana_node.rpc("getMinimumBalanceForRentExemption", [program.ESCROW_LEN])
+        forged = Keypair()
+        create = CreateAccountParams(
+            from_pubkey=attacker.payer.pubkey(),
+            to_pubkey=forged.pubkey(),
+            lamports=rent,
+            space=program.ESCROW_LEN,
+            owner=attacker.forger,
+        )
+        attacker.send([create_account(create)], forged)
+        owned = leg.model_copy(update={"locator": str(forged.pubkey())})
+        assert (await chain.read(owned)).state == LockState.EMPTY
+        assert "not the HTLC program" in (chain.why_not_locked(owned) or "")
+    finally:
+        await chain.close()
+        await chain.adapter.close()
