@@ -92,9 +92,8 @@ class ClusterNode:
     def writing_for(self, *agents: str) -> contextlib.AbstractContextManager[None]:
         """Fence the block's writes for `agents` under the epochs held now, so work that
         outlives its lease cannot finish under a later one (``config/fencing.py``)."""
-        believed = {agent: self.table.believed(agent) for agent in agents}
-        pinned = {agent: epoch for agent, epoch in believed.items() if epoch is not None}
-        return fencing.writing_for(*agents, epochs=pinned)
+        held = {a: epoch for a in agents if (epoch := self.table.believed(a)) is not None}
+        return fencing.writing_for(*agents, epochs=held)
 
     def ready(self, agent: str) -> bool:
         """Whether `agent` is held, within its local deadline, and taken over."""

@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-import httpx
 import pytest
 from web3 import Web3
 
@@ -48,6 +47,7 @@ from tests.a2a._two_operators import (
     wait_for,
     write,
 )
+from tests.atomic._env import SolanaNode
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -239,11 +239,7 @@ def _claim_logs(side: Side, url: str, plan_id: str) -> list[str]:
         (claim,) = [s for s in PlanStore(engine, side.agent).steps(plan_id) if s.purpose == "claim"]
     finally:
         engine.dispose()
-    request = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "getTransaction",
-        "params": [claim.tx_id, {"encoding": "json", "commitment": "confirmed"}],
-    }
-    answer = httpx.post(url, json=request, timeout=30).json()
-    return list(answer["result"]["meta"]["logMessages"])
+    found = SolanaNode(url).rpc(
+        "getTransaction", [claim.tx_id, {"encoding": "json", "commitment": "confirmed"}]
+    )
+    return list(found["meta"]["logMessages"])

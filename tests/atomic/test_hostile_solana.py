@@ -60,6 +60,17 @@ class Attacker:
         self.node.rpc("covenant_addProgram", [str(program_id), base64.b64encode(elf).decode()])
         return program_id
 
+    def forger_account(self, account: Keypair, lamports: int) -> Instruction:
+        """Create `account` (escrow-sized) owned by the attacker's forger program."""
+        params = CreateAccountParams(
+            from_pubkey=self.payer.pubkey(),
+            to_pubkey=account.pubkey(),
+            lamports=lamports,
+            space=program.ESCROW_LEN,
+            owner=self.forger,
+        )
+        return create_account(params)
+
     def blockhash(self) -> Hash:
         return Hash.from_string(self.node.rpc("getLatestBlockhash", [])["value"]["blockhash"])
 
@@ -140,15 +151,8 @@ async def test_forged_escrow_of_the_makers_own_program_is_not_a_lock(
     plan = maker.coordinator.store.get(plan_id)
     rent = solana_node.rpc("getMinimumBalanceForRentExemption", [program.ESCROW_LEN])
     forged = escrow_bytes(plan.leg(0), plan.hashlock, 5 * SOL)
-    create = CreateAccountParams(
-        from_pubkey=attacker.payer.pubkey(),
-        to_pubkey=fake.pubkey(),
-        lamports=rent,
-        space=program.ESCROW_LEN,
-        owner=attacker.forger,
-    )
     write = Instruction(attacker.forger, forged, [AccountMeta(fake.pubkey(), False, True)])
-    attacker.send([create_account(create), write], fake)
+    attacker.send([attacker.forger_account(fake, rent), write], fake)
     info = solana_node.rpc("getAccountInfo", [str(fake.pubkey()), {"encoding": "base64"}])
     assert base64.b64decode(info["value"]["data"][0]) == forged  # byte for byte a lock
     assert info["value"]["lamports"] == rent  # of 5 SOL, holding 0.0018
@@ -437,14 +441,7 @@ async def test_lamports_sent_to_an_escrow_address_are_no_lock_yet_not_a_wrong_on
         assert chain.why_not_locked(leg) is None
         rent = solana_node.rpc("getMinimumBalanceForRentExemption", [program.ESCROW_LEN])
         forged = Keypair()
-        create = CreateAccountParams(
-            from_pubkey=attacker.payer.pubkey(),
-            to_pubkey=forged.pubkey(),
-            lamports=rent,
-            space=program.ESCROW_LEN,
-            owner=attacker.forger,
-        )
-        attacker.send([create_account(create)], forged)
+        attacker.send([attacker.forger_account(forged, rent)], forged)
         owned = leg.model_copy(update={"locator": str(forged.pubkey())})
         assert (await chain.read(owned)).state == LockState.EMPTY
         assert "not the HTLC program" in (chain.why_not_locked(owned) or "")
