@@ -25,6 +25,7 @@ import main
 from agents import daemon_state
 from agents.cluster.fence import LeaseFence
 from agents.cluster.lease import LeaseStore, LeaseTable, cluster_engine, local_deadline, timeouts
+from agents.cluster.node import ClusterNode
 from agents.cluster.status import daemons, leases
 from config import fencing
 from config.errors import ConfigError, SignerError
@@ -343,3 +344,26 @@ def test_a_ttl_the_htlc_margins_cannot_absorb_is_refused(tmp_path: Path) -> None
         ConfigError, match=r"within about 4s, more than atomic.watcher_interval \(2s\)"
     ):
         load_deployment(file)
+
+
+def test_the_mint_sees_no_epoch_for_work_pinned_under_another(tmp_path: Path) -> None:
+    """ClusterNode.epoch, which the mint and the signers ask, answers only for the epoch
+    the running work pinned: a tick begun under epoch 1 gets nothing once the agent is
+    held at epoch 3, while unpinned work and work pinned at 3 get 3 (the controls)."""
+    file = _deployment_file(
+        tmp_path,
+        cluster={"lease_ttl": "1s"},
+        store={"url": "postgresql+psycopg://u:p@127.0.0.1:9/x"},  # never connected to
+    )
+    deployment = load_deployment(file)
+    node = ClusterNode(deployment)
+    try:
+        agent = deployment.agents[0].name
+        node.table.set({agent: 3}, local_deadline(time.monotonic(), node.ttl))
+        assert node.epoch(agent) == 3
+        with fencing.writing_for(agent, epochs={agent: 1}):
+            assert node.epoch(agent) is None
+        with node.writing_for(agent):
+            assert node.epoch(agent) == 3
+    finally:
+        node.close()
