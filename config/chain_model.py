@@ -50,6 +50,14 @@ class LocalChain(Model):
         description="Whole tokens of each `local` token (erc20/spl_mint `local`) each agent "
         "holds at start: topped up to this, never taken away.",
     )
+    block_time: float | None = Field(
+        default=None,
+        gt=0,
+        le=60,
+        description="Seconds between the local node's blocks. Unset: anvil mines each "
+        "transaction at once and the Solana server makes a slot every 0.4 s. Set it to see "
+        "a public chain's pace (for example 2 for an OP-stack L2).",
+    )
 
 
 class ChainModel(Model):

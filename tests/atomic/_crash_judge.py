@@ -88,7 +88,7 @@ class ChainView:
         node = self.evm.get(chain)
         if node is not None:
             return int(rpc(node.url, "eth_getBalance", [address, "latest"]), 16)
-        return int(self._sol("getBalance", [address])["value"])
+        return int(self._sol("getBalance", [address, {"commitment": "confirmed"}])["value"])
 
     def _sol(self, method: str, params: list[Any]) -> Any:
         return rpc(self.sol.url, method, params)
@@ -135,7 +135,9 @@ class ChainView:
             answer = bytes.fromhex(rpc(node.url, "eth_call", [call, "latest"])[2:])
             state = evm_client.decode_swap(answer).state
             return ("never", "locked", "claimed", "refunded")[int(state)]
-        if self._sol("getAccountInfo", [leg.locator, {"encoding": "base64"}])["value"]:
+        if self._sol(
+            "getAccountInfo", [leg.locator, {"encoding": "base64", "commitment": "confirmed"}]
+        )["value"]:
             return "locked"  # a settle closes the escrow account
         outcome = "never"
         for tx in self._sol_transactions(leg.locator):

@@ -184,13 +184,13 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{hashlib.sha256(os.urandom(8)).hexdigest()[:10]}"
 
 
-def solana_config(url: str) -> SolanaChain:
+def solana_config(url: str, commitment: str = "confirmed") -> SolanaChain:
     return SolanaChain(
         name="sol",
         family="solana",
         cluster="localnet",
         rpc=url,
-        finality={"commitment": "confirmed"},
+        finality={"commitment": commitment},
     )
 
 
@@ -214,10 +214,11 @@ class SolanaNode:
         self.rpc("requestAirdrop", [address, lamports])
 
     def balance(self, address: str) -> int:
-        return int(self.rpc("getBalance", [address])["value"])
+        # The newest block's balance: the node, asked for none, answers finalized.
+        return int(self.rpc("getBalance", [address, {"commitment": "confirmed"}])["value"])
 
-    def config(self) -> SolanaChain:
-        return solana_config(self.url)
+    def config(self, commitment: str = "confirmed") -> SolanaChain:
+        return solana_config(self.url, commitment)
 
 
 def start_solana_node(log: Path | None = None) -> SolanaNode:
@@ -238,12 +239,14 @@ def start_solana_node(log: Path | None = None) -> SolanaNode:
     return SolanaNode(f"http://127.0.0.1:{port}", process)
 
 
-async def solana_htlc(node: SolanaNode, margins: Margins = TEST_MARGINS) -> HtlcChain:
+async def solana_htlc(
+    node: SolanaNode, margins: Margins = TEST_MARGINS, commitment: str = "confirmed"
+) -> HtlcChain:
     from chains.families.solana.adapter import SolanaAdapter
     from chains.families.solana.escrow import SolanaHtlc
     from chains.families.solana.htlc_client import LOCAL_PROGRAM_ID
 
-    adapter = await SolanaAdapter.connect(node.config(), url=node.url)
+    adapter = await SolanaAdapter.connect(node.config(commitment), url=node.url)
     return SolanaHtlc(adapter, str(LOCAL_PROGRAM_ID), margin=margins.of("sol", "solana"))
 
 

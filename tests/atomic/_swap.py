@@ -54,13 +54,14 @@ async def make_side(
     verify: Any = None,
     margins: Any = TEST_MARGINS,
     store: str | None = None,
+    sol_commitment: str = "confirmed",
 ) -> Side:
     wallet = make_wallet(name)
     authorizer = Authorizer()
     engine = open_store(f"sqlite:///{tmp_path / (store or f'{name}.db')}")
     chains: dict[str, HtlcChain] = {evm.name: await evm_htlc(evm, margins) for evm in evms}
     if sol is not None:
-        chains["sol"] = await solana_htlc(sol, margins)
+        chains["sol"] = await solana_htlc(sol, margins, sol_commitment)
     coordinator = Coordinator(
         engine,
         party(wallet, authorizer),
@@ -91,6 +92,25 @@ async def run_both(
         if (made.terminal and taken.terminal) or loop.time() > deadline:
             return made, taken
         await asyncio.sleep(0.05)
+
+
+async def run_concurrently(
+    maker: Side, taker: Side, plan_id: str, timeout: float = 60
+) -> tuple[PlanRecord, PlanRecord]:
+    """Drive both sides at once, as two daemons' watchtowers do: neither waits for the
+    other's pass to end (a taker tracking its lock does not hold the maker back)."""
+
+    async def drive(side: Side) -> PlanRecord:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not (plan := await side.coordinator.drive(plan_id)).terminal:
+            if loop.time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        return plan
+
+    made, taken = await asyncio.gather(drive(maker), drive(taker))
+    return made, taken
 
 
 async def open_swap(maker: Side, taker: Side, plan_id: str, **sides: Any) -> None:

@@ -153,7 +153,9 @@ async def test_forged_escrow_of_the_makers_own_program_is_not_a_lock(
     forged = escrow_bytes(plan.leg(0), plan.hashlock, 5 * SOL)
     write = Instruction(attacker.forger, forged, [AccountMeta(fake.pubkey(), False, True)])
     attacker.send([attacker.forger_account(fake, rent), write], fake)
-    info = solana_node.rpc("getAccountInfo", [str(fake.pubkey()), {"encoding": "base64"}])
+    info = solana_node.rpc(
+        "getAccountInfo", [str(fake.pubkey()), {"encoding": "base64", "commitment": "confirmed"}]
+    )
     assert base64.b64decode(info["value"]["data"][0]) == forged  # byte for byte a lock
     assert info["value"]["lamports"] == rent  # of 5 SOL, holding 0.0018
 
@@ -205,7 +207,9 @@ async def test_escrow_holding_less_than_it_records_is_not_a_lock(attacker, solan
         assert short.state == LockState.EMPTY
         reason = chain.why_not_locked(leg) or ""
         assert f"holds {SOL - 1} lamports, less than the {SOL} it records" in reason
-        data = solana_node.rpc("getAccountInfo", [leg.locator, {"encoding": "base64"}])
+        data = solana_node.rpc(
+            "getAccountInfo", [leg.locator, {"encoding": "base64", "commitment": "confirmed"}]
+        )
         grown = base64.b64decode(data["value"]["data"][0]) + b"\0"
         solana_node.rpc(
             "covenant_setAccount",

@@ -10,7 +10,16 @@ from chains.atomic.swap import SwapSide
 from chains.families.solana.htlc_client import ESCROW_LEN
 from config.errors import AtomicityError
 from tests.atomic._env import remaining
-from tests.atomic._swap import ETH, SOL, Operator, close, make_side, open_swap, run_both
+from tests.atomic._swap import (
+    ETH,
+    SOL,
+    Operator,
+    close,
+    make_side,
+    open_swap,
+    run_both,
+    run_concurrently,
+)
 
 pytestmark = pytest.mark.anvil
 
@@ -100,6 +109,49 @@ async def test_eth_for_sol_swap_reads_the_preimage_from_solana_history(
     assert [(s.purpose, s.status) for s in taker_steps] == [("lock", "final"), ("claim", "final")]
     claim_fee = arb.fee(taker_steps[1].tx_id)
     assert arb.balance(taker.wallet.evm_address) == 10 * ETH + ETH // 4 - claim_fee
+
+
+async def test_under_finalized_commitment_the_maker_claims_only_a_rooted_lock(
+    tmp_path, evm_nodes, solana_node
+):
+    """With `commitment: finalized`, the maker reveals the preimage only once the taker's
+    SOL lock is rooted (finality_depth, 4 blocks on this server, after its slot): a lock
+    that a fork could still drop must not be claimed, or the taker would take the ether
+    with the revealed preimage while its SOL vanished. Fails when the server answers
+    finalized reads from the newest block (the claim then lands a block or two later)."""
+    arb = evm_nodes["arb"]
+    operator = Operator.new()
+    maker = await make_side("maker", tmp_path, [arb], solana_node, sol_commitment="finalized")
+    taker = await make_side(
+        "taker",
+        tmp_path,
+        [arb],
+        solana_node,
+        verify=operator.verifier(),
+        sol_commitment="finalized",
+    )
+    for side in (maker, taker):
+        arb.fund(side.wallet.evm_address, 10 * ETH)
+        solana_node.fund(side.wallet.solana_address, 10 * SOL)
+    plan_id = "swap-eth-sol-finalized"
+    try:
+        await open_swap(
+            maker,
+            taker,
+            plan_id,
+            give=SwapSide(chain="arb", amount=ETH // 4),
+            take=SwapSide(chain="sol", amount=3 * SOL),
+            credential=operator.credential(maker, ("arb", "sol")),
+        )
+        made, taken = await run_concurrently(maker, taker, plan_id)
+    finally:
+        await close(maker, taker)
+    assert (made.state, taken.state) == ("claimed", "claimed"), (made.reason, taken.reason)
+    (lock,) = [s.tx_id for s in taker.coordinator.store.steps(plan_id) if s.purpose == "lock"]
+    (claim,) = [s.tx_id for s in maker.coordinator.store.steps(plan_id) if s.purpose == "claim"]
+    statuses = solana_node.rpc("getSignatureStatuses", [[lock, claim]])["value"]
+    lock_slot, claim_slot = (status["slot"] for status in statuses)
+    assert claim_slot >= lock_slot + 4, (lock_slot, claim_slot)
 
 
 async def test_two_agents_of_one_daemon_swap_through_one_store(tmp_path, evm_nodes):

@@ -151,3 +151,53 @@ def test_stale_state_file_is_not_trusted(deployment_file):
     manager._write_state(deployment.data_dir or "", manager.DevnetState(nodes={"l2-a": stale}))
     assert not manager.is_running(stale)  # our PID is python, not anvil
     assert resolve_url(deployment.chain("l2-a"), deployment.data_dir) is None
+
+
+PACED = """
+version: 1
+name: paced
+data_dir: data
+operator: {name: op}
+chains:
+  - {name: paced, family: evm, chain_id: 31337, rpc: local, local: {block_time: 0.5}}
+  - {name: instant, family: evm, chain_id: 8453, rpc: local}
+  - {name: sol, family: solana, cluster: localnet, rpc: local, local: {block_time: 0.1}}
+planners:
+  - {name: s, kind: scripted}
+"""
+
+
+@needs_anvil
+@pytest.mark.anvil
+def test_local_block_time_sets_the_nodes_pace(tmp_path: Path):
+    """`local.block_time` makes anvil mine on a clock (`--block-time`) and the Solana
+    server make its slots that often; a chain without it (the negative control) mines
+    only when a transaction comes, so its height stands still."""
+    import time
+
+    import httpx
+
+    path = tmp_path / "paced.yaml"
+    path.write_text(PACED, encoding="utf-8")
+    deployment = load_deployment(path)
+
+    def heights() -> dict[str, int]:
+        method = {"paced": "eth_blockNumber", "instant": "eth_blockNumber", "sol": "getSlot"}
+        found = {}
+        for name, call in method.items():
+            url = resolve_url(deployment.chain(name), deployment.data_dir)
+            body = {"jsonrpc": "2.0", "id": 1, "method": call, "params": []}
+            result = httpx.post(str(url), json=body, timeout=10).json()["result"]
+            found[name] = int(result, 16) if isinstance(result, str) else int(result)
+        return found
+
+    try:
+        assert main(["devnet", "up", str(path)]) == 0
+        before = heights()
+        time.sleep(2)
+        grown = {name: height - before[name] for name, height in heights().items()}
+    finally:
+        assert main(["devnet", "down", str(path)]) == 0
+    assert grown["instant"] == 0
+    assert 2 <= grown["paced"] <= 6, grown  # about 4 blocks of 0.5 s in 2 s
+    assert grown["sol"] >= 12, grown  # about 20 slots of 0.1 s (5 at the default 0.4 s)

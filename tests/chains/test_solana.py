@@ -206,6 +206,46 @@ async def test_finalized_commitment_waits_for_finalization(solana_server, engine
     assert (status.state, status.finality) == ("final", "finalized")
 
 
+async def test_a_finalized_read_shows_accounts_as_they_were_finality_depth_blocks_ago(
+    solana_server, engine
+):
+    """agave answers a `finalized` read from its highest rooted bank (rpc.rs,
+    ``JsonRpcRequestProcessor::bank``), and so must the server: a transfer's recipient is
+    empty at finalized until its slot is rooted, while confirmed sees it at once (the
+    negative control: the same read at confirmed). A maker waiting for the taker's lock to
+    be final reads it this way."""
+    chain = solana_chain(finality={"commitment": "finalized"})
+    to = str(Keypair().pubkey())
+    async with await SolanaAdapter.connect(chain, url=solana_server.url) as adapter:
+        payer = await _funded(adapter, solana_server.url)
+        tx = await adapter.build(NativeTransfer(to=to, amount=SOL), str(payer.pubkey()))
+        await adapter.broadcast(await solana_signer(payer)(tx))
+
+        async def reads() -> dict[str, object]:
+            found: dict[str, object] = {}
+            for commitment in ("confirmed", "finalized"):
+                info = await _rpc(
+                    solana_server.url, "getAccountInfo", to, {"commitment": commitment}
+                )
+                balance = await _rpc(
+                    solana_server.url, "getBalance", to, {"commitment": commitment}
+                )
+                assert isinstance(info, dict)
+                assert isinstance(balance, dict)
+                value = info["value"]
+                found[commitment] = (value and value["lamports"], balance["value"])
+            return found
+
+        assert await reads() == {"confirmed": (SOL, SOL), "finalized": (None, 0)}
+        assert await adapter.balance(to) == 0  # the deployment asked for finalized
+        unnamed = await _rpc(solana_server.url, "getBalance", to)
+        assert isinstance(unnamed, dict)
+        assert unnamed["value"] == 0  # agave's default commitment is finalized
+        await _rpc(solana_server.url, "covenant_advanceBlocks", 32)
+        assert await reads() == {"confirmed": (SOL, SOL), "finalized": (SOL, SOL)}
+        assert await adapter.balance(to) == SOL
+
+
 class _CountingSigner:
     """Signs with `payer` and records the chain height at each signature."""
 

@@ -29,6 +29,7 @@ def start_anvil(
     *,
     state: Path | None = None,
     no_mining: bool = False,
+    block_time: float | None = None,
     log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start anvil on 127.0.0.1:`port` and wait until it answers."""
@@ -52,4 +53,6 @@ def start_anvil(
         args += ["--state", str(state), "--state-interval", "1"]
     if no_mining:
         args.append("--no-mining")
+    if block_time is not None:
+        args += ["--block-time", f"{block_time:g}"]
     return start_node(args, port, log=log)

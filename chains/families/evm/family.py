@@ -173,7 +173,9 @@ class EvmFamily:
         from chains.families.evm._anvil import start_anvil
 
         state = directory / f"{chain.name}.anvil.json"
-        return start_anvil(_evm(chain).chain_id, port, state=state, log=log)
+        return start_anvil(
+            _evm(chain).chain_id, port, state=state, block_time=chain.local.block_time, log=log
+        )
 
     def node_marker(self) -> bytes:
         return b"anvil"

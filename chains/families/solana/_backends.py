@@ -56,14 +56,15 @@ class SolanaBackend(ABC):
     async def latest_blockhash(self, commitment: str) -> tuple[Hash, int]: ...
 
     @abstractmethod
-    async def balance(self, address: Pubkey) -> int: ...
+    async def balance(self, address: Pubkey, commitment: str) -> int: ...
 
     @abstractmethod
-    async def account(self, address: Pubkey) -> AccountData | None: ...
+    async def account(self, address: Pubkey, commitment: str) -> AccountData | None: ...
 
     async def accounts(self, addresses: list[Pubkey]) -> list[AccountData | None]:
-        """Several accounts in one request where the backend can."""
-        return [await self.account(address) for address in addresses]
+        """Several accounts at confirmed commitment (what the checks before signing read),
+        in one request where the backend can."""
+        return [await self.account(address, "confirmed") for address in addresses]
 
     @abstractmethod
     async def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> SimResult: ...
@@ -118,11 +119,12 @@ class RpcBackend(SolanaBackend):
         value = _value(await self._read("getLatestBlockhash", [{"commitment": commitment}]))
         return Hash.from_string(value["blockhash"]), int(value["lastValidBlockHeight"])
 
-    async def balance(self, address: Pubkey) -> int:
-        return int(_value(await self._read("getBalance", [str(address), _FINALIZED])))
+    async def balance(self, address: Pubkey, commitment: str) -> int:
+        params = [str(address), {"commitment": commitment}]
+        return int(_value(await self._read("getBalance", params)))
 
-    async def account(self, address: Pubkey) -> AccountData | None:
-        params = [str(address), {**_FINALIZED, "encoding": "base64"}]
+    async def account(self, address: Pubkey, commitment: str) -> AccountData | None:
+        params = [str(address), {"commitment": commitment, "encoding": "base64"}]
         return account_data(_value(await self._read("getAccountInfo", params)))
 
     async def accounts(self, addresses: list[Pubkey]) -> list[AccountData | None]:
@@ -252,14 +254,12 @@ class LedgerBackend(SolanaBackend):
         blockhash, last_valid = self.ledger.latest_blockhash()
         return Hash.from_string(blockhash), last_valid
 
-    async def balance(self, address: Pubkey) -> int:
-        return self.ledger.balance(str(address))
+    async def balance(self, address: Pubkey, commitment: str) -> int:
+        return self.ledger.balance(str(address), commitment)
 
-    async def account(self, address: Pubkey) -> AccountData | None:
-        account = self.ledger.svm.get_account(address)
-        if account is None or (account.lamports == 0 and not account.data):
-            return None
-        return AccountData(int(account.lamports), str(account.owner), bytes(account.data))
+    async def account(self, address: Pubkey, commitment: str) -> AccountData | None:
+        value = self.ledger.account(str(address), commitment)
+        return None if value is None else account_data(value)
 
     async def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> SimResult:
         try:

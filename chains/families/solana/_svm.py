@@ -4,9 +4,11 @@ LiteSVM executes transactions exactly like a validator's bank but has no clock o
 own: it never produces blocks and accepts only its latest blockhash. This ledger adds
 what an RPC client relies on: a block every `block_time` seconds with a fresh blockhash,
 each valid for 150 blocks (`lastValidBlockHeight`), signature statuses that become
-`finalized` `finality_depth` blocks after landing, and transactions accepted with
-``skipPreflight`` that silently never land when their blockhash is unknown or expired,
-as on mainnet. It backs both the JSON-RPC server process and the in-process adapter.
+`finalized` `finality_depth` blocks after landing, account reads at `finalized`
+commitment that show each account as it was `finality_depth` blocks ago, and transactions
+accepted with ``skipPreflight`` that silently never land when their blockhash is unknown
+or expired, as on mainnet. It backs both the JSON-RPC server process and the in-process
+adapter.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class SvmLedger:
     _landed: dict[str, _Landed] = field(default_factory=dict)
     # Signatures touching each account, oldest first (getSignaturesForAddress).
     _history: dict[str, list[str]] = field(default_factory=dict)
+    # Each written account's states, oldest first, with the height each was written at:
+    # what a `finalized` read serves. An account never written here is as at genesis.
+    _versions: dict[str, list[tuple[int, Account | None]]] = field(default_factory=dict)
     _started: float = field(default_factory=time.monotonic)
     _skipped: int = 0
 
@@ -148,6 +153,8 @@ class SvmLedger:
     def _process(self, tx: VersionedTransaction) -> None:
         if not self.blockhash_valid(str(tx.message.recent_blockhash)):
             return  # a leader drops it: it never lands, and its signature stays unknown
+        keys = [str(key) for key in tx.message.account_keys]
+        self._keep_genesis(keys)
         result = self.svm.send_transaction(tx)
         error = None
         if isinstance(result, FailedTransactionMetadata):
@@ -156,6 +163,7 @@ class SvmLedger:
                 return  # rejected before execution: no fee, nothing recorded
         meta = result.meta() if isinstance(result, FailedTransactionMetadata) else result
         self._record(tx, error, meta)
+        self._written(keys)  # a failed transaction still charged its fee payer
 
     def _record(self, tx: VersionedTransaction, error: Any, meta: TransactionMetadata) -> None:
         signature = str(tx.signatures[0])
@@ -291,13 +299,14 @@ class SvmLedger:
 
     # -- accounts ----------------------------------------------------------------------
 
-    def balance(self, address: str) -> int:
-        """Lamports held by `address` (0 if the account does not exist)."""
-        return int(self.svm.get_balance(Pubkey.from_string(address)) or 0)
+    def balance(self, address: str, commitment: str = "confirmed") -> int:
+        """Lamports held by `address` at `commitment` (0 if the account does not exist)."""
+        account = self._at(address, commitment)
+        return 0 if account is None else int(account.lamports)
 
-    def account(self, address: str) -> dict[str, Any] | None:
-        """getAccountInfo value in base64 encoding, or None."""
-        account = self.svm.get_account(Pubkey.from_string(address))
+    def account(self, address: str, commitment: str = "confirmed") -> dict[str, Any] | None:
+        """getAccountInfo value in base64 encoding at `commitment`, or None."""
+        account = self._at(address, commitment)
         if account is None or (account.lamports == 0 and not account.data):
             return None
         return {
@@ -309,8 +318,40 @@ class SvmLedger:
             "space": len(account.data),
         }
 
+    def _at(self, address: str, commitment: str) -> Account | None:
+        """`address` as the bank of `commitment` holds it: agave answers a `finalized`
+        read from the highest rooted bank (``JsonRpcRequestProcessor::bank``, rpc.rs), so
+        an account written fewer than `finality_depth` blocks ago shows its older state.
+        Every other commitment reads the newest block, as `confirmed` does here."""
+        self.tick()
+        versions = self._versions.get(address)
+        if commitment != "finalized" or not versions:
+            return self.svm.get_account(Pubkey.from_string(address))
+        rooted = self.height - self.finality_depth
+        # Before the first root, the genesis state (the oldest kept) is what is rooted.
+        return next((s for height, s in reversed(versions) if height <= rooted), versions[0][1])
+
+    def _keep_genesis(self, addresses: list[str]) -> None:
+        """Keep the state of accounts about to be written for the first time."""
+        for address in addresses:
+            if address not in self._versions:
+                self._versions[address] = [(0, self.svm.get_account(Pubkey.from_string(address)))]
+
+    def _written(self, addresses: list[str]) -> None:
+        """Record the new state of `addresses`, forgetting states no read can reach (all
+        but the newest rooted one)."""
+        rooted = self.height - self.finality_depth
+        for address in addresses:
+            versions = self._versions[address]
+            versions.append((self.height, self.svm.get_account(Pubkey.from_string(address))))
+            newest_rooted = max(
+                (i for i, (height, _) in enumerate(versions) if height <= rooted), default=0
+            )
+            del versions[:newest_rooted]
+
     def airdrop(self, address: str, lamports: int) -> str:
         """Credit `lamports` to `address`; returns the airdrop's signature."""
+        self._keep_genesis([address])
         result = self.svm.airdrop(Pubkey.from_string(address), lamports)
         if isinstance(result, FailedTransactionMetadata) and "AlreadyProcessed" in str(
             result.err()
@@ -323,6 +364,7 @@ class SvmLedger:
             raise RpcFailure(-32603, f"airdrop failed: {error_json(result.err())}")
         signature = str(result.signature())
         self._landed[signature] = _Landed(self.height, None)
+        self._written([address])
         return signature
 
     def minimum_rent(self, size: int) -> int:
@@ -333,6 +375,7 @@ class SvmLedger:
         """Write an account as given (test control, like ``anvil_setCode``): `lamports`,
         `owner` (base58), `data` (base64), `executable`. Missing fields keep their value."""
         pubkey = Pubkey.from_string(address)
+        self._keep_genesis([address])
         old = self.svm.get_account(pubkey) or Account(0, b"", SYSTEM_PROGRAM_ID)
         data = base64.b64decode(fields["data"], validate=True) if "data" in fields else old.data
         owner = Pubkey.from_string(fields["owner"]) if "owner" in fields else old.owner
@@ -343,6 +386,7 @@ class SvmLedger:
             bool(fields.get("executable", old.executable)),
         )
         self.svm.set_account(pubkey, account)
+        self._written([address])
 
     def add_program(self, program_id: str, elf: bytes) -> None:
         """Deploy `elf` at `program_id` (test control: a second program next to the HTLC)."""

@@ -141,13 +141,18 @@ class SolanaAdapter(ChainAdapter):
         owner = _pubkey(address)
         mint = asset.spl_mint if isinstance(asset, Asset) else asset
         if mint is None:
-            return await self._backend.balance(owner)
+            return await self._backend.balance(owner, self._commitment)
         mint_key = _pubkey(mint)
         program = await self._token_program(mint_key)
         account = await self._backend.account(
-            get_associated_token_address(owner, mint_key, program)
+            get_associated_token_address(owner, mint_key, program), self._commitment
         )
         return 0 if account is None else int.from_bytes(account.data[64:72], "little")
+
+    @property
+    def _commitment(self) -> str:
+        # Balances and mints as final as the deployment wants its transactions.
+        return self.chain.finality.commitment
 
     async def read(self, method: str, params: list[Any]) -> Any:
         """The `result` of the read-only JSON-RPC call `method`, for clients of programs on
@@ -292,7 +297,8 @@ class SolanaAdapter(ChainAdapter):
         return Pubkey.from_string((await self._mint(mint)).owner)
 
     async def _mint(self, mint: Pubkey) -> AccountData:
-        account = await self._backend.account(mint)
+        # Confirmed: a mint only describes its token (program, decimals).
+        account = await self._backend.account(mint, "confirmed")
         if account is None:
             raise ChainError(f"{self._where}: SPL mint {mint} does not exist; check the asset")
         return account
@@ -304,7 +310,9 @@ class SolanaAdapter(ChainAdapter):
         source = get_associated_token_address(payer, mint, program)
         dest = get_associated_token_address(owner, mint, program)
         instructions = []
-        if await self._backend.account(dest) is None:
+        # Confirmed, as the checks before signing: an associated account created moments
+        # ago is not created again (creating it again is harmless, idempotent).
+        if await self._backend.account(dest, "confirmed") is None:
             instructions.append(
                 create_idempotent_associated_token_account(payer, owner, mint, program)
             )

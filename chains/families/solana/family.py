@@ -175,7 +175,12 @@ class SolanaFamily:
         from chains.families.solana._solana_proc import start_solana_rpc
         from chains.families.solana.devnet import program_args
 
-        return start_solana_rpc(port, log=log, extra_args=program_args(_solana(chain)))
+        return start_solana_rpc(
+            port,
+            block_time=chain.local.block_time or 0.4,  # 0.4 s: a Solana slot
+            log=log,
+            extra_args=program_args(_solana(chain)),
+        )
 
     def node_marker(self) -> bytes:
         return b"chains.families.solana.solana_rpc"

@@ -94,7 +94,7 @@ async def top_up_local_mint(url: str, mint: str, owner: str, amount: int) -> Non
 
 
 async def _account(client: httpx.AsyncClient, url: str, address: str, doing: str) -> bytes | None:
-    params: list[object] = [address, {"encoding": "base64"}]
+    params: list[object] = [address, {"encoding": "base64", "commitment": "confirmed"}]
     info = await node_result(client, url, "getAccountInfo", params, doing=doing)
     value = info.get("value") if isinstance(info, dict) else None
     return None if value is None else base64.b64decode(value["data"][0])

@@ -105,11 +105,23 @@ def _add_program(ledger: SvmLedger, params: list[Any]) -> Any:
     return None
 
 
+def _commitment(params: list[Any]) -> str:
+    """The commitment a read asks for; agave's default, when it names none, is finalized
+    (``CommitmentConfig::default``)."""
+    options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+    return str(options.get("commitment") or "finalized")
+
+
+def _accounts(ledger: SvmLedger, params: list[Any]) -> Any:
+    commitment = _commitment(params)
+    return _context(ledger, [ledger.account(a, commitment) for a in params[0]])
+
+
 METHODS: dict[str, Handler] = {
     "getLatestBlockhash": _latest_blockhash,
-    "getBalance": lambda ledger, p: _context(ledger, ledger.balance(p[0])),
-    "getAccountInfo": lambda ledger, p: _context(ledger, ledger.account(p[0])),
-    "getMultipleAccounts": lambda ledger, p: _context(ledger, [ledger.account(a) for a in p[0]]),
+    "getBalance": lambda ledger, p: _context(ledger, ledger.balance(p[0], _commitment(p))),
+    "getAccountInfo": lambda ledger, p: _context(ledger, ledger.account(p[0], _commitment(p))),
+    "getMultipleAccounts": _accounts,
     "sendTransaction": _send,
     "simulateTransaction": _simulate,
     "getSignatureStatuses": _statuses,
