@@ -12,7 +12,9 @@ chains/families/solana/escrow.py, for south's SOL), the one place a lock transac
 terms are encoded; the deadline cheats change the offer's deadlines
 (``Margins.default_deadlines``, config/margins.py), which the offer signs.
 The Solana cheats replace a lock or claim transaction with one of the attacker's own
-programs (tests/atomic/_sbpf_attacks.py).
+programs (tests/atomic/_sbpf_attacks.py). The squat funds the escrow address the other
+side will lock into before it can (``Coordinator._send``, chains/atomic/coordinator.py,
+the one place a lock is sent).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from solders.pubkey import Pubkey
 
 from chains.atomic.base import Leg
+from chains.atomic.coordinator import Coordinator
 from chains.families.evm.escrow import EvmHtlc
 from chains.families.solana.escrow import SolanaHtlc
 from config.margins import Margins
@@ -67,7 +70,10 @@ SOLANA_CHEATS = (
     "hide-claim-proxy",
 )
 
-CHEATS = (*LOCK_CHEATS, *OFFER_CHEATS, *SOLANA_CHEATS, "never-lock")
+SQUAT = 1_000_000_000
+"""Lamports the squatter sends to the other side's Solana escrow address (1 SOL)."""
+
+CHEATS = (*LOCK_CHEATS, *OFFER_CHEATS, *SOLANA_CHEATS, "never-lock", "squat-escrow")
 
 
 def _cheat_lock(change: LockCheat | None) -> None:
@@ -119,6 +125,25 @@ def _cheat_solana(cheat: str) -> None:
     SolanaHtlc.build = build  # type: ignore[method-assign]
 
 
+def _cheat_squat() -> None:
+    """Before it locks, send lamports to each Solana escrow address of the other side's
+    legs: the address is in the signed acceptance, and on Solana anyone may fund any
+    address. A system account with lamports at the address must not stop the honest
+    lock (it takes the account over and tops it up). The local faucet stands in for
+    the squatter's own transfer: the account it leaves is the same."""
+    honest = Coordinator._send
+
+    async def send(self: Coordinator, plan: Any, leg: Leg, purpose: Any, **kwargs: Any) -> str:
+        if purpose == "lock":
+            for theirs in plan.legs:
+                chain = self.chain(theirs.chain)
+                if not theirs.ours and isinstance(chain, SolanaHtlc):
+                    await chain.adapter.read("requestAirdrop", [theirs.locator, SQUAT])
+        return await honest(self, plan, leg, purpose, **kwargs)
+
+    Coordinator._send = send  # type: ignore[method-assign]
+
+
 def _cheat_offer(change: Callable[[int, int, int], tuple[int, int]]) -> None:
     honest = Margins.default_deadlines
 
@@ -139,6 +164,8 @@ def main(argv: list[str]) -> int:
         _cheat_lock(None)
     elif cheat in SOLANA_CHEATS:
         _cheat_solana(cheat)
+    elif cheat == "squat-escrow":
+        _cheat_squat()
     else:
         raise SystemExit(f"unknown cheat {cheat!r}; one of {', '.join(CHEATS)}")
     import main as daemon

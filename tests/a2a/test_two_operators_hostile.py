@@ -17,6 +17,10 @@ A hostile north that claims south's SOL behind truncated logs, or through a prog
 its own so that the claim is an inner instruction only, cannot keep the preimage from
 south: south reads it from the claim instruction and claims its ETH.
 
+A hostile north that squats south's SOL escrow address (sends lamports to it, from the
+acceptance, before south can lock) cannot stop the swap: south takes the account over,
+tops it up and locks, and the swap completes.
+
 The negative control of every case is tests/a2a/test_two_operators.py: the same two
 daemons without the cheat, which swap.
 """
@@ -90,6 +94,7 @@ def test_a_hostile_counterparty_never_costs_the_honest_side_anything(tmp_path: P
         cases[f"taker-{cheat}"] = partial(_taker_case, where, block, cheat, reason)
     for block, cheat in enumerate(HIDDEN_CLAIMS, start=len(cases)):
         cases[f"maker-{cheat}"] = partial(_hidden_claim_case, tmp_path / cheat, block, cheat)
+    cases["maker-squat-escrow"] = partial(_squat_case, tmp_path / "squat", len(cases))
     concurrently(cases, workers=5)
 
 
@@ -230,6 +235,20 @@ def _hidden_claim_case(tmp_path: Path, block: int, cheat: str) -> None:
     # South got north's ETH (less its claim's gas) for its SOL: the swap it agreed to.
     assert after["arb"] - before["south"]["arb"] == taken.leg(0).amount - fees
     assert taken.leg_states == ("claimed", "claimed"), taken.leg_states
+
+
+def _squat_case(tmp_path: Path, block: int) -> None:
+    with _swapping(tmp_path, block, {"north": "squat-escrow"}) as (_, south, urls, before):
+        wait_for(lambda: _state(south) == "claimed", 180, "south's claim of north's ETH")
+        after = asyncio.run(balances(south, urls))
+        (taken,) = south.plans()
+        fees = _fees(south, urls["arb"], taken.plan_id)
+    assert "Traceback" not in (tmp_path / "south.log").read_text()
+    assert taken.leg_states == ("claimed", "claimed"), (taken.leg_states, taken.reason)
+    assert after["arb"] - before["south"]["arb"] == taken.leg(0).amount - fees
+    # The squat was real: the squatter's lamports went into south's lock, so south paid
+    # less than the amount it locked (without it: the amount, the rent and a fee).
+    assert before["south"]["sol"] - after["sol"] < taken.leg(1).amount
 
 
 def _claim_logs(side: Side, url: str, plan_id: str) -> list[str]:
