@@ -1,21 +1,33 @@
 """End-to-end latency of a swap between two operators' daemons (two `main.py run`
 processes, 1 ETH on anvil for 20 SOL on the LiteSVM server, over A2A), against the time
-its four transactions spend on chain.
+the two chains themselves make a swap wait.
 
-A swap's critical path is four transactions one after another: the maker's lock, the
-taker's lock, the maker's claim (revealing the preimage), the taker's claim. Each one's
-inclusion and finality time is read from the sending daemon's transaction journal
-(signed to final). Latency runs from the taker's acceptance (the moment it journals its
-side, after its agent decided) to the last claim final; the wait between the offer and
-the acceptance is the taker agent's schedule, printed apart. Target: latency at most
-1.2x the four transactions' inclusion and finality times.
+Latency runs from the taker's acceptance (the moment it journals its side, after its
+agent decided) to the last claim final on both sides; the wait between the offer and
+the acceptance is the taker agent's schedule, printed apart.
 
-    python bench/bench_a2a_swap.py [--swaps 2]
+The chains' inclusion and finality times are measured apart from the daemons, by a
+bare client (bench/_chain_pace.py): E, an EVM transfer's time to final, S, a Solana
+one's, and s, a Solana one's time to seen. A swap cannot end sooner than the waits it
+must make one after another: the maker's EVM lock final (E: the taker locks only
+against a final lock), the taker's SOL lock final (S: the maker reveals the preimage
+only against a final lock), then the longer of the maker's SOL claim final (S) and the
+taker's EVM claim, sent once the preimage is seen (s + E). Target: latency at most 1.2x
+E + S + max(S, s + E).
+
+Two paces: the local chains as they are (anvil mines each transaction at once, Solana
+confirmed), where the chain waits are a few milliseconds and the ratio measures the
+daemons' own overhead against almost nothing; and ``--public-pace``, the chains at a
+public network's pace (2 s EVM blocks and one confirmation, Solana finalized: 32 blocks
+of 0.4 s), the pace the target is about.
+
+    python bench/bench_a2a_swap.py [--swaps 2] [--public-pace]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import tempfile
@@ -26,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
 
+from bench._chain_pace import evm_pace, solana_pace
 from chains.devnet import manager as devnet
 from config.store import open_store
 from tests.a2a._two_operators import Side, start, stop, two_operators, wait_for
@@ -59,8 +72,8 @@ def _at(value: object) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
-def one_swap(tmp: Path) -> dict[str, float]:
-    north, south, _ = two_operators(tmp, idle=(2, 4))
+def one_swap(tmp: Path, *, public_pace: bool) -> dict[str, float]:
+    north, south, urls = two_operators(tmp, idle=(2, 4), public_pace=public_pace)
     daemons = []
     try:
         daemons.append(start(north, tmp / "north.log"))
@@ -70,42 +83,60 @@ def one_swap(tmp: Path) -> dict[str, float]:
             states = [p.state for side in (north, south) for p in side.plans()]
             return states == ["claimed", "claimed"]
 
-        wait_for(claimed, 180, "both plans claimed")
+        wait_for(claimed, 300, "both plans claimed")
+        for process in daemons:
+            stop(process)  # the probes measure the chains alone
+        evm = asyncio.run(evm_pace(urls["arb"], *((1, 2.0) if public_pace else (0, 0.0))))
+        sol = asyncio.run(
+            solana_pace(urls["sol"], "finalized" if public_pace else "confirmed", 0.4)
+        )
     finally:
         for process in daemons:
             stop(process)
         devnet.down(north.deployment)
     offered, made_end, maker_chain = _times(north)
     accepted, taken_end, taker_chain = _times(south)
-    latency = (max(made_end, taken_end) - accepted).total_seconds()
     return {
-        "latency": latency,
-        "on_chain": maker_chain + taker_chain,
+        "latency": (max(made_end, taken_end) - accepted).total_seconds(),
+        "journaled": maker_chain + taker_chain,
         "decision": (accepted - offered).total_seconds(),
+        "critical": evm.final + sol.final + max(sol.final, sol.seen + evm.final),
+        "evm": evm.final,
+        "sol": sol.final,
+        "sol_seen": sol.seen,
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--swaps", type=int, default=2)
+    parser.add_argument(
+        "--public-pace",
+        action="store_true",
+        help="local chains at a public network's pace (2 s EVM blocks with one "
+        "confirmation, Solana finalized) instead of mining each transaction at once",
+    )
     args = parser.parse_args()
     runs = []
     for index in range(args.swaps):
         with tempfile.TemporaryDirectory() as tmp:
-            runs.append(one_swap(Path(tmp)))
+            runs.append(one_swap(Path(tmp), public_pace=args.public_pace))
         run = runs[-1]
         print(
-            f"swap {index + 1}: {run['latency']:.2f} s from acceptance to the last claim; "
-            f"its 4 transactions {run['on_chain']:.2f} s on chain; offer to acceptance "
-            f"{run['decision']:.2f} s"
+            f"swap {index + 1}: {run['latency']:.2f} s from acceptance to the last claim final "
+            f"(offer to acceptance {run['decision']:.2f} s); chain waits by a bare client: "
+            f"E {run['evm']:.2f} s, S {run['sol']:.2f} s, s {run['sol_seen']:.2f} s, critical "
+            f"path {run['critical']:.2f} s; its 4 transactions journaled signed-to-final "
+            f"{run['journaled']:.2f} s in all"
         )
     latency = statistics.median(r["latency"] for r in runs)
-    on_chain = statistics.median(r["on_chain"] for r in runs)
-    ratio = latency / on_chain if on_chain else float("inf")
+    critical = statistics.median(r["critical"] for r in runs)
+    ratio = latency / critical if critical else float("inf")
     verdict = "met" if ratio <= TARGET else "MISSED"
+    pace = "public pace" if args.public_pace else "instant local chains"
     print(
-        f"median: latency {latency:.2f} s, on chain {on_chain:.2f} s, ratio {ratio:.1f}x "
-        f"(target <= {TARGET}x): {verdict}"
+        f"median ({pace}): latency {latency:.2f} s against the chains' critical path "
+        f"{critical:.2f} s, ratio {ratio:.2f}x (target <= {TARGET}x): {verdict}"
     )
     return 0
 

@@ -112,7 +112,22 @@ class Side:
             engine.dispose()
 
 
-def _chains(urls: dict[str, str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+PUBLIC_PACE: dict[str, dict[str, Any]] = {
+    "arb": {"finality": {"confirmations": 1}, "local": {"fund_agents": "10", "block_time": 2}},
+    "sol": {"finality": {"commitment": "finalized"}},
+}
+"""The chains at a public network's pace: 2 s blocks and one confirmation (an OP-stack
+L2), Solana finalized (32 slots of 0.4 s, about 12.8 s)."""
+
+PUBLIC_MARGINS: dict[str, dict[str, Any]] = {
+    "evm": {"inclusion": 10, "finality": 6},
+    "solana": {"inclusion": 5, "finality": 20, "halt_allowance": 0},
+}
+
+
+def _chains(
+    urls: dict[str, str] | None, *, public_pace: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
     arb: dict[str, Any] = {
         "name": "arb",
         "family": "evm",
@@ -127,6 +142,9 @@ def _chains(urls: dict[str, str] | None) -> tuple[dict[str, Any], dict[str, Any]
         "finality": {"commitment": "confirmed"},
         "local": {"fund_agents": "100"},
     }
+    if public_pace:
+        arb |= PUBLIC_PACE["arb"]
+        sol |= PUBLIC_PACE["sol"]
     if urls is None:
         arb |= {"rpc": "local", "htlc": "local"}
         sol |= {"rpc": "local", "htlc": "local"}
@@ -156,6 +174,7 @@ def write(
     idle: int = 5,
     slack: int = 5,
     trusted: list[str] | None = None,
+    public_pace: bool = False,
 ) -> None:
     """`side`'s deployment file; without `other`, a first one to make its keystore.
     Its agent proposes the swap after `idle` idle ticks, unless `plans` says otherwise;
@@ -172,7 +191,7 @@ def write(
         "name": side.name,
         "data_dir": str(side.directory / "data"),
         "operator": {"name": f"{side.name}-operator"},
-        "chains": list(_chains(urls)),
+        "chains": list(_chains(urls, public_pace=public_pace)),
         "assets": [
             {"symbol": "ETH", "chain": "arb", "native": True, "decimals": 18, "usd_price": "3000"},
             {"symbol": "SOL", "chain": "sol", "native": True, "decimals": 9, "usd_price": "150"},
@@ -182,7 +201,8 @@ def write(
             "slack": slack,
             "evm": {"inclusion": 5, "finality": 2},
             "solana": {"inclusion": 5, "finality": 2, "halt_allowance": 0},
-        },
+        }
+        | (PUBLIC_MARGINS if public_pace else {}),
         "planners": [{"name": "script", "kind": "scripted", "plans": plans or []}],
         "agents": [agent],
     }
@@ -269,7 +289,12 @@ def listen_port(block: int = 0, *, besides: int = 0) -> int:
 
 
 def two_operators(
-    tmp: Path, *, idle: tuple[int, int] = (5, 5), slack: int = 5, block: int = 0
+    tmp: Path,
+    *,
+    idle: tuple[int, int] = (5, 5),
+    slack: int = 5,
+    block: int = 0,
+    public_pace: bool = False,
 ) -> tuple[Side, Side, dict[str, str]]:
     """Both sides' keys and files (north's agent proposing the swap after idle[0] idle
     ticks, south's after idle[1]; their endpoints on ports of `block`, see
@@ -280,11 +305,11 @@ def two_operators(
     for side in (north, south):
         side.directory.mkdir(parents=True)
         make_keys(side)
-    write(north, south, None, idle=idle[0], slack=slack)
+    write(north, south, None, idle=idle[0], slack=slack, public_pace=public_pace)
     funded = [*north.addresses.values(), *south.addresses.values()]
     state = asyncio.run(devnet.up(north.deployment, fund=funded))
     urls = {name: node.url for name, node in state.nodes.items()}
-    write(south, north, urls, idle=idle[1], slack=slack)
+    write(south, north, urls, idle=idle[1], slack=slack, public_pace=public_pace)
     return north, south, urls
 
 
