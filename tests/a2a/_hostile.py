@@ -14,7 +14,8 @@ terms are encoded; the deadline cheats change the offer's deadlines
 The Solana cheats replace a lock or claim transaction with one of the attacker's own
 programs (tests/atomic/_sbpf_attacks.py). The squat funds the escrow address the other
 side will lock into before it can (``Coordinator._send``, chains/atomic/coordinator.py,
-the one place a lock is sent).
+the one place a lock is sent). The flood buries a claim under later transactions
+(``Coordinator._broadcast``, where a claim's bytes go out).
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ from chains.atomic.coordinator import Coordinator
 from chains.families.evm.escrow import EvmHtlc
 from chains.families.solana.escrow import SolanaHtlc
 from config.margins import Margins
-from tests.atomic._sbpf_attacks import FORGER, LOGGER, PROXY, deploy, forged_lock, hidden_claim
+from tests.atomic._sbpf_attacks import (
+    FORGER,
+    LOGGER,
+    PROXY,
+    deploy,
+    flood,
+    forged_lock,
+    hidden_claim,
+)
 
 
 def _elsewhere(leg: Leg) -> Leg:
@@ -73,7 +82,18 @@ SOLANA_CHEATS = (
 SQUAT = 1_000_000_000
 """Lamports the squatter sends to the other side's Solana escrow address (1 SOL)."""
 
-CHEATS = (*LOCK_CHEATS, *OFFER_CHEATS, *SOLANA_CHEATS, "never-lock", "squat-escrow")
+FLOOD = 1000
+"""Transactions the flooder sends after its claim, all naming the escrow: a full page of
+``getSignaturesForAddress`` (agave's limit), so the claim is not on the first one."""
+
+CHEATS = (
+    *LOCK_CHEATS,
+    *OFFER_CHEATS,
+    *SOLANA_CHEATS,
+    "never-lock",
+    "squat-escrow",
+    "flood-claim",
+)
 
 
 def _cheat_lock(change: LockCheat | None) -> None:
@@ -144,6 +164,40 @@ def _cheat_squat() -> None:
     Coordinator._send = send  # type: ignore[method-assign]
 
 
+def _cheat_flood() -> None:
+    """Claim the other side's SOL, then bury the claim under FLOOD later transactions
+    that name the escrow. The server holds every transaction from the claim's broadcast
+    until the flood is sent, then lands them all at once (``covenant_setHold``,
+    ``covenant_releaseHeld``), so no reader can look between the claim and the flood."""
+    honest_send, honest_broadcast = Coordinator._send, Coordinator._broadcast
+    burying: dict[int, Pubkey] = {}  # id(coordinator): the escrow its claim empties
+
+    async def send(self: Coordinator, plan: Any, leg: Leg, purpose: Any, **kwargs: Any) -> str:
+        if purpose == "claim" and isinstance(self.chain(leg.chain), SolanaHtlc):
+            burying[id(self)] = Pubkey.from_string(leg.locator)
+        try:
+            return await honest_send(self, plan, leg, purpose, **kwargs)
+        finally:
+            burying.pop(id(self), None)
+
+    async def broadcast(self: Coordinator, step: int, chain: Any, tx_id: Any, raw: bytes) -> bool:
+        escrow = burying.pop(id(self), None)
+        if escrow is None:
+            return await honest_broadcast(self, step, chain, tx_id, raw)
+        logger = await deploy(chain, LOGGER)
+        await chain.adapter.read("covenant_setHold", [True])
+        try:
+            sent = await honest_broadcast(self, step, chain, tx_id, raw)
+            await flood(chain, escrow, logger, FLOOD)
+        finally:
+            await chain.adapter.read("covenant_setHold", [False])
+            await chain.adapter.read("covenant_releaseHeld", [])
+        return sent
+
+    Coordinator._send = send  # type: ignore[method-assign]
+    Coordinator._broadcast = broadcast  # type: ignore[method-assign]
+
+
 def _cheat_offer(change: Callable[[int, int, int], tuple[int, int]]) -> None:
     honest = Margins.default_deadlines
 
@@ -166,6 +220,8 @@ def main(argv: list[str]) -> int:
         _cheat_solana(cheat)
     elif cheat == "squat-escrow":
         _cheat_squat()
+    elif cheat == "flood-claim":
+        _cheat_flood()
     else:
         raise SystemExit(f"unknown cheat {cheat!r}; one of {', '.join(CHEATS)}")
     import main as daemon

@@ -274,10 +274,12 @@ def issue(
 def listen_port(block: int = 0, *, besides: int = 0) -> int:
     """A loopback port free now, for a daemon to listen on seconds later. It is drawn
     below the kernel's ephemeral range (32768 up), so no other process binding port 0 in
-    the meantime (an anvil of a case running alongside) can take it; `block` (0-9) keeps
+    the meantime (an anvil of a case running alongside) can take it; `block` (0-19) keeps
     cases that run side by side apart; never `besides`."""
+    if not 0 <= block < 20:
+        raise ValueError(f"port block {block} is not 0-19: blocks 20 up reach 32768")
     for _ in range(200):
-        port = random.randrange(20_000 + 1_000 * block, 21_000 + 1_000 * block)
+        port = random.randrange(20_000 + 600 * block, 20_600 + 600 * block)
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))

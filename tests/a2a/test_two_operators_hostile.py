@@ -17,6 +17,10 @@ A hostile north that claims south's SOL behind truncated logs, or through a prog
 its own so that the claim is an inner instruction only, cannot keep the preimage from
 south: south reads it from the claim instruction and claims its ETH.
 
+A hostile north that buries its claim of south's SOL under 1,000 later transactions
+naming the escrow (a full page of its history) cannot hide the preimage either: south
+pages back to the claim.
+
 A hostile north that squats south's SOL escrow address (sends lamports to it, from the
 acceptance, before south can lock) cannot stop the swap: south takes the account over,
 tops it up and locks, and the swap completes.
@@ -95,6 +99,7 @@ def test_a_hostile_counterparty_never_costs_the_honest_side_anything(tmp_path: P
     for block, cheat in enumerate(HIDDEN_CLAIMS, start=len(cases)):
         cases[f"maker-{cheat}"] = partial(_hidden_claim_case, tmp_path / cheat, block, cheat)
     cases["maker-squat-escrow"] = partial(_squat_case, tmp_path / "squat", len(cases))
+    cases["maker-flood-claim"] = partial(_flood_case, tmp_path / "flood", len(cases))
     concurrently(cases, workers=5)
 
 
@@ -251,14 +256,37 @@ def _squat_case(tmp_path: Path, block: int) -> None:
     assert before["south"]["sol"] - after["sol"] < taken.leg(1).amount
 
 
-def _claim_logs(side: Side, url: str, plan_id: str) -> list[str]:
-    """The log lines of `side`'s claim transaction of the plan, from the Solana RPC."""
+def _flood_case(tmp_path: Path, block: int) -> None:
+    with _swapping(tmp_path, block, {"north": "flood-claim"}) as (north, south, urls, before):
+        wait_for(lambda: _state(south) == "claimed", 180, "south's claim of north's ETH")
+        after = asyncio.run(balances(south, urls))
+        (taken,) = south.plans()
+        fees = _fees(south, urls["arb"], taken.plan_id)
+        claim = _claim(north, taken.plan_id)
+        newest = SolanaNode(urls["sol"]).rpc(
+            "getSignaturesForAddress", [taken.leg(1).locator, {"limit": 1000}]
+        )
+    assert "Traceback" not in (tmp_path / "south.log").read_text()
+    # The flood was real: a full page of later transactions, the claim not on it.
+    assert len(newest) == 1000
+    assert claim not in {item["signature"] for item in newest}
+    assert taken.leg_states == ("claimed", "claimed"), (taken.leg_states, taken.reason)
+    assert after["arb"] - before["south"]["arb"] == taken.leg(0).amount - fees
+
+
+def _claim(side: Side, plan_id: str) -> str:
+    """The signature of `side`'s claim transaction of the plan."""
     engine = open_store(side.deployment.store.url or "")
     try:
         (claim,) = [s for s in PlanStore(engine, side.agent).steps(plan_id) if s.purpose == "claim"]
     finally:
         engine.dispose()
+    return str(claim.tx_id)
+
+
+def _claim_logs(side: Side, url: str, plan_id: str) -> list[str]:
+    """The log lines of `side`'s claim transaction of the plan, from the Solana RPC."""
     found = SolanaNode(url).rpc(
-        "getTransaction", [claim.tx_id, {"encoding": "json", "commitment": "confirmed"}]
+        "getTransaction", [_claim(side, plan_id), {"encoding": "json", "commitment": "confirmed"}]
     )
     return list(found["meta"]["logMessages"])

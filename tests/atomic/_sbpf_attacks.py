@@ -18,11 +18,13 @@ from typing import Any
 from unittest import mock
 
 from solders.compute_budget import set_compute_unit_limit
+from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
+from solders.transaction import VersionedTransaction
 
 from chains.atomic.base import Leg
 from chains.families.solana import htlc_client as program
@@ -239,6 +241,28 @@ async def deploy(htlc: SolanaHtlc, source: str) -> Pubkey:
     elf_b64 = base64.b64encode(elf(source)).decode()
     await htlc.adapter.read("covenant_addProgram", [str(program_id), elf_b64])
     return program_id
+
+
+def mention(logger: Pubkey, escrow: Pubkey, nonce: int) -> Instruction:
+    """An instruction of the LOGGER program that names `escrow` and does nothing (it
+    logs 0 lines): one cheap transaction more in the escrow's history."""
+    return Instruction(logger, struct.pack("<QQ", 0, nonce), [AccountMeta(escrow, False, False)])
+
+
+async def flood(htlc: SolanaHtlc, escrow: Pubkey, logger: Pubkey, count: int) -> None:
+    """Send `count` transactions naming `escrow`, paid by a keypair of the flooder's
+    own that the local faucet funds."""
+    payer = Keypair()
+    await htlc.adapter.read("requestAirdrop", [str(payer.pubkey()), 10**10])
+    answer = await htlc.adapter.read("getLatestBlockhash", [{"commitment": "confirmed"}])
+    recent = Hash.from_string(answer["value"]["blockhash"])
+    for nonce in range(count):
+        message = MessageV0.try_compile(
+            payer.pubkey(), [mention(logger, escrow, nonce)], [], recent
+        )
+        raw = base64.b64encode(bytes(VersionedTransaction(message, [payer]))).decode()
+        options = {"encoding": "base64", "skipPreflight": True}
+        await htlc.adapter.read("sendTransaction", [raw, options])
 
 
 async def hidden_claim(

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import hashlib
 import os
-import struct
 import time
 from typing import Any
 
@@ -38,6 +37,7 @@ from tests.atomic._sbpf_attacks import (
     elf,
     escrow_bytes,
     hidden_claim,
+    mention,
 )
 from tests.atomic._swap import ETH, SOL, Side, close, make_side, open_swap, run_both, trusting
 
@@ -312,7 +312,7 @@ async def test_a_thousand_later_transactions_do_not_hide_the_claim(swap_sides, a
     # page of getSignaturesForAddress newer than the claim.
     recent = attacker.blockhash()  # one blockhash: signing is quick, none expires
     spam = [
-        attacker.signed([_mention(attacker.logger, escrow, n)], blockhash=recent)
+        attacker.signed([mention(attacker.logger, escrow, n)], blockhash=recent)
         for n in range(1000)
     ]
     attacker.send_many(spam)
@@ -322,11 +322,6 @@ async def test_a_thousand_later_transactions_do_not_hide_the_claim(swap_sides, a
     while not taken.terminal and loop.time() < deadline:
         taken = await taker.coordinator.drive(plan_id)
     assert taken.state == "claimed", taken.reason
-
-
-def _mention(logger: Pubkey, escrow: Pubkey, nonce: int) -> Instruction:
-    """An instruction that names `escrow` and does nothing (the logger logs 0 lines)."""
-    return Instruction(logger, struct.pack("<QQ", 0, nonce), [AccountMeta(escrow, False, False)])
 
 
 def made_claim(maker: Side, plan_id: str) -> str:

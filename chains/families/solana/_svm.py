@@ -153,7 +153,7 @@ class SvmLedger:
     def _process(self, tx: VersionedTransaction) -> None:
         if not self.blockhash_valid(str(tx.message.recent_blockhash)):
             return  # a leader drops it: it never lands, and its signature stays unknown
-        keys = [str(key) for key in tx.message.account_keys]
+        keys = _writable_keys(tx)
         self._keep_genesis(keys)
         result = self.svm.send_transaction(tx)
         error = None
@@ -391,6 +391,21 @@ class SvmLedger:
     def add_program(self, program_id: str, elf: bytes) -> None:
         """Deploy `elf` at `program_id` (test control: a second program next to the HTLC)."""
         self.svm.add_program(Pubkey.from_string(program_id), elf)
+
+
+def _writable_keys(tx: VersionedTransaction) -> list[str]:
+    """The accounts `tx` may write, by its message header: signers first, then the
+    rest, each group's read-only ones last (the message layout of the Solana docs,
+    "Message Header"). Accounts loaded from lookup tables are left out: nothing here
+    uses them, and a finalized read of one would show its newest state."""
+    header, keys = tx.message.header, tx.message.account_keys
+    signed = header.num_required_signatures
+    return [
+        str(key)
+        for index, key in enumerate(keys)
+        if index < signed - header.num_readonly_signed_accounts
+        or signed <= index < len(keys) - header.num_readonly_unsigned_accounts
+    ]
 
 
 def _parse(raw: bytes) -> VersionedTransaction:
