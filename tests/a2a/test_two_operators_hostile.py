@@ -35,13 +35,14 @@ import asyncio
 import contextlib
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import pytest
 from web3 import Web3
 
-from chains.atomic.store import PlanStore
+from chains.atomic.store import PlanRecord, PlanStore
 from chains.devnet import manager as devnet
 from chains.families.evm._anvil import anvil_path
 from config.store import open_store
@@ -225,53 +226,57 @@ def _fees(side: Side, url: str, plan_id: str) -> int:
     return total
 
 
-def _hidden_claim_case(tmp_path: Path, block: int, cheat: str) -> None:
+@dataclass
+class _Claimed:
+    """A swap in which south got north's ETH although north cheated."""
+
+    north: Side
+    urls: dict[str, str]
+    taken: PlanRecord  # south's plan, as it ended
+    before: dict[str, int]  # south's balances before the swap
+    after: dict[str, int]  # and after it
+
+
+@contextlib.contextmanager
+def _south_claims(tmp_path: Path, block: int, cheat: str) -> Iterator[_Claimed]:
+    """North cheats with `cheat`; south must still claim north's ETH. Asserts, after,
+    that south got the ETH (less its claim's gas) for its SOL: the swap it agreed to."""
     with _swapping(tmp_path, block, {"north": cheat}) as (north, south, urls, before):
         wait_for(lambda: _state(south) == "claimed", 180, "south's claim of north's ETH")
-        after = asyncio.run(balances(south, urls))
         (taken,) = south.plans()
-        (made,) = north.plans()
         fees = _fees(south, urls["arb"], taken.plan_id)
-        logs = _claim_logs(north, urls["sol"], made.plan_id)
+        after = asyncio.run(balances(south, urls))
+        yield _Claimed(north, urls, taken, before["south"], after)
     assert "Traceback" not in (tmp_path / "south.log").read_text()
+    assert taken.leg_states == ("claimed", "claimed"), (taken.leg_states, taken.reason)
+    assert after["arb"] - before["south"]["arb"] == taken.leg(0).amount - fees
+
+
+def _hidden_claim_case(tmp_path: Path, block: int, cheat: str) -> None:
+    with _south_claims(tmp_path, block, cheat) as swap:
+        logs = _claim_logs(swap.north, swap.urls["sol"], swap.taken.plan_id)
     # The attack was real: the claim's Claimed event never reached the logs.
     assert logs[-1] == "Log truncated", logs[-3:]
     assert not [line for line in logs if line.startswith("Program data: ")]
-    # South got north's ETH (less its claim's gas) for its SOL: the swap it agreed to.
-    assert after["arb"] - before["south"]["arb"] == taken.leg(0).amount - fees
-    assert taken.leg_states == ("claimed", "claimed"), taken.leg_states
 
 
 def _squat_case(tmp_path: Path, block: int) -> None:
-    with _swapping(tmp_path, block, {"north": "squat-escrow"}) as (_, south, urls, before):
-        wait_for(lambda: _state(south) == "claimed", 180, "south's claim of north's ETH")
-        after = asyncio.run(balances(south, urls))
-        (taken,) = south.plans()
-        fees = _fees(south, urls["arb"], taken.plan_id)
-    assert "Traceback" not in (tmp_path / "south.log").read_text()
-    assert taken.leg_states == ("claimed", "claimed"), (taken.leg_states, taken.reason)
-    assert after["arb"] - before["south"]["arb"] == taken.leg(0).amount - fees
+    with _south_claims(tmp_path, block, "squat-escrow") as swap:
+        pass
     # The squat was real: the squatter's lamports went into south's lock, so south paid
     # less than the amount it locked (without it: the amount, the rent and a fee).
-    assert before["south"]["sol"] - after["sol"] < taken.leg(1).amount
+    assert swap.before["sol"] - swap.after["sol"] < swap.taken.leg(1).amount
 
 
 def _flood_case(tmp_path: Path, block: int) -> None:
-    with _swapping(tmp_path, block, {"north": "flood-claim"}) as (north, south, urls, before):
-        wait_for(lambda: _state(south) == "claimed", 180, "south's claim of north's ETH")
-        after = asyncio.run(balances(south, urls))
-        (taken,) = south.plans()
-        fees = _fees(south, urls["arb"], taken.plan_id)
-        claim = _claim(north, taken.plan_id)
-        newest = SolanaNode(urls["sol"]).rpc(
-            "getSignaturesForAddress", [taken.leg(1).locator, {"limit": 1000}]
+    with _south_claims(tmp_path, block, "flood-claim") as swap:
+        claim = _claim(swap.north, swap.taken.plan_id)
+        newest = SolanaNode(swap.urls["sol"]).rpc(
+            "getSignaturesForAddress", [swap.taken.leg(1).locator, {"limit": 1000}]
         )
-    assert "Traceback" not in (tmp_path / "south.log").read_text()
     # The flood was real: a full page of later transactions, the claim not on it.
     assert len(newest) == 1000
     assert claim not in {item["signature"] for item in newest}
-    assert taken.leg_states == ("claimed", "claimed"), (taken.leg_states, taken.reason)
-    assert after["arb"] - before["south"]["arb"] == taken.leg(0).amount - fees
 
 
 def _claim(side: Side, plan_id: str) -> str:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
+from chains.atomic import PlanRecord
 from chains.atomic.swap import SwapSide
 from chains.families.solana.htlc_client import ESCROW_LEN
 from config.errors import AtomicityError
-from tests.atomic._env import remaining
+from tests.atomic._env import EvmNode, SolanaNode, remaining
 from tests.atomic._swap import (
     ETH,
     SOL,
     Operator,
+    Side,
     close,
     make_side,
     open_swap,
@@ -79,19 +82,30 @@ async def test_sol_for_eth_swap_between_two_daemons(tmp_path, evm_nodes, solana_
     assert arb.balance(taker.wallet.evm_address) == 10 * ETH - ETH // 2 - taker_fee
 
 
-async def test_eth_for_sol_swap_reads_the_preimage_from_solana_history(
-    tmp_path, evm_nodes, solana_node
-):
-    """The maker claims on Solana; the taker finds the preimage in that claim's
-    transaction (getSignaturesForAddress + getTransaction) and claims the ether."""
-    arb = evm_nodes["arb"]
+async def _eth_for_sol(
+    tmp_path: Any,
+    arb: EvmNode,
+    solana_node: SolanaNode,
+    plan_id: str,
+    *,
+    commitment: str = "confirmed",
+    drive: Any = run_both,
+) -> tuple[Side, Side, PlanRecord, PlanRecord]:
+    """The maker gives a quarter ether on arb for the taker's 3 SOL, both sides reading
+    Solana at `commitment`, driven by `drive`: the sides and both plans as they ended."""
     operator = Operator.new()
-    maker = await make_side("maker", tmp_path, [arb], solana_node)
-    taker = await make_side("taker", tmp_path, [arb], solana_node, verify=operator.verifier())
+    maker = await make_side("maker", tmp_path, [arb], solana_node, sol_commitment=commitment)
+    taker = await make_side(
+        "taker",
+        tmp_path,
+        [arb],
+        solana_node,
+        verify=operator.verifier(),
+        sol_commitment=commitment,
+    )
     for side in (maker, taker):
         arb.fund(side.wallet.evm_address, 10 * ETH)
         solana_node.fund(side.wallet.solana_address, 10 * SOL)
-    plan_id = "swap-eth-sol-1"
     try:
         await open_swap(
             maker,
@@ -101,10 +115,21 @@ async def test_eth_for_sol_swap_reads_the_preimage_from_solana_history(
             take=SwapSide(chain="sol", amount=3 * SOL),
             credential=operator.credential(maker, ("arb", "sol")),
         )
-        made, taken = await run_both(maker, taker, plan_id)
+        made, taken = await drive(maker, taker, plan_id)
     finally:
         await close(maker, taker)
     assert (made.state, taken.state) == ("claimed", "claimed"), (made.reason, taken.reason)
+    return maker, taker, made, taken
+
+
+async def test_eth_for_sol_swap_reads_the_preimage_from_solana_history(
+    tmp_path, evm_nodes, solana_node
+):
+    """The maker claims on Solana; the taker finds the preimage in that claim's
+    transaction (getSignaturesForAddress + getTransaction) and claims the ether."""
+    arb = evm_nodes["arb"]
+    plan_id = "swap-eth-sol-1"
+    _, taker, _, _ = await _eth_for_sol(tmp_path, arb, solana_node, plan_id)
     taker_steps = taker.coordinator.store.steps(plan_id)
     assert [(s.purpose, s.status) for s in taker_steps] == [("lock", "final"), ("claim", "final")]
     claim_fee = arb.fee(taker_steps[1].tx_id)
@@ -118,35 +143,16 @@ async def test_under_finalized_commitment_the_maker_claims_only_a_rooted_lock(
     SOL lock is rooted (finality_depth, 4 blocks on this server, after its slot): a lock
     that a fork could still drop must not be claimed, or the taker would take the ether
     with the revealed preimage while its SOL vanished. Fails when the server answers
-    finalized reads from the newest block (the claim then lands a block or two later)."""
-    arb = evm_nodes["arb"]
-    operator = Operator.new()
-    maker = await make_side("maker", tmp_path, [arb], solana_node, sol_commitment="finalized")
-    taker = await make_side(
-        "taker",
-        tmp_path,
-        [arb],
-        solana_node,
-        verify=operator.verifier(),
-        sol_commitment="finalized",
-    )
-    for side in (maker, taker):
-        arb.fund(side.wallet.evm_address, 10 * ETH)
-        solana_node.fund(side.wallet.solana_address, 10 * SOL)
+    finalized reads from the newest block (the claim then lands in the lock's block)."""
     plan_id = "swap-eth-sol-finalized"
-    try:
-        await open_swap(
-            maker,
-            taker,
-            plan_id,
-            give=SwapSide(chain="arb", amount=ETH // 4),
-            take=SwapSide(chain="sol", amount=3 * SOL),
-            credential=operator.credential(maker, ("arb", "sol")),
-        )
-        made, taken = await run_concurrently(maker, taker, plan_id)
-    finally:
-        await close(maker, taker)
-    assert (made.state, taken.state) == ("claimed", "claimed"), (made.reason, taken.reason)
+    maker, taker, _, _ = await _eth_for_sol(
+        tmp_path,
+        evm_nodes["arb"],
+        solana_node,
+        plan_id,
+        commitment="finalized",
+        drive=run_concurrently,
+    )
     (lock,) = [s.tx_id for s in taker.coordinator.store.steps(plan_id) if s.purpose == "lock"]
     (claim,) = [s.tx_id for s in maker.coordinator.store.steps(plan_id) if s.purpose == "claim"]
     statuses = solana_node.rpc("getSignatureStatuses", [[lock, claim]])["value"]
