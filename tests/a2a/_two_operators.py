@@ -112,13 +112,6 @@ class Side:
             engine.dispose()
 
 
-PUBLIC_PACE: dict[str, dict[str, Any]] = {
-    "arb": {"finality": {"confirmations": 1}, "local": {"fund_agents": "10", "block_time": 2}},
-    "sol": {"finality": {"commitment": "finalized"}},
-}
-"""The chains at a public network's pace: 2 s blocks and one confirmation (an OP-stack
-L2), Solana finalized (32 slots of 0.4 s, about 12.8 s)."""
-
 PUBLIC_MARGINS: dict[str, dict[str, Any]] = {
     "evm": {"inclusion": 10, "finality": 6},
     "solana": {"inclusion": 5, "finality": 20, "halt_allowance": 0},
@@ -142,9 +135,10 @@ def _chains(
         "finality": {"commitment": "confirmed"},
         "local": {"fund_agents": "100"},
     }
-    if public_pace:
-        arb |= PUBLIC_PACE["arb"]
-        sol |= PUBLIC_PACE["sol"]
+    if public_pace:  # 2 s blocks and one confirmation (an OP-stack L2), Solana finalized
+        arb["finality"] = {"confirmations": 1}
+        arb["local"]["block_time"] = 2
+        sol["finality"] = {"commitment": "finalized"}
     if urls is None:
         arb |= {"rpc": "local", "htlc": "local"}
         sol |= {"rpc": "local", "htlc": "local"}

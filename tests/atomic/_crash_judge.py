@@ -88,7 +88,7 @@ class ChainView:
         node = self.evm.get(chain)
         if node is not None:
             return int(rpc(node.url, "eth_getBalance", [address, "latest"]), 16)
-        return int(self._sol("getBalance", [address, {"commitment": "confirmed"}])["value"])
+        return self.sol.balance(address)
 
     def _sol(self, method: str, params: list[Any]) -> Any:
         return rpc(self.sol.url, method, params)
@@ -135,9 +135,7 @@ class ChainView:
             answer = bytes.fromhex(rpc(node.url, "eth_call", [call, "latest"])[2:])
             state = evm_client.decode_swap(answer).state
             return ("never", "locked", "claimed", "refunded")[int(state)]
-        if self._sol(
-            "getAccountInfo", [leg.locator, {"encoding": "base64", "commitment": "confirmed"}]
-        )["value"]:
+        if self.sol.account(leg.locator):
             return "locked"  # a settle closes the escrow account
         outcome = "never"
         for tx in self._sol_transactions(leg.locator):

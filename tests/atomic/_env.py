@@ -184,6 +184,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{hashlib.sha256(os.urandom(8)).hexdigest()[:10]}"
 
 
+CONFIRMED = {"commitment": "confirmed"}
+
+
 def solana_config(url: str, commitment: str = "confirmed") -> SolanaChain:
     return SolanaChain(
         name="sol",
@@ -213,9 +216,14 @@ class SolanaNode:
     def fund(self, address: str, lamports: int) -> None:
         self.rpc("requestAirdrop", [address, lamports])
 
+    # The newest block's state: the node, asked for no commitment, answers finalized.
     def balance(self, address: str) -> int:
-        # The newest block's balance: the node, asked for none, answers finalized.
-        return int(self.rpc("getBalance", [address, {"commitment": "confirmed"}])["value"])
+        return int(self.rpc("getBalance", [address, CONFIRMED])["value"])
+
+    def account(self, address: str) -> dict[str, Any] | None:
+        """getAccountInfo's value (base64 data), or None."""
+        value = self.rpc("getAccountInfo", [address, {**CONFIRMED, "encoding": "base64"}])
+        return value["value"]  # type: ignore[no-any-return]
 
     def config(self, commitment: str = "confirmed") -> SolanaChain:
         return solana_config(self.url, commitment)

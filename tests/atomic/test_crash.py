@@ -226,9 +226,7 @@ class Chains:
         ata = get_associated_token_address(
             Pubkey.from_string(address), Pubkey.from_string(SOL_MINT)
         )
-        account = self.sol.rpc(
-            "getAccountInfo", [str(ata), {"encoding": "base64", "commitment": "confirmed"}]
-        )["value"]
+        account = self.sol.account(str(ata))
         return (
             0 if account is None else int.from_bytes(b64decode(account["data"][0])[64:72], "little")
         )

@@ -36,8 +36,8 @@ from tests.atomic._sbpf_attacks import (
     PROXY,
     elf,
     escrow_bytes,
+    flood,
     hidden_claim,
-    mention,
 )
 from tests.atomic._swap import ETH, SOL, Side, close, make_side, open_swap, run_both, trusting
 
@@ -74,35 +74,15 @@ class Attacker:
     def blockhash(self) -> Hash:
         return Hash.from_string(self.node.rpc("getLatestBlockhash", [])["value"]["blockhash"])
 
-    def signed(
-        self, instructions: list[Instruction], *signers: Keypair, blockhash: Hash | None = None
-    ) -> str:
+    def signed(self, instructions: list[Instruction], *signers: Keypair) -> str:
         """One transaction paid by the attacker, base64."""
-        recent = blockhash or self.blockhash()
-        message = MessageV0.try_compile(self.payer.pubkey(), instructions, [], recent)
+        message = MessageV0.try_compile(self.payer.pubkey(), instructions, [], self.blockhash())
         tx = VersionedTransaction(message, [self.payer, *signers])
         return base64.b64encode(bytes(tx)).decode()
 
     def send(self, instructions: list[Instruction], *signers: Keypair) -> str:
         raw = self.signed(instructions, *signers)
         return str(self.node.rpc("sendTransaction", [raw, {"encoding": "base64"}]))
-
-    def send_many(self, raws: list[str]) -> None:
-        """Send transactions in JSON-RPC batches, as a spammer would."""
-        import httpx
-
-        for start in range(0, len(raws), 200):
-            batch = [
-                {
-                    "jsonrpc": "2.0",
-                    "id": i,
-                    "method": "sendTransaction",
-                    "params": [raw, {"encoding": "base64", "skipPreflight": True}],
-                }
-                for i, raw in enumerate(raws[start : start + 200])
-            ]
-            answers = httpx.post(self.node.url, json=batch, timeout=60).json()
-            assert all("result" in answer for answer in answers), answers[:1]
 
     def transaction(self, signature: str) -> dict[str, Any]:
         return dict(self.node.rpc("getTransaction", [signature, {"encoding": "base64"}]))
@@ -153,11 +133,10 @@ async def test_forged_escrow_of_the_makers_own_program_is_not_a_lock(
     forged = escrow_bytes(plan.leg(0), plan.hashlock, 5 * SOL)
     write = Instruction(attacker.forger, forged, [AccountMeta(fake.pubkey(), False, True)])
     attacker.send([attacker.forger_account(fake, rent), write], fake)
-    info = solana_node.rpc(
-        "getAccountInfo", [str(fake.pubkey()), {"encoding": "base64", "commitment": "confirmed"}]
-    )
-    assert base64.b64decode(info["value"]["data"][0]) == forged  # byte for byte a lock
-    assert info["value"]["lamports"] == rent  # of 5 SOL, holding 0.0018
+    info = solana_node.account(str(fake.pubkey()))
+    assert info is not None
+    assert base64.b64decode(info["data"][0]) == forged  # byte for byte a lock
+    assert info["lamports"] == rent  # of 5 SOL, holding 0.0018
 
     taken = await taker.coordinator.drive(plan_id)
 
@@ -207,10 +186,9 @@ async def test_escrow_holding_less_than_it_records_is_not_a_lock(attacker, solan
         assert short.state == LockState.EMPTY
         reason = chain.why_not_locked(leg) or ""
         assert f"holds {SOL - 1} lamports, less than the {SOL} it records" in reason
-        data = solana_node.rpc(
-            "getAccountInfo", [leg.locator, {"encoding": "base64", "commitment": "confirmed"}]
-        )
-        grown = base64.b64decode(data["value"]["data"][0]) + b"\0"
+        data = solana_node.account(leg.locator)
+        assert data is not None
+        grown = base64.b64decode(data["data"][0]) + b"\0"
         solana_node.rpc(
             "covenant_setAccount",
             [leg.locator, {"lamports": SOL + rent, "data": base64.b64encode(grown).decode()}],
@@ -310,12 +288,7 @@ async def test_a_thousand_later_transactions_do_not_hide_the_claim(swap_sides, a
     assert made.state == "claimed", made.reason
     # Before the taker looks: 1,000 cheap transactions naming the (closed) escrow, a full
     # page of getSignaturesForAddress newer than the claim.
-    recent = attacker.blockhash()  # one blockhash: signing is quick, none expires
-    spam = [
-        attacker.signed([mention(attacker.logger, escrow, n)], blockhash=recent)
-        for n in range(1000)
-    ]
-    attacker.send_many(spam)
+    await flood(_sol(taker), escrow, attacker.logger, 1000)
     newest = attacker.node.rpc("getSignaturesForAddress", [str(escrow), {"limit": 1000}])
     assert all(item["signature"] != str(made_claim(maker, plan_id)) for item in newest)
     taken = await taker.coordinator.drive(plan_id)

@@ -151,7 +151,7 @@ class SolanaAdapter(ChainAdapter):
 
     @property
     def _commitment(self) -> str:
-        # Balances and mints as final as the deployment wants its transactions.
+        # Balances as final as the deployment wants its transactions.
         return self.chain.finality.commitment
 
     async def read(self, method: str, params: list[Any]) -> Any:
